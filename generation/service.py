@@ -1,0 +1,153 @@
+"""The generation core that every API (native, OpenAI-compatible, WebSocket) translates onto.
+
+`prepare_generation` does everything that can fail with a clear client error before a
+response starts (model resolution, defaults and limits, prompt rendering and length,
+a concurrency slot); `Generation.events()` then streams the text.
+"""
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from catalog.chat_templates import ChatTemplateError, render_chat_template
+from catalog.models import ModelEntry
+from catalog.selectors import ServableModel, first_set, resolve_model
+from generation.engine import EngineCache, Finished, LoadedModel, Sampling, TextDelta
+from generation.errors import InvalidRequest, PromptTooLong
+from generation.limiter import ConcurrencyLimiter
+
+
+@lru_cache(maxsize=1)
+def engine_cache() -> EngineCache:
+    return EngineCache(cache_dir=settings.LLM_MODEL_CACHE_DIR, max_loaded=settings.LLM_MAX_LOADED_MODELS)
+
+
+@lru_cache(maxsize=1)
+def limiter() -> ConcurrencyLimiter:
+    return ConcurrencyLimiter(
+        max_active=settings.LLM_MAX_CONCURRENT_REQUESTS,
+        max_queued=settings.LLM_MAX_QUEUED_REQUESTS,
+        timeout=settings.LLM_QUEUE_TIMEOUT_SECONDS,
+    )
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One request, as any API parsed it. Parameters left None take the defaults."""
+
+    model: str | None = None
+    prompt: str | None = None  # a raw continuation...
+    messages: tuple[dict, ...] | None = None  # ...or a chat
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    repetition_penalty: float | None = None
+    stop: tuple[str, ...] = ()
+    # Accepted for compatibility; mistral.rs 0.9.5 seeds sampling per model (catalog), not per request.
+    seed: int | None = None
+
+    @property
+    def is_chat(self) -> bool:
+        return self.messages is not None
+
+
+class Generation:
+    """A generation that holds a concurrency slot until its events are consumed or it is dropped."""
+
+    def __init__(self, *, model: LoadedModel, prompt: str, prompt_tokens: int, sampling: Sampling, is_chat: bool):
+        self.model_id = model.config.model_id
+        self.prompt_tokens = prompt_tokens
+        self._model = model
+        self._prompt = prompt
+        self._sampling = sampling
+        self._is_chat = is_chat
+        self._released = False
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            limiter().release()
+
+    def __del__(self):
+        # A response that never started streaming must not keep its slot.
+        self.release()
+
+    async def events(self) -> AsyncIterator[TextDelta | Finished]:
+        try:
+            async for event in engine_cache().stream(
+                self._model, self._prompt, self._sampling, keep_leading_whitespace=not self._is_chat
+            ):
+                yield event
+        finally:
+            self.release()
+
+    async def collect(self) -> tuple[str, Finished]:
+        """The whole text and the final event, for non-streaming responses."""
+        parts = []
+        async for event in self.events():
+            if isinstance(event, TextDelta):
+                parts.append(event.text)
+            else:
+                return "".join(parts), event
+        raise AssertionError("a generation always ends with Finished")  # pragma: no cover
+
+
+def render_prompt(model: ServableModel, request: GenerationRequest) -> str:
+    if not request.is_chat:
+        return model.bos_token + request.prompt
+    if ModelEntry.Capability.CHAT not in model.capabilities:
+        raise InvalidRequest(f"Model {model.model_id!r} does not support chat.", field="model")
+    try:
+        return render_chat_template(
+            model.chat_template, list(request.messages), bos_token=model.bos_token, eos_token=model.eos_token
+        )
+    except ChatTemplateError as exc:
+        raise InvalidRequest(str(exc), field="messages") from exc
+
+
+def effective_sampling(model: ServableModel, request: GenerationRequest) -> Sampling:
+    max_tokens = request.max_tokens if request.max_tokens is not None else model.defaults.max_tokens
+    if max_tokens > model.max_tokens_limit:
+        raise InvalidRequest(
+            f"max_tokens is {max_tokens}, over this service's limit of {model.max_tokens_limit}.",
+            field="max_tokens",
+        )
+    stop = request.stop + (model.chat_stop_sequences if request.is_chat else ())
+    return Sampling(
+        max_tokens=max_tokens,
+        temperature=first_set(request.temperature, model.defaults.temperature),
+        top_p=first_set(request.top_p, model.defaults.top_p),
+        top_k=first_set(request.top_k, model.defaults.top_k),
+        repetition_penalty=first_set(request.repetition_penalty, model.defaults.repetition_penalty),
+        stop=tuple(dict.fromkeys(stop)),
+    )
+
+
+async def prepare_generation(request: GenerationRequest) -> Generation:
+    """Validate a request against the catalog and the model, and take a concurrency slot.
+
+    Raises the errors of generation.errors; nothing has been sent to the client yet.
+    """
+    model = await sync_to_async(resolve_model)(model_id=request.model)
+    sampling = effective_sampling(model, request)
+    prompt = render_prompt(model, request)
+    loaded = await engine_cache().get(model.engine)
+    prompt_tokens = await asyncio.to_thread(loaded.count_tokens, prompt)
+    context = loaded.context_length
+    if context and prompt_tokens >= context:
+        raise PromptTooLong(
+            f"The prompt is {prompt_tokens} tokens; model {model.model_id!r} has a context of {context} tokens.",
+            field="messages" if request.is_chat else "prompt",
+        )
+    if context:
+        sampling = dataclasses.replace(sampling, max_tokens=min(sampling.max_tokens, context - prompt_tokens))
+    await limiter().acquire()
+    return Generation(
+        model=loaded, prompt=prompt, prompt_tokens=prompt_tokens, sampling=sampling, is_chat=request.is_chat
+    )

@@ -1,0 +1,43 @@
+"""Loading of the models marked "load at start-up", and the readiness it decides."""
+
+import logging
+import threading
+
+from generation.errors import ModelUnavailable
+
+logger = logging.getLogger(__name__)
+
+
+class StartupLoads:
+    def __init__(self):
+        self.started = threading.Event()
+        self.finished = threading.Event()
+        self.model_ids: list[str] = []
+        self.errors: dict[str, str] = {}
+
+    def run(self) -> None:
+        from catalog.selectors import startup_engine_configs
+        from generation.service import engine_cache
+
+        self.started.set()
+        try:
+            configs = startup_engine_configs()
+            self.model_ids = [config.model_id for config in configs]
+            for config in configs:
+                try:
+                    engine_cache().load(config)
+                except ModelUnavailable as exc:
+                    self.errors[config.model_id] = exc.message
+        except Exception as exc:  # e.g. the database is unreachable at start
+            logger.exception("start-up model loading failed")
+            self.errors["catalog"] = str(exc)
+        finally:
+            self.finished.set()
+
+
+startup_loads = StartupLoads()
+
+
+def load_startup_models_in_background() -> None:
+    if not startup_loads.started.is_set():
+        threading.Thread(target=startup_loads.run, name="startup loads", daemon=True).start()

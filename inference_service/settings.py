@@ -1,0 +1,210 @@
+"""Django settings for the inference service.
+
+Every setting that an operator may change is read here, once, from the environment
+(and from a `.env` file in the project root when one exists). `.env.example` documents
+each of them. The rest of the code reads `django.conf.settings`, never `os.environ`.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+load_dotenv(BASE_DIR / ".env", override=False)
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = env_str(name)
+    if not value:
+        return default
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (true/false), got {value!r}")
+
+
+def env_number(name: str, default, kind=int, minimum=None, maximum=None):
+    value = env_str(name)
+    if not value:
+        return default
+    try:
+        number = kind(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a {kind.__name__}, got {value!r}") from None
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        raise ImproperlyConfigured(f"{name} must be between {minimum} and {maximum}, got {number}")
+    return number
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+# --- Django core -------------------------------------------------------------------
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is not set. Set it in the environment or in .env "
+            "(`make serve` writes one), or set DJANGO_DEBUG=true for local development."
+        )
+    SECRET_KEY = "insecure-development-key-do-not-use-in-production"
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "catalog",
+    "generation",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "generation.middleware.JSONErrorMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "inference_service.urls"
+ASGI_APPLICATION = "inference_service.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        conn_max_age=env_number("DATABASE_CONN_MAX_AGE", 0, minimum=0),
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# Request bodies above this size are answered with 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_number("LLM_MAX_REQUEST_BYTES", 1024 * 1024, minimum=1024)
+
+# --- REST framework and OpenAPI ------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "generation.api_errors.exception_handler",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "LLM Inference Service",
+    "DESCRIPTION": "Text generation, streaming and chat from local models through mistral.rs.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI's JS and CSS come from drf-spectacular-sidecar: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- Channels --------------------------------------------------------------------------
+
+REDIS_URL = env_str("REDIS_URL")
+CHANNEL_LAYERS = {
+    "default": (
+        {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        if REDIS_URL
+        else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+    )
+}
+
+# --- The inference service -------------------------------------------------------------
+
+LLM_INFERENCE_PORT = env_number("LLM_INFERENCE_PORT", 8091, minimum=1, maximum=65535)
+# The model used when a request names none, unless the admin picks another.
+LLM_DEFAULT_MODEL = env_str("LLM_DEFAULT_MODEL", "google/gemma-3-270m")
+# A ceiling on the catalog: when set, only these ids can be served, whatever the admin says.
+LLM_ALLOWED_MODELS = env_list("LLM_ALLOWED_MODELS")
+LLM_DEFAULT_TEMPERATURE = env_number("LLM_DEFAULT_TEMPERATURE", 0.7, kind=float, minimum=0, maximum=2)
+LLM_MAX_TOKENS_LIMIT = env_number("LLM_MAX_TOKENS_LIMIT", 4096, minimum=1)
+LLM_DEFAULT_MAX_TOKENS = env_number("LLM_DEFAULT_MAX_TOKENS", 512, minimum=1, maximum=LLM_MAX_TOKENS_LIMIT)
+# Generations running at once in this process; more wait in a bounded queue.
+LLM_MAX_CONCURRENT_REQUESTS = env_number("LLM_MAX_CONCURRENT_REQUESTS", 4, minimum=1)
+LLM_MAX_QUEUED_REQUESTS = env_number("LLM_MAX_QUEUED_REQUESTS", 16, minimum=0)
+LLM_QUEUE_TIMEOUT_SECONDS = env_number("LLM_QUEUE_TIMEOUT_SECONDS", 30.0, kind=float, minimum=0)
+# Engines kept loaded at once; the least recently used one is unloaded past this.
+LLM_MAX_LOADED_MODELS = env_number("LLM_MAX_LOADED_MODELS", 2, minimum=1)
+# A comment line is sent on an idle SSE stream this often, so proxies keep it open.
+LLM_SSE_KEEPALIVE_SECONDS = env_number("LLM_SSE_KEEPALIVE_SECONDS", 15.0, kind=float, minimum=0.01)
+
+# Where assembled model files and generated tokenizers are kept.
+HF_HOME = env_str("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
+LLM_MODEL_CACHE_DIR = Path(env_str("LLM_MODEL_CACHE_DIR") or Path(HF_HOME) / "llm-inference-service")
+# Local weights need no hub; "false" lets the engine download Hugging Face repositories.
+HF_HUB_OFFLINE = env_bool("HF_HUB_OFFLINE", True)
+# The engine (Rust) and huggingface_hub read these from the process environment.
+os.environ["HF_HOME"] = HF_HOME
+os.environ["HF_HUB_OFFLINE"] = "1" if HF_HUB_OFFLINE else "0"
+
+# --- Logging -----------------------------------------------------------------------------
+
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "text"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+}

@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from catalog.views import ModelListView
+from generation.health_views import LiveView, ReadyView
+from generation.native_views import ChatStreamView, ChatView, GenerateStreamView, GenerateView
+
+urlpatterns = [
+    path("api/models", ModelListView.as_view(), name="models"),
+    path("api/generate", GenerateView.as_view(), name="generate"),
+    path("api/generate/stream", GenerateStreamView.as_view(), name="generate-stream"),
+    path("api/chat", ChatView.as_view(), name="chat"),
+    path("api/chat/stream", ChatStreamView.as_view(), name="chat-stream"),
+    path("health/live", LiveView.as_view(), name="health-live"),
+    path("health/ready", ReadyView.as_view(), name="health-ready"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("swagger-ui/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("admin/", admin.site.urls),
+]
