@@ -104,19 +104,12 @@ def _load_runner(config: EngineConfig, cache_dir: Path) -> LoadedModel:
     started = time.perf_counter()
     tokenizer_json = config.tokenizer_json or None
     context_length = config.context_length
-    if config.source == "safetensors":
+    gguf_path = model_files.local_gguf(
+        source=config.source, location=config.location, filename=config.filename, cache_dir=cache_dir
+    )
+    if gguf_path is None:
         which = Which.Plain(model_id=config.location, tokenizer_json=tokenizer_json)
     else:
-        if config.source == "bundled":
-            gguf_path = model_files.bundled_gguf(cache_dir)
-        elif config.source == "hf_gguf":
-            from huggingface_hub import hf_hub_download
-
-            gguf_path = Path(hf_hub_download(config.location, config.filename))
-        else:
-            gguf_path = Path(config.location) / config.filename
-        if not gguf_path.is_file():
-            raise FileNotFoundError(f"GGUF file not found: {gguf_path}")
         prepared = model_files.prepare_gguf(gguf_path, cache_dir)
         tokenizer_json = tokenizer_json or str(prepared.tokenizer_json)
         context_length = context_length or prepared.context_length

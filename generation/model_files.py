@@ -41,6 +41,26 @@ def bundled_gguf(cache_dir: Path) -> Path:
     return target
 
 
+def local_gguf(*, source: str, location: str, filename: str, cache_dir: Path) -> Path | None:
+    """The GGUF file of a catalog source on this machine (None for safetensors).
+
+    A Hugging Face source is fetched into the Hugging Face cache (needs HF_HUB_OFFLINE off).
+    """
+    if source == "safetensors":
+        return None
+    if source == "bundled":
+        path = bundled_gguf(cache_dir)
+    elif source == "hf_gguf":
+        from huggingface_hub import hf_hub_download
+
+        path = Path(hf_hub_download(location, filename))
+    else:
+        path = Path(location) / filename
+    if not path.is_file():
+        raise FileNotFoundError(f"GGUF file not found: {path}")
+    return path
+
+
 @dataclass(frozen=True)
 class GGUFPreparation:
     tokenizer_json: Path

@@ -8,10 +8,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "inference_service.settings")
 django_application = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up)
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from generation.routing import websocket_urlpatterns  # noqa: E402
 from generation.startup import load_startup_models_in_background  # noqa: E402
 
-application = ProtocolTypeRouter({"http": django_application, "websocket": URLRouter(websocket_urlpatterns)})
+# Static files (Swagger UI's own JS and CSS, the admin's) are served by this process:
+# deployments are often air-gapped and have no CDN or separate file server.
+application = ProtocolTypeRouter(
+    {"http": ASGIStaticFilesHandler(django_application), "websocket": URLRouter(websocket_urlpatterns)}
+)
 
 load_startup_models_in_background()

@@ -173,6 +173,14 @@ CHANNEL_LAYERS = {
 # --- The inference service -------------------------------------------------------------
 
 LLM_INFERENCE_PORT = env_number("LLM_INFERENCE_PORT", 8091, minimum=1, maximum=65535)
+LLM_BIND_ADDRESS = env_str("LLM_BIND_ADDRESS", "127.0.0.1")
+# TLS: both set, Daphne serves HTTPS on LLM_INFERENCE_PORT.
+LLM_TLS_CERT_FILE = env_str("LLM_TLS_CERT_FILE")
+LLM_TLS_KEY_FILE = env_str("LLM_TLS_KEY_FILE")
+if bool(LLM_TLS_CERT_FILE) != bool(LLM_TLS_KEY_FILE):
+    raise ImproperlyConfigured("Set both LLM_TLS_CERT_FILE and LLM_TLS_KEY_FILE, or neither.")
+# Behind a proxy: trust X-Forwarded-For / X-Forwarded-Proto.
+LLM_PROXY_HEADERS = env_bool("LLM_PROXY_HEADERS", False)
 # The model used when a request names none, unless the admin picks another.
 LLM_DEFAULT_MODEL = env_str("LLM_DEFAULT_MODEL", "google/gemma-3-270m")
 # A ceiling on the catalog: when set, only these ids can be served, whatever the admin says.
