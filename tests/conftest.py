@@ -1,0 +1,136 @@
+"""Shared fixtures: a real Daphne server with the real bundled model, and the engine in-process.
+
+Each loads the model once per test session.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+TOKENIZER_CASES = SHARED / "fixtures" / "gemma3_270m_tokenizer_cases.json"
+
+ADMIN_USER = "admin"
+ADMIN_PASSWORD = "a-test-password-1234"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_ready(url: str, process: subprocess.Popen, timeout: float = 300, verify=True) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/health/ready", timeout=2, verify=verify).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} was not ready within {timeout} s")
+
+
+@dataclass
+class LiveServer:
+    url: str
+    env: dict
+    process: subprocess.Popen
+
+    def manage(self, *args: str) -> str:
+        """Run a management command against the server's database."""
+        return subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, check=True, capture_output=True, text=True
+        ).stdout
+
+
+def server_environment(tmp_path: Path, **overrides: str) -> dict:
+    env = {
+        **os.environ,
+        "DJANGO_SECRET_KEY": "test-only-secret-key-not-for-production",
+        "DJANGO_DEBUG": "false",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "LLM_MODEL_CACHE_DIR": str(settings.LLM_MODEL_CACHE_DIR),
+        "DJANGO_SUPERUSER_PASSWORD": ADMIN_PASSWORD,
+    }
+    env.update(overrides)
+    return env
+
+
+def start_server(tmp_path: Path, *, scheme: str = "http", **overrides: str) -> LiveServer:
+    port = free_port()
+    env = server_environment(tmp_path, LLM_INFERENCE_PORT=str(port), **overrides)
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True,
+                   capture_output=True)
+    log = open(tmp_path / "server.log", "w")
+    process = subprocess.Popen([sys.executable, "manage.py", "serve"], cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+    server = LiveServer(url=f"{scheme}://127.0.0.1:{port}", env=env, process=process)
+    try:
+        wait_until_ready(server.url, process, verify=False)
+    except Exception:
+        stop_server(server)
+        raise RuntimeError((tmp_path / "server.log").read_text()[-5000:])
+    return server
+
+
+def stop_server(server: LiveServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory):
+    """Daphne with the bundled model: one generation at a time, one waiting place, a short queue timeout."""
+    tmp_path = tmp_path_factory.mktemp("live-server")
+    server = start_server(
+        tmp_path,
+        LLM_MAX_CONCURRENT_REQUESTS="1",
+        LLM_MAX_QUEUED_REQUESTS="1",
+        LLM_QUEUE_TIMEOUT_SECONDS="20",
+        LLM_SSE_KEEPALIVE_SECONDS="0.05",
+    )
+    server.manage("createsuperuser", "--noinput", "--username", ADMIN_USER, "--email", "admin@example.com")
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="session")
+def bundled_config():
+    from catalog.models import ModelEntry
+    from catalog.selectors import engine_config
+
+    # The engine settings of the entry that the data migration creates.
+    return engine_config(
+        ModelEntry(model_id="google/gemma-3-270m", source="bundled", in_situ_quant="Q8_0", max_seqs=8)
+    )
+
+
+@pytest.fixture(scope="session")
+def engine_cache(bundled_config):
+    """An in-process engine cache with the bundled model loaded."""
+    from generation.engine import EngineCache
+
+    cache = EngineCache(cache_dir=settings.LLM_MODEL_CACHE_DIR, max_loaded=2)
+    cache.load(bundled_config)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def bundled_model(engine_cache, bundled_config):
+    return engine_cache.load(bundled_config)
