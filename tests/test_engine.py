@@ -1,0 +1,168 @@
+"""The engine layer with the real bundled model: each workaround of ENGINE_NOTES.md is
+exercised here by a test that fails without it."""
+
+import asyncio
+import dataclasses
+import threading
+import time
+
+import pytest
+
+from generation.engine import EngineCache, Finished, Sampling, TextDelta, restore_leading_whitespace
+from generation.errors import ModelUnavailable
+
+GREEDY = dict(temperature=0.0)
+
+
+async def generate(cache, model, prompt, *, keep_leading_whitespace=True, **sampling):
+    parts, finished = [], None
+    sampling = Sampling(**{"max_tokens": 16, **GREEDY, **sampling})
+    async for event in cache.stream(model, prompt, sampling, keep_leading_whitespace=keep_leading_whitespace):
+        if isinstance(event, TextDelta):
+            parts.append(event.text)
+        else:
+            finished = event
+    return "".join(parts), finished
+
+
+def direct_completion(model, prompt, max_tokens):
+    """The engine's own non-streaming completion path, which keeps leading whitespace."""
+    from mistralrs import CompletionRequest
+
+    with model.admission:
+        response = model.runner.send_completion_request(
+            CompletionRequest(prompt=prompt, model="x", max_tokens=max_tokens, temperature=0.0)
+        )
+    return response.choices[0].text
+
+
+async def test_greedy_generation_is_deterministic(engine_cache, bundled_model):
+    first = await generate(engine_cache, bundled_model, "<bos>Once upon a time", max_tokens=24)
+    second = await generate(engine_cache, bundled_model, "<bos>Once upon a time", max_tokens=24)
+    assert first == second
+    assert first[1].completion_tokens == 24
+
+
+async def test_raw_continuation_keeps_leading_whitespace(engine_cache, bundled_model):
+    """Streamed text equals the engine's completion path, leading space included."""
+    prompt = "<bos>The capital of France is"
+    text, finished = await generate(engine_cache, bundled_model, prompt, max_tokens=12)
+    assert text.startswith(" ")
+    assert text == direct_completion(bundled_model, prompt, 12)
+    assert finished.prompt_tokens == 6
+
+
+async def test_whitespace_only_first_token_is_kept(engine_cache, bundled_model):
+    prompt = "<bos>def fib(n):\n"
+    text, _ = await generate(engine_cache, bundled_model, prompt, max_tokens=10)
+    assert text.startswith("    ")  # the indentation the engine's chat path would drop
+    assert text == direct_completion(bundled_model, prompt, 10)
+
+
+async def test_chat_output_is_not_given_leading_whitespace(engine_cache, bundled_model):
+    text, _ = await generate(
+        engine_cache, bundled_model, "<bos>The capital of France is", max_tokens=6, keep_leading_whitespace=False
+    )
+    assert not text.startswith(" ")
+
+
+def test_restore_leading_whitespace_cases():
+    assert restore_leading_whitespace("the", " the") == " the"
+    assert restore_leading_whitespace("", "    ") == "    "
+    assert restore_leading_whitespace("the", "the") == "the"
+    assert restore_leading_whitespace("x", None) == "x"
+    assert restore_leading_whitespace("é", "<0xC3>") == "é"  # byte tokens are left alone
+
+
+async def test_stop_sequence_ends_generation(engine_cache, bundled_model):
+    text, finished = await generate(engine_cache, bundled_model, "<bos>def fib(n):\n", max_tokens=40, stop=("return",))
+    assert finished.finish_reason == "stop"
+    assert "return" not in text
+    assert finished.completion_tokens < 40
+
+
+async def test_max_tokens_bounds_generation(engine_cache, bundled_model):
+    text, finished = await generate(engine_cache, bundled_model, "<bos>Once upon a time", max_tokens=5)
+    assert finished == Finished(finish_reason="length", prompt_tokens=5, completion_tokens=5)
+    assert text
+
+
+async def test_eight_concurrent_streams_complete_with_the_same_text_as_alone(engine_cache, bundled_model):
+    """Without the admission lock, concurrent submits fail ("Already borrowed") and batched
+    prefill crashes ("input tensor is not contiguous")."""
+    prompts = [f"<bos>Question {i}: what is {i} plus {i}? Answer:" for i in range(8)]
+    together = await asyncio.gather(*(generate(engine_cache, bundled_model, p, max_tokens=12) for p in prompts))
+    alone = [await generate(engine_cache, bundled_model, p, max_tokens=12) for p in prompts[:2]]
+    assert all(finished.finish_reason == "length" for _, finished in together)
+    assert [text for text, _ in together[:2]] == [text for text, _ in alone]
+
+
+async def test_closing_a_stream_frees_the_engine(engine_cache, bundled_model):
+    stream = engine_cache.stream(
+        bundled_model, "<bos>Count to a thousand:", Sampling(max_tokens=1000, temperature=0.0), keep_leading_whitespace=True
+    )
+    for _ in range(3):
+        await anext(stream)
+    await stream.aclose()
+    # The producer thread drops the engine's iterator at its next token and ends.
+    deadline = time.monotonic() + 5
+    while any(t.name.startswith("generate ") for t in threading.enumerate()) and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert not any(t.name.startswith("generate ") for t in threading.enumerate())
+    started = time.monotonic()
+    text, _ = await generate(engine_cache, bundled_model, "<bos>Hello", max_tokens=2)
+    assert time.monotonic() - started < 5
+
+
+@pytest.fixture(scope="module")
+def fresh_cache(tmp_path_factory):
+    from django.conf import settings
+
+    return EngineCache(cache_dir=settings.LLM_MODEL_CACHE_DIR, max_loaded=1)
+
+
+async def test_concurrent_first_requests_load_the_model_once(fresh_cache, bundled_config):
+    models = await asyncio.gather(*(fresh_cache.get(bundled_config) for _ in range(10)))
+    assert fresh_cache.load_counts[bundled_config.model_id] == 1
+    assert all(model is models[0] for model in models)
+    assert (await fresh_cache.get(bundled_config)) is models[0]
+
+
+async def test_a_changed_configuration_reloads_and_the_least_recently_used_is_evicted(fresh_cache, bundled_config):
+    from generation import model_files
+
+    original = await fresh_cache.get(bundled_config)
+    gguf = model_files.bundled_gguf(fresh_cache.cache_dir)
+    other = dataclasses.replace(
+        bundled_config, model_id="local/gemma-copy", source="gguf_file", location=str(gguf.parent), filename=gguf.name
+    )
+    copy = await fresh_cache.get(other)
+    assert fresh_cache.loaded_model_ids() == ["local/gemma-copy"]  # max_loaded=1: the bundled one went
+    text, finished = await generate(fresh_cache, copy, "<bos>The capital of France is", max_tokens=4)
+    assert finished.completion_tokens == 4
+
+    changed = dataclasses.replace(other, max_seqs=2)
+    reloaded = await fresh_cache.get(changed)
+    assert reloaded is not copy and reloaded.config.max_seqs == 2
+    assert fresh_cache.load_counts["local/gemma-copy"] == 2
+    assert original.config == bundled_config
+
+
+async def test_a_load_failure_is_a_clear_error_and_other_models_keep_serving(engine_cache, bundled_model, tmp_path):
+    missing = dataclasses.replace(
+        bundled_model.config, model_id="local/missing", source="gguf_file", location=str(tmp_path), filename="nope.gguf"
+    )
+    with pytest.raises(ModelUnavailable, match="nope.gguf"):
+        await engine_cache.get(missing)
+    assert "local/missing" in engine_cache.failures
+    text, finished = await generate(engine_cache, bundled_model, "<bos>Hello", max_tokens=2)
+    assert finished.completion_tokens == 2
+
+
+async def test_a_bad_gguf_is_a_clear_error(engine_cache, bundled_model, tmp_path):
+    (tmp_path / "bad.gguf").write_bytes(b"not a gguf file at all")
+    bad = dataclasses.replace(
+        bundled_model.config, model_id="local/bad", source="gguf_file", location=str(tmp_path), filename="bad.gguf"
+    )
+    with pytest.raises(ModelUnavailable, match="local/bad could not be loaded"):
+        await engine_cache.get(bad)
