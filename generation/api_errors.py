@@ -27,16 +27,20 @@ def service_error_response(exc: ServiceError) -> JsonResponse:
 
 
 def _first_validation_error(detail, path: str = "") -> tuple[str, str]:
-    """The first (field, message) of a DRF ValidationError detail, with a dotted field path."""
+    """The first (field, message) of a DRF ValidationError detail, as `messages[0].role`."""
     if isinstance(detail, dict):
         key, value = next(iter(detail.items()))
-        name = path if key == "non_field_errors" else (f"{path}.{key}" if path else str(key))
-        return _first_validation_error(value, name)
+        if isinstance(key, int):
+            return _first_validation_error(value, f"{path}[{key}]")
+        if key == "non_field_errors":
+            return _first_validation_error(value, path)
+        return _first_validation_error(value, f"{path}.{key}" if path else str(key))
     if isinstance(detail, list):
         for index, item in enumerate(detail):
-            if item:
-                nested = isinstance(item, (dict, list))
-                return _first_validation_error(item, f"{path}[{index}]" if nested and isinstance(item, dict) else path)
+            if isinstance(item, dict) and item:
+                return _first_validation_error(item, f"{path}[{index}]")
+            if item and not isinstance(item, dict):
+                return _first_validation_error(item, path)
         return path, "Invalid value."
     return path, str(detail)
 

@@ -94,6 +94,13 @@ def stop_server(server: LiveServer) -> None:
         server.process.kill()
 
 
+@pytest.fixture(autouse=True)
+def _live_server_helper():
+    """Replaces pytest-django's hook for its own in-thread `live_server`: this project's
+    `live_server` is a real Daphne process with its own database."""
+    yield
+
+
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory):
     """Daphne with the bundled model: one generation at a time, one waiting place, a short queue timeout."""

@@ -99,7 +99,7 @@ async def test_eight_concurrent_streams_complete_with_the_same_text_as_alone(eng
 
 async def test_closing_a_stream_frees_the_engine(engine_cache, bundled_model):
     stream = engine_cache.stream(
-        bundled_model, "<bos>Count to a thousand:", Sampling(max_tokens=1000, temperature=0.0), keep_leading_whitespace=True
+        bundled_model, "<bos>1, 2, 3, 4, 5, 6, 7, 8, 9, 10,", Sampling(max_tokens=1000, temperature=0.0), keep_leading_whitespace=True
     )
     for _ in range(3):
         await anext(stream)
