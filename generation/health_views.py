@@ -1,11 +1,11 @@
 """Liveness and readiness probes for Kubernetes."""
 
+from adrf.views import APIView
 from asgiref.sync import sync_to_async
 from django.db import connection
 from django.http import JsonResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
-from adrf.views import APIView
 
 from generation.service import engine_cache
 from generation.startup import startup_loads
@@ -19,6 +19,18 @@ def _database_reachable() -> bool:
         return True
     except Exception:
         return False
+
+
+READINESS = inline_serializer(
+    "Readiness",
+    {
+        "status": serializers.ChoiceField(choices=["ready", "loading", "error"]),
+        "llm_models_loaded": serializers.BooleanField(),
+        "database": serializers.ChoiceField(choices=["ok", "unreachable"]),
+        "loaded_models": serializers.ListField(child=serializers.CharField()),
+        "errors": serializers.DictField(child=serializers.CharField()),
+    },
+)
 
 
 class LiveView(APIView):
@@ -35,30 +47,16 @@ class ReadyView(APIView):
     @extend_schema(
         summary="Readiness: 200 once the start-up models are loaded and the database answers",
         description="503 while start-up models load, when one failed to load, or when the database is unreachable.",
-        responses={
-            (code, "application/json"): inline_serializer(
-                f"Ready{code}",
-                {
-                    "status": serializers.ChoiceField(choices=["ready", "loading", "error"]),
-                    "llm_models_loaded": serializers.BooleanField(),
-                    "database": serializers.ChoiceField(choices=["ok", "unreachable"]),
-                    "loaded_models": serializers.ListField(child=serializers.CharField()),
-                    "errors": serializers.DictField(child=serializers.CharField()),
-                },
-            )
-            for code in (200, 503)
-        },
+        responses={(200, "application/json"): READINESS, (503, "application/json"): READINESS},
         tags=["health"],
     )
     async def get(self, request):
         database_ok = await sync_to_async(_database_reachable)()
-        loaded = engine_cache().loaded_model_ids()
-        finished = startup_loads.finished.is_set()
-        models_loaded = finished and all(model_id in loaded for model_id in startup_loads.model_ids)
+        # Ready once every start-up model has loaded; a model unloaded later (disabled in
+        # the admin, evicted) does not make the process unready.
+        models_loaded = startup_loads.finished.is_set() and not startup_loads.errors
         errors = dict(startup_loads.errors)
-        if not database_ok:
-            status = "error"
-        elif errors:
+        if not database_ok or errors:
             status = "error"
         elif not models_loaded:
             status = "loading"
@@ -68,7 +66,7 @@ class ReadyView(APIView):
             "status": status,
             "llm_models_loaded": models_loaded,
             "database": "ok" if database_ok else "unreachable",
-            "loaded_models": loaded,
+            "loaded_models": engine_cache().loaded_model_ids(),
             "errors": errors,
         }
         return JsonResponse(body, status=200 if status == "ready" else 503)

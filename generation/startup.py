@@ -12,7 +12,6 @@ class StartupLoads:
     def __init__(self):
         self.started = threading.Event()
         self.finished = threading.Event()
-        self.model_ids: list[str] = []
         self.errors: dict[str, str] = {}
 
     def run(self) -> None:
@@ -21,9 +20,7 @@ class StartupLoads:
 
         self.started.set()
         try:
-            configs = startup_engine_configs()
-            self.model_ids = [config.model_id for config in configs]
-            for config in configs:
+            for config in startup_engine_configs():
                 try:
                     engine_cache().load(config)
                 except ModelUnavailable as exc:

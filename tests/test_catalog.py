@@ -1,0 +1,199 @@
+"""The model catalog: the bundled entry, admin validation, the precedence of environment
+and admin, and admin changes taking effect on the next request of a running server."""
+
+import re
+import time
+
+import httpx
+import pytest
+
+from catalog.chat_templates import GEMMA_CHAT_TEMPLATE, render_chat_template
+from catalog.models import ModelEntry, ServiceSettings
+from catalog.selectors import resolve_model
+from generation.errors import ModelNotAllowed, ModelNotFound
+from tests.admin_forms import admin_session, change_form
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USER
+
+pytestmark = pytest.mark.django_db
+
+BUNDLED = "google/gemma-3-270m"
+
+
+def add_entry(model_id="local/other", **fields):
+    return ModelEntry.objects.create(
+        model_id=model_id, display_name=model_id, source="gguf_file", location="/models", filename="m.gguf", **fields
+    )
+
+
+def test_the_migration_creates_the_bundled_entry_as_default():
+    entry = ModelEntry.objects.get(model_id=BUNDLED)
+    assert entry.enabled and entry.load_at_startup
+    assert entry.source == "bundled" and entry.in_situ_quant == "Q8_0"
+    assert entry.capabilities == ["generate", "chat"]
+    assert ServiceSettings.load().default_model == entry
+
+
+def test_gemma_template_renders_gemma_turns_with_the_system_message_folded_in():
+    prompt = render_chat_template(
+        GEMMA_CHAT_TEMPLATE,
+        [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello"},
+            {"role": "user", "content": "Bye"},
+        ],
+        bos_token="<bos>",
+        eos_token="<eos>",
+    )
+    assert prompt == (
+        "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n"
+        "<start_of_turn>model\nHello<end_of_turn>\n"
+        "<start_of_turn>user\nBye<end_of_turn>\n"
+        "<start_of_turn>model\n"
+    )
+
+
+# --- admin validation ------------------------------------------------------------------
+
+
+def add_form(admin_client_, **overrides):
+    data = {
+        "model_id": "local/new",
+        "display_name": "New",
+        "description": "",
+        "size": "1B",
+        "capabilities": '["generate", "chat"]',
+        "source": "gguf_file",
+        "location": "/models",
+        "filename": "new.gguf",
+        "tokenizer_json": "",
+        "chat_template": "{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% endfor %}",
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "chat_stop_sequences": "[]",
+        "in_situ_quant": "",
+        "max_seqs": "4",
+        "enabled": "on",
+        **overrides,
+    }
+    return admin_client_.post("/admin/catalog/modelentry/add/", data)
+
+
+def test_admin_adds_a_valid_entry(admin_client):
+    response = add_form(admin_client)
+    assert response.status_code == 302, response.content
+    assert ModelEntry.objects.get(model_id="local/new").max_seqs == 4
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"chat_template": "{% for m in messages %}{{ m['content'] }"}, "does not parse"),
+        ({"chat_template": "{{ messages[0]['content'] | nosuchfilter }}"}, "does not parse"),
+        ({"chat_template": "{{ raise_exception('no') }}"}, "no"),
+        ({"chat_template": ""}, "needs a chat template"),
+        ({"capabilities": '["telepathy"]'}, "Use a list of"),
+        ({"filename": ""}, "needs the GGUF file name"),
+        ({"max_seqs": "0"}, "greater than or equal to 1"),
+    ],
+)
+def test_admin_rejects_invalid_entries_with_a_clear_message(admin_client, overrides, message):
+    response = add_form(admin_client, **overrides)
+    assert response.status_code == 200  # the form again, with its errors
+    assert message in response.content.decode()
+    assert not ModelEntry.objects.filter(model_id="local/new").exists()
+
+
+def test_admin_needs_a_login(client):
+    response = client.get("/admin/catalog/modelentry/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+# --- precedence of environment and admin --------------------------------------------------------
+
+
+def test_allowed_models_env_is_a_ceiling_the_admin_cannot_widen(client, settings):
+    add_entry("local/other")
+    assert {m["id"] for m in client.get("/api/models").json()["models"]} == {BUNDLED, "local/other"}
+
+    settings.LLM_ALLOWED_MODELS = [BUNDLED]
+    assert [m["id"] for m in client.get("/api/models").json()["models"]] == [BUNDLED]
+    with pytest.raises(ModelNotAllowed):
+        resolve_model(model_id="local/other")
+    response = client.post("/api/generate", {"prompt": "x", "model": "local/other"}, content_type="application/json")
+    assert response.status_code == 403
+
+
+def test_unknown_and_disabled_models(client):
+    add_entry("local/off", enabled=False)
+    with pytest.raises(ModelNotFound):
+        resolve_model(model_id="nobody/nothing")
+    with pytest.raises(ModelNotAllowed):
+        resolve_model(model_id="local/off")
+    assert "local/off" not in [m["id"] for m in client.get("/api/models").json()["models"]]
+
+
+def test_the_admin_default_model_wins_over_the_environment(settings):
+    other = add_entry("local/other")
+    settings.LLM_DEFAULT_MODEL = BUNDLED
+    service = ServiceSettings.load()
+    service.default_model = other
+    service.save()
+    assert resolve_model(model_id=None).model_id == "local/other"
+
+    service.default_model = None
+    service.save()
+    assert resolve_model(model_id=None).model_id == BUNDLED
+
+
+def test_max_tokens_limit_is_the_smaller_of_environment_and_admin(settings):
+    settings.LLM_MAX_TOKENS_LIMIT = 4096
+    service = ServiceSettings.load()
+    service.max_tokens_limit = 100
+    service.save()
+    assert resolve_model(model_id=BUNDLED).max_tokens_limit == 100
+    service.max_tokens_limit = 10_000
+    service.save()
+    assert resolve_model(model_id=BUNDLED).max_tokens_limit == 4096
+
+
+def test_sampling_defaults_come_from_entry_then_service_then_environment(settings):
+    settings.LLM_DEFAULT_TEMPERATURE = 0.7
+    settings.LLM_DEFAULT_MAX_TOKENS = 512
+    assert resolve_model(model_id=BUNDLED).defaults.temperature == 0.7
+
+    service = ServiceSettings.load()
+    service.default_temperature = 0.3
+    service.default_max_tokens = 64
+    service.save()
+    defaults = resolve_model(model_id=BUNDLED).defaults
+    assert (defaults.temperature, defaults.max_tokens) == (0.3, 64)
+
+    ModelEntry.objects.filter(model_id=BUNDLED).update(default_temperature=0.1, default_max_tokens=8)
+    defaults = resolve_model(model_id=BUNDLED).defaults
+    assert (defaults.temperature, defaults.max_tokens) == (0.1, 8)
+
+
+# --- a running server follows the admin ---------------------------------------------------------
+
+
+def test_admin_changes_take_effect_on_the_next_request(live_server):
+    endless = {"prompt": "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,", "temperature": 0}
+    with admin_session(live_server.url, ADMIN_USER, ADMIN_PASSWORD) as admin:
+        changelist = admin.get("/admin/catalog/modelentry/?q=gemma-3-270m").text
+        path = re.search(r'href="(/admin/catalog/modelentry/\d+/change/)', changelist).group(1)
+
+        assert "was changed successfully" in change_form(admin, path, default_max_tokens="3").text
+        body = httpx.post(f"{live_server.url}/api/generate", json=endless, timeout=60).json()
+        assert body["tokens_generated"] == 3
+
+        assert "was changed successfully" in change_form(admin, path, default_max_tokens="", enabled=None).text
+        response = httpx.post(f"{live_server.url}/api/generate", json=endless, timeout=60)
+        assert response.status_code == 403
+        assert BUNDLED not in httpx.get(f"{live_server.url}/health/ready").json()["loaded_models"]
+
+        assert "was changed successfully" in change_form(admin, path, enabled="on").text
+        started = time.monotonic()
+        body = httpx.post(f"{live_server.url}/api/generate", json={**endless, "max_tokens": 2}, timeout=120).json()
+        assert body["tokens_generated"] == 2  # loaded again on this request
+        assert time.monotonic() - started < 100
