@@ -1,0 +1,83 @@
+"""SSE framing, and the native stream's error event, with a fake generation (HTTP layer only;
+the real engine's streams are tested in test_native_api)."""
+
+import asyncio
+import json
+
+from generation.engine import Finished, TextDelta
+from generation.errors import EngineFailed
+from generation.native_views import native_sse
+from generation.sse import KEEPALIVE, sse_event, with_keepalive
+from tests.sse_client import parse_events
+
+
+def test_text_with_line_breaks_spans_data_lines_and_parses_back():
+    for text in ["plain", " leading space", "a\nb", "\n", "x\n\ny\n", "", "trailing\n", "crlf\r\nline"]:
+        events, _ = parse_events(sse_event(text).decode().split("\n"), lambda: 0)
+        assert [event.data for event in events] == [text.replace("\r\n", "\n")]
+
+
+def test_named_event():
+    assert sse_event('{"a": 1}', event="done") == b'event: done\ndata: {"a": 1}\n\n'
+
+
+class FakeGeneration:
+    model_id = "fake/model"
+    prompt_tokens = 3
+
+    def __init__(self, events, delay=0.0):
+        self._events = events
+        self._delay = delay
+
+    async def events(self):
+        for event in self._events:
+            await asyncio.sleep(self._delay)
+            if isinstance(event, Exception):
+                raise event
+            yield event
+
+
+async def collect(generation):
+    return b"".join([chunk async for chunk in native_sse(generation)]).decode()
+
+
+async def test_a_failure_after_the_stream_started_is_an_error_event():
+    body = await collect(FakeGeneration([TextDelta("Hello"), EngineFailed("The engine failed: boom")]))
+    events, _ = parse_events(body.split("\n"), lambda: 0)
+    assert [event.event for event in events] == ["message", "error"]
+    assert json.loads(events[1].data) == {"error": {"code": "engine_error", "message": "The engine failed: boom"}}
+
+
+async def test_done_event_carries_the_counts():
+    body = await collect(FakeGeneration([TextDelta("a"), Finished("length", 3, 1)]))
+    events, _ = parse_events(body.split("\n"), lambda: 0)
+    assert json.loads(events[-1].data) == {
+        "model": "fake/model", "finish_reason": "length", "tokens_generated": 1, "prompt_tokens": 3,
+    }
+
+
+async def test_keepalive_during_silence_and_prompt_close():
+    async def slow():
+        await asyncio.sleep(0.25)
+        yield "item"
+
+    items = [item async for item in with_keepalive(slow(), 0.1)]
+    assert items[-1] == "item"
+    assert items.count(KEEPALIVE) >= 1
+
+
+async def test_closing_the_stream_closes_the_source():
+    closed = asyncio.Event()
+
+    async def endless():
+        try:
+            while True:
+                await asyncio.sleep(0.01)
+                yield "x"
+        finally:
+            closed.set()
+
+    stream = with_keepalive(endless(), 1)
+    await anext(stream)
+    await stream.aclose()
+    assert closed.is_set()
