@@ -4,6 +4,7 @@ import logging
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
+from django.db import DatabaseError
 from django.http import JsonResponse
 
 from generation.api_errors import error_body
@@ -12,7 +13,8 @@ logger = logging.getLogger(__name__)
 
 
 class JSONErrorMiddleware:
-    """413 for a body over LLM_MAX_REQUEST_BYTES; a JSON 500 (never a trace) for a crash."""
+    """413 for a body over LLM_MAX_REQUEST_BYTES; 503 when the database is unreachable;
+    a JSON 500 (never a trace) for any other crash."""
 
     sync_capable = True
     async_capable = True
@@ -43,5 +45,8 @@ class JSONErrorMiddleware:
     def process_exception(self, request, exception):
         if request.path.startswith("/admin/"):
             return None  # the admin keeps Django's own error pages
+        if isinstance(exception, DatabaseError):
+            logger.error("database error on %s: %s", request.path, exception)
+            return JsonResponse(error_body("database_unavailable", "The database is unavailable."), status=503)
         logger.exception("unhandled error on %s", request.path)
         return JsonResponse(error_body("internal_error", "Internal server error."), status=500)

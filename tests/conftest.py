@@ -69,20 +69,28 @@ def server_environment(tmp_path: Path, **overrides: str) -> dict:
     return env
 
 
-def start_server(tmp_path: Path, *, scheme: str = "http", **overrides: str) -> LiveServer:
+def start_server(tmp_path: Path, *, scheme: str = "http", setup: tuple[str, ...] = (), wait: bool = True,
+                 **overrides: str) -> LiveServer:
+    """Migrate a fresh database, run `setup` (Python, in `manage.py shell`), start Daphne.
+
+    With `wait`, return once /health/ready answers 200.
+    """
     port = free_port()
     env = server_environment(tmp_path, LLM_INFERENCE_PORT=str(port), **overrides)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True,
-                   capture_output=True)
     log = open(tmp_path / "server.log", "w")
-    process = subprocess.Popen([sys.executable, "manage.py", "serve"], cwd=ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
-    server = LiveServer(url=f"{scheme}://127.0.0.1:{port}", env=env, process=process)
-    try:
-        wait_until_ready(server.url, process, verify=False)
-    except Exception:
-        stop_server(server)
-        raise RuntimeError((tmp_path / "server.log").read_text()[-5000:])
+    server = LiveServer(url=f"{scheme}://127.0.0.1:{port}", env=env, process=None)
+    if not env["DATABASE_URL"].startswith("postgres"):
+        server.manage("migrate", "--noinput")
+    for code in setup:
+        server.manage("shell", "-c", code)
+    server.process = subprocess.Popen([sys.executable, "manage.py", "serve"], cwd=ROOT, env=env, stdout=log,
+                                      stderr=subprocess.STDOUT)
+    if wait:
+        try:
+            wait_until_ready(server.url, server.process, verify=False)
+        except Exception:
+            stop_server(server)
+            raise RuntimeError((tmp_path / "server.log").read_text()[-5000:])
     return server
 
 
