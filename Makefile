@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: serve test install prepare bench clean
+.PHONY: serve test install prepare browser clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,12 @@ prepare: install .env
 serve: prepare
 	$(PY) manage.py serve
 
-test: install
+# The browser tests drive Debian's Chromium (headless).
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+test: install browser
 	$(PY) -m pytest
 
 clean:
