@@ -58,7 +58,7 @@ CHAT_EXAMPLE = OpenApiExample(
 )
 
 
-def generation_request(data: dict) -> GenerationRequest:
+def generation_request(data: dict, *, endpoint: str, api_key=None) -> GenerationRequest:
     return GenerationRequest(
         model=data.get("model"),
         prompt=data.get("prompt"),
@@ -70,6 +70,8 @@ def generation_request(data: dict) -> GenerationRequest:
         repetition_penalty=data.get("repetition_penalty"),
         stop=tuple(data.get("stop", ())),
         seed=data.get("seed"),
+        endpoint=endpoint,
+        api_key=api_key,
     )
 
 
@@ -98,11 +100,14 @@ async def native_sse(generation: Generation) -> AsyncIterator[bytes]:
 class NativeGenerationView(APIView):
     request_serializer = None
     streaming = False
+    endpoint = ""  # the name metrics and traces know this view by
 
     async def post(self, request):
         serializer = self.request_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        generation = await prepare_generation(generation_request(serializer.validated_data))
+        generation = await prepare_generation(
+            generation_request(serializer.validated_data, endpoint=self.endpoint, api_key=request.auth)
+        )
         if self.streaming:
             return event_stream_response(native_sse(generation))
         text, finished = await generation.collect()
@@ -114,6 +119,7 @@ class NativeGenerationView(APIView):
 
 class GenerateView(NativeGenerationView):
     request_serializer = GenerateRequestSerializer
+    endpoint = "generate"
 
     @extend_schema(
         summary="Continue a prompt",
@@ -132,6 +138,7 @@ class GenerateView(NativeGenerationView):
 
 class GenerateStreamView(GenerateView):
     streaming = True
+    endpoint = "generate_stream"
 
     @extend_schema(
         summary="Continue a prompt, streamed",
@@ -147,6 +154,7 @@ class GenerateStreamView(GenerateView):
 
 class ChatView(NativeGenerationView):
     request_serializer = ChatRequestSerializer
+    endpoint = "chat"
 
     @extend_schema(
         summary="Chat",
@@ -165,6 +173,7 @@ class ChatView(NativeGenerationView):
 
 class ChatStreamView(ChatView):
     streaming = True
+    endpoint = "chat_stream"
 
     @extend_schema(
         summary="Chat, streamed",

@@ -51,6 +51,10 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     # Accepted for compatibility; mistral.rs 0.9.5 seeds sampling per model (catalog), not per request.
     seed: int | None = None
+    # Which API asked ("generate", "chat_stream", "openai_chat", "ws"...), for metrics and traces.
+    endpoint: str = ""
+    # The caller's API key (DRF's request.auth), when the request carried one.
+    api_key: object | None = None
 
     @property
     def is_chat(self) -> bool:
