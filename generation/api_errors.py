@@ -1,15 +1,27 @@
-"""One JSON error shape for the native API: {"error": {"code", "message", "field"?}}.
+"""Every error a client can get, described once and rendered in each API's shape.
 
-Domain errors (generation.errors) and DRF's own (validation, parse, media type) are all
-mapped here, so no view builds an error response by hand.
+Domain errors (generation.errors) and DRF's own (validation, parse, media type,
+authentication) become an `ApiError`; the native API renders it as
+`{"error": {"code", "message", "field"?}}`, the OpenAI-compatible API in OpenAI's shape
+(generation.openai_views). No view builds an error response by hand.
 """
+
+from dataclasses import dataclass, field as dataclass_field
 
 from django.http import JsonResponse
 from rest_framework import exceptions as drf_exceptions
-from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from generation.errors import ServiceError
+
+
+@dataclass(frozen=True)
+class ApiError:
+    status: int
+    code: str
+    message: str
+    field: str | None = None
+    headers: dict[str, str] = dataclass_field(default_factory=dict)
 
 
 def error_body(code: str, message: str, field: str | None = None) -> dict:
@@ -19,40 +31,51 @@ def error_body(code: str, message: str, field: str | None = None) -> dict:
     return {"error": error}
 
 
-def service_error_response(exc: ServiceError) -> JsonResponse:
-    response = JsonResponse(error_body(exc.code, exc.message, exc.field), status=exc.status)
-    if exc.retry_after is not None:
-        response["Retry-After"] = str(exc.retry_after)
-    return response
-
-
-def _first_validation_error(detail, path: str = "") -> tuple[str, str]:
+def first_validation_error(detail, path: str = "") -> tuple[str, str]:
     """The first (field, message) of a DRF ValidationError detail, as `messages[0].role`."""
     if isinstance(detail, dict):
         key, value = next(iter(detail.items()))
         if isinstance(key, int):
-            return _first_validation_error(value, f"{path}[{key}]")
+            return first_validation_error(value, f"{path}[{key}]")
         if key == "non_field_errors":
-            return _first_validation_error(value, path)
-        return _first_validation_error(value, f"{path}.{key}" if path else str(key))
+            return first_validation_error(value, path)
+        return first_validation_error(value, f"{path}.{key}" if path else str(key))
     if isinstance(detail, list):
         for index, item in enumerate(detail):
             if isinstance(item, dict) and item:
-                return _first_validation_error(item, f"{path}[{index}]")
+                return first_validation_error(item, f"{path}[{index}]")
             if item and not isinstance(item, dict):
-                return _first_validation_error(item, path)
+                return first_validation_error(item, path)
         return path, "Invalid value."
     return path, str(detail)
 
 
-def exception_handler(exc, context):
+def service_api_error(exc: ServiceError) -> ApiError:
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else {}
+    return ApiError(exc.status, exc.code, exc.message, exc.field, headers)
+
+
+def describe_exception(exc, context) -> ApiError | None:
+    """The ApiError for an exception raised in a view; None for a real crash."""
     if isinstance(exc, ServiceError):
-        return service_error_response(exc)
+        return service_api_error(exc)
     if isinstance(exc, drf_exceptions.ValidationError):
-        field, message = _first_validation_error(exc.detail)
-        return Response(error_body("invalid_request", message, field or None), status=400)
-    response = drf_exception_handler(exc, context)
-    if response is not None:
-        code = getattr(exc, "default_code", "error")
-        response.data = error_body(code, str(getattr(exc, "detail", exc)))
+        field, message = first_validation_error(exc.detail)
+        return ApiError(400, "invalid_request", message, field or None)
+    response = drf_exception_handler(exc, context)  # DRF's status and headers (WWW-Authenticate, Retry-After)
+    if response is None:
+        return None
+    headers = {name: value for name, value in response.items() if name.lower() != "content-type"}
+    return ApiError(response.status_code, exc.default_code, str(exc.detail), None, headers)
+
+
+def render_native(error: ApiError) -> JsonResponse:
+    response = JsonResponse(error_body(error.code, error.message, error.field), status=error.status)
+    for name, value in error.headers.items():
+        response[name] = value
     return response
+
+
+def exception_handler(exc, context):
+    error = describe_exception(exc, context)
+    return render_native(error) if error is not None else None
