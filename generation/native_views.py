@@ -58,23 +58,6 @@ CHAT_EXAMPLE = OpenApiExample(
 )
 
 
-def generation_request(data: dict, *, endpoint: str, api_key=None) -> GenerationRequest:
-    return GenerationRequest(
-        model=data.get("model"),
-        prompt=data.get("prompt"),
-        messages=tuple(dict(message) for message in data["messages"]) if "messages" in data else None,
-        max_tokens=data.get("max_tokens"),
-        temperature=data.get("temperature"),
-        top_p=data.get("top_p"),
-        top_k=data.get("top_k"),
-        repetition_penalty=data.get("repetition_penalty"),
-        stop=tuple(data.get("stop", ())),
-        seed=data.get("seed"),
-        endpoint=endpoint,
-        api_key=api_key,
-    )
-
-
 def usage_fields(generation: Generation, finished: Finished) -> dict:
     return {
         "model": generation.model_id,
@@ -106,7 +89,7 @@ class NativeGenerationView(APIView):
         serializer = self.request_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         generation = await prepare_generation(
-            generation_request(serializer.validated_data, endpoint=self.endpoint, api_key=request.auth)
+            GenerationRequest.from_validated(serializer.validated_data, endpoint=self.endpoint, api_key=request.auth)
         )
         if self.streaming:
             return event_stream_response(native_sse(generation))

@@ -56,6 +56,26 @@ class GenerationRequest:
     # The caller's API key (DRF's request.auth), when the request carried one.
     api_key: object | None = None
 
+    @classmethod
+    def from_validated(cls, data: dict, *, endpoint: str, api_key=None) -> "GenerationRequest":
+        """From a serializer's validated data: `prompt` or `messages`, and the sampling parameters."""
+        return cls(
+            model=data.get("model"),
+            prompt=data.get("prompt"),
+            messages=tuple({"role": m["role"], "content": m["content"]} for m in data["messages"])
+            if "messages" in data
+            else None,
+            max_tokens=data.get("max_tokens"),
+            temperature=data.get("temperature"),
+            top_p=data.get("top_p"),
+            top_k=data.get("top_k"),
+            repetition_penalty=data.get("repetition_penalty"),
+            stop=tuple(data.get("stop", ())),
+            seed=data.get("seed"),
+            endpoint=endpoint,
+            api_key=api_key,
+        )
+
     @property
     def is_chat(self) -> bool:
         return self.messages is not None
