@@ -1,3 +1,7 @@
 """WebSocket routes (Channels)."""
 
-websocket_urlpatterns = []
+from django.urls import path
+
+from generation.consumers import GenerationConsumer
+
+websocket_urlpatterns = [path("ws/generate/", GenerationConsumer.as_asgi())]

@@ -1,10 +1,12 @@
 from django.contrib import admin
 from django.urls import path
+from django_prometheus.exports import ExportToDjangoView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from catalog.views import ModelListView
 from generation.health_views import LiveView, ReadyView
 from generation.native_views import ChatStreamView, ChatView, GenerateStreamView, GenerateView
+from generation.openai_views import ChatCompletionsView, CompletionsView, ModelsView
 
 urlpatterns = [
     path("api/models", ModelListView.as_view(), name="models"),
@@ -12,8 +14,12 @@ urlpatterns = [
     path("api/generate/stream", GenerateStreamView.as_view(), name="generate-stream"),
     path("api/chat", ChatView.as_view(), name="chat"),
     path("api/chat/stream", ChatStreamView.as_view(), name="chat-stream"),
+    path("v1/models", ModelsView.as_view(), name="openai-models"),
+    path("v1/completions", CompletionsView.as_view(), name="openai-completions"),
+    path("v1/chat/completions", ChatCompletionsView.as_view(), name="openai-chat-completions"),
     path("health/live", LiveView.as_view(), name="health-live"),
     path("health/ready", ReadyView.as_view(), name="health-ready"),
+    path("metrics", ExportToDjangoView, name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("swagger-ui/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("admin/", admin.site.urls),

@@ -1,0 +1,92 @@
+"""Generation over WebSocket (Channels): /ws/generate/.
+
+The client sends JSON requests, one at a time; each is a native API request with a
+`type` ("generate" or "chat") and an optional `id` that the replies echo:
+
+    {"type": "generate", "id": "1", "prompt": "The capital of France is", "max_tokens": 8}
+    {"type": "chat", "id": "2", "messages": [{"role": "user", "content": "Hi"}]}
+    {"type": "cancel"}          stops the running generation; answered {"type": "cancelled", "id"}
+
+and receives `{"type": "delta", "id", "text"}` messages, then one
+`{"type": "done", "id", "model", "finish_reason", "tokens_generated", "prompt_tokens"}`
+(or `{"type": "error", "id", "error": {"code", "message", "field"?}}`). Several requests
+run in sequence on one connection; a bad message gets an error message and the
+connection stays open; a closed socket cancels its generation at once.
+"""
+
+import asyncio
+import contextlib
+import json
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from rest_framework.exceptions import ValidationError
+
+from generation.api_errors import describe_exception, error_body
+from generation.engine import TextDelta
+from generation.errors import InvalidRequest, ServiceError
+from generation.native_serializers import ChatRequestSerializer, GenerateRequestSerializer
+from generation.native_views import usage_fields
+from generation.service import GenerationRequest, prepare_generation
+
+REQUEST_SERIALIZERS = {"generate": GenerateRequestSerializer, "chat": ChatRequestSerializer}
+
+
+class GenerationConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self):
+        self.running: asyncio.Task | None = None
+        self.running_id = None
+        await self.accept()
+
+    async def disconnect(self, code):
+        await self.cancel_running()
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        try:
+            content = json.loads(text_data) if text_data is not None else None
+        except json.JSONDecodeError as exc:
+            return await self.send_error(None, InvalidRequest(f"The message is not valid JSON: {exc}"))
+        if not isinstance(content, dict):
+            return await self.send_error(None, InvalidRequest("Send a JSON object with a type."))
+        await self.receive_json(content)
+
+    async def receive_json(self, content, **kwargs):
+        message_type, request_id = content.get("type"), content.get("id")
+        if message_type == "cancel":
+            if await self.cancel_running():
+                return await self.send_json({"type": "cancelled", "id": self.running_id})
+            return await self.send_error(request_id, InvalidRequest("No generation is running on this connection."))
+        if message_type not in REQUEST_SERIALIZERS:
+            types = ", ".join([*REQUEST_SERIALIZERS, "cancel"])
+            return await self.send_error(request_id, InvalidRequest(f"type must be one of {types}.", field="type"))
+        if self.running is not None and not self.running.done():
+            error = InvalidRequest("A generation is running on this connection: wait for its end, or send cancel.")
+            return await self.send_error(request_id, error)
+        self.running_id = request_id
+        self.running = asyncio.create_task(self.generate(message_type, request_id, content))
+
+    async def generate(self, message_type: str, request_id, content: dict) -> None:
+        try:
+            serializer = REQUEST_SERIALIZERS[message_type](data=content)
+            serializer.is_valid(raise_exception=True)
+            request = GenerationRequest.from_validated(serializer.validated_data, endpoint=f"ws_{message_type}")
+            generation = await prepare_generation(request)
+            async for event in generation.events():
+                if isinstance(event, TextDelta):
+                    await self.send_json({"type": "delta", "id": request_id, "text": event.text})
+                else:
+                    await self.send_json({"type": "done", "id": request_id, **usage_fields(generation, event)})
+        except (ServiceError, ValidationError) as exc:
+            await self.send_error(request_id, exc)
+
+    async def cancel_running(self) -> bool:
+        """Cancel the running generation (the engine drops it at its next token); False if none ran."""
+        if self.running is None or self.running.done():
+            return False
+        self.running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.running
+        return True
+
+    async def send_error(self, request_id, exc: ServiceError | ValidationError) -> None:
+        error = describe_exception(exc, {})
+        await self.send_json({"type": "error", "id": request_id, **error_body(error.code, error.message, error.field)})

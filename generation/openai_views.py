@@ -1,0 +1,267 @@
+"""The OpenAI-compatible API: /v1/models, /v1/completions, /v1/chat/completions.
+
+A thin translation onto the same generation core as the native API (catalog, allowlist,
+limits, engine): parse OpenAI's request, prepare a generation, shape OpenAI's response,
+streamed as `data: {chunk}` events ending with `data: [DONE]`. Errors take OpenAI's
+shape, `{"error": {"message", "type", "param", "code"}}`, which its SDKs turn into their
+error classes by status code.
+"""
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from adrf.views import APIView
+from django.conf import settings
+from django.http import JsonResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework.response import Response
+
+from catalog.selectors import allowed_models
+from generation.api_errors import ApiError, describe_exception
+from generation.engine import Finished, TextDelta
+from generation.errors import ServiceError
+from generation.openai_serializers import (
+    ChatCompletionRequestSerializer,
+    ChatCompletionResponseSerializer,
+    CompletionRequestSerializer,
+    CompletionResponseSerializer,
+    OpenAIErrorSerializer,
+    OpenAIModelListSerializer,
+)
+from generation.service import Generation, GenerationRequest, prepare_generation
+from generation.sse import KEEPALIVE, KEEPALIVE_COMMENT, event_stream_response, sse_event, with_keepalive
+
+ERROR_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    429: "rate_limit_error",
+}
+DONE = sse_event("[DONE]")
+
+
+def openai_error_body(error: ApiError) -> dict:
+    if error.status >= 500:
+        error_type = "server_error"
+    else:
+        error_type = ERROR_TYPES.get(error.status, "invalid_request_error")
+    return {"error": {"message": error.message, "type": error_type, "param": error.field, "code": error.code}}
+
+
+def openai_exception_handler(exc, context):
+    error = describe_exception(exc, context)
+    if error is None:
+        return None
+    response = JsonResponse(openai_error_body(error), status=error.status)
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
+
+
+def openai_finish_reason(finished: Finished) -> str:
+    # The engine says "eos" when the model ended its text; OpenAI calls that "stop".
+    return "length" if finished.finish_reason == "length" else "stop"
+
+
+def usage(generation: Generation, finished: Finished) -> dict:
+    prompt_tokens = finished.prompt_tokens or generation.prompt_tokens
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": finished.completion_tokens,
+        "total_tokens": prompt_tokens + finished.completion_tokens,
+    }
+
+
+ERROR_RESPONSES = {
+    status: OpenApiResponse(OpenAIErrorSerializer, description=description)
+    for status, description in {
+        400: "Invalid or unsupported parameter (`param` names it), or a prompt over the context.",
+        401: "Missing or invalid API key.",
+        403: "The model exists but is not allowed.",
+        404: "No such model.",
+        413: "Request body too large.",
+        429: "Too many generations in flight, or a rate limit; see Retry-After.",
+        503: "The model could not be loaded, or the engine failed.",
+    }.items()
+}
+
+
+class OpenAIView(APIView):
+    def get_exception_handler(self):
+        return openai_exception_handler
+
+
+class OpenAIGenerationView(OpenAIView):
+    """One request in, a completion or a stream of chunks out; subclasses give the wire format."""
+
+    request_serializer = None
+    endpoint = ""
+    id_prefix = ""
+    object_name = ""
+    chunk_object_name = ""
+
+    def first_chunk_choices(self) -> list[dict]:
+        return []
+
+    def choice(self, text: str, finish_reason: str | None) -> dict:
+        raise NotImplementedError
+
+    def chunk_choice(self, text: str, finish_reason: str | None) -> dict:
+        raise NotImplementedError
+
+    async def post(self, request):
+        serializer = self.request_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        generation = await prepare_generation(
+            GenerationRequest.from_validated(data, endpoint=self.endpoint, api_key=request.auth)
+        )
+        header = {"id": f"{self.id_prefix}-{uuid.uuid4().hex}", "created": int(time.time()), "model": generation.model_id}
+        if data["stream"]:
+            include_usage = data.get("stream_options", {}).get("include_usage", False)
+            return event_stream_response(self.chunks(generation, header, include_usage))
+        text, finished = await generation.collect()
+        return Response(
+            {
+                **header,
+                "object": self.object_name,
+                "choices": [self.choice(text, openai_finish_reason(finished))],
+                "usage": usage(generation, finished),
+            }
+        )
+
+    async def chunks(self, generation: Generation, header: dict, include_usage: bool) -> AsyncIterator[bytes]:
+        def chunk(choices: list[dict], **extra) -> bytes:
+            body = {**header, "object": self.chunk_object_name, "choices": choices, **extra}
+            if include_usage:  # OpenAI's clients expect the key on every chunk once usage is asked for
+                body.setdefault("usage", None)
+            return sse_event(json.dumps(body))
+
+        try:
+            if first := self.first_chunk_choices():
+                yield chunk(first)
+            async for event in with_keepalive(generation.events(), settings.LLM_SSE_KEEPALIVE_SECONDS):
+                if event is KEEPALIVE:
+                    yield KEEPALIVE_COMMENT
+                elif isinstance(event, TextDelta):
+                    yield chunk([self.chunk_choice(event.text, None)])
+                else:
+                    yield chunk([self.chunk_choice("", openai_finish_reason(event))])
+                    if include_usage:
+                        yield chunk([], usage=usage(generation, event))
+            yield DONE
+        except ServiceError as exc:  # after the stream started: an error event, as OpenAI's clients expect
+            yield sse_event(json.dumps(openai_error_body(describe_exception(exc, {}))))
+
+
+COMPLETION_EXAMPLE = OpenApiExample(
+    "Greedy continuation",
+    value={"model": "google/gemma-3-270m", "prompt": "The capital of France is", "max_tokens": 16, "temperature": 0},
+    request_only=True,
+)
+CHAT_EXAMPLE = OpenApiExample(
+    "One question, streamed with usage",
+    value={
+        "model": "google/gemma-3-270m",
+        "messages": [{"role": "user", "content": "Name a primary colour."}],
+        "max_completion_tokens": 32,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    },
+    request_only=True,
+)
+STREAM_DESCRIPTION = (
+    " With `stream: true` the answer is `text/event-stream`: one `data: {chunk}` event per text delta, "
+    "a chunk with the `finish_reason`, a usage chunk (empty `choices`) when `stream_options.include_usage`, "
+    "then `data: [DONE]`. An error after the stream started is a `data: {error}` event."
+)
+
+
+class CompletionsView(OpenAIGenerationView):
+    request_serializer = CompletionRequestSerializer
+    endpoint = "openai_completions"
+    id_prefix = "cmpl"
+    object_name = chunk_object_name = "text_completion"
+
+    def choice(self, text, finish_reason):
+        return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
+
+    chunk_choice = choice
+
+    @extend_schema(
+        summary="Completion (OpenAI-compatible)",
+        description="A raw continuation of the prompt (no chat template)." + STREAM_DESCRIPTION,
+        request=CompletionRequestSerializer,
+        responses={
+            200: CompletionResponseSerializer,
+            (200, "text/event-stream"): OpenApiTypes.STR,
+            **ERROR_RESPONSES,
+        },
+        examples=[COMPLETION_EXAMPLE],
+        tags=["openai"],
+    )
+    async def post(self, request):
+        return await super().post(request)
+
+
+class ChatCompletionsView(OpenAIGenerationView):
+    request_serializer = ChatCompletionRequestSerializer
+    endpoint = "openai_chat"
+    id_prefix = "chatcmpl"
+    object_name = "chat.completion"
+    chunk_object_name = "chat.completion.chunk"
+
+    def first_chunk_choices(self):
+        return [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}]
+
+    def choice(self, text, finish_reason):
+        return {
+            "index": 0,
+            "message": {"role": "assistant", "content": text},
+            "logprobs": None,
+            "finish_reason": finish_reason,
+        }
+
+    def chunk_choice(self, text, finish_reason):
+        delta = {"content": text} if text else {}
+        return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+
+    @extend_schema(
+        summary="Chat completion (OpenAI-compatible)",
+        description="The messages are rendered with the model's chat template." + STREAM_DESCRIPTION,
+        request=ChatCompletionRequestSerializer,
+        responses={
+            200: ChatCompletionResponseSerializer,
+            (200, "text/event-stream"): OpenApiTypes.STR,
+            **ERROR_RESPONSES,
+        },
+        examples=[CHAT_EXAMPLE],
+        tags=["openai"],
+    )
+    async def post(self, request):
+        return await super().post(request)
+
+
+class ModelsView(OpenAIView):
+    @extend_schema(
+        summary="List the models (OpenAI-compatible)",
+        responses={200: OpenAIModelListSerializer},
+        tags=["openai"],
+    )
+    def get(self, request):
+        return Response(
+            {
+                "object": "list",
+                "data": [
+                    {
+                        "id": entry.model_id,
+                        "object": "model",
+                        "created": int(entry.created_at.timestamp()),
+                        "owned_by": entry.model_id.split("/")[0] if "/" in entry.model_id else "local",
+                    }
+                    for entry in allowed_models()
+                ],
+            }
+        )
