@@ -1,0 +1,237 @@
+"""The OpenAI-compatible API, called with the official `openai` package (sync and async
+clients) against a real Daphne process with the real bundled model."""
+
+import asyncio
+import time
+
+import httpx
+import openai
+import pytest
+
+MODEL = "google/gemma-3-270m"
+GREEDY = {"temperature": 0}
+FIB = "def fib(n):\n"
+
+
+@pytest.fixture(scope="module")
+def client(live_server):
+    # No retries: a 429 or 503 must surface as the SDK's error class, not be retried away.
+    with openai.OpenAI(base_url=f"{live_server.url}/v1", api_key="unused", max_retries=0, timeout=120) as client:
+        yield client
+
+
+@pytest.fixture
+async def async_client(live_server):
+    async with openai.AsyncOpenAI(base_url=f"{live_server.url}/v1", api_key="unused", max_retries=0, timeout=120) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def http(live_server):
+    with httpx.Client(base_url=live_server.url, timeout=120) as http:
+        yield http
+
+
+def test_models_list(client):
+    models = {model.id: model for model in client.models.list()}
+    assert models[MODEL].object == "model"
+    assert models[MODEL].owned_by == "google"
+
+
+def test_completion_equals_the_native_api(client, http):
+    native = http.post("/api/generate", json={"prompt": FIB, "max_tokens": 24, **GREEDY}).json()
+    completion = client.completions.create(model=MODEL, prompt=FIB, max_tokens=24, **GREEDY)
+    assert completion.object == "text_completion"
+    assert completion.id.startswith("cmpl-")
+    assert completion.model == MODEL
+    [choice] = completion.choices
+    assert choice.text == native["text"]
+    assert choice.finish_reason == "length"
+    assert completion.usage.completion_tokens == 24
+    assert completion.usage.prompt_tokens == native["prompt_tokens"]
+    assert completion.usage.total_tokens == native["prompt_tokens"] + 24
+
+
+def test_completion_stream_rebuilds_the_text_and_reports_usage(client):
+    expected = client.completions.create(model=MODEL, prompt=FIB, max_tokens=24, **GREEDY)
+    chunks = list(
+        client.completions.create(
+            model=MODEL, prompt=FIB, max_tokens=24, stream=True, stream_options={"include_usage": True}, **GREEDY
+        )
+    )
+    text_chunks, usage_chunk = chunks[:-1], chunks[-1]
+    assert len({chunk.id for chunk in chunks}) == 1
+    assert "".join(chunk.choices[0].text for chunk in text_chunks) == expected.choices[0].text
+    assert [chunk.choices[0].finish_reason for chunk in text_chunks][-1] == "length"
+    assert all(chunk.usage is None for chunk in text_chunks)
+    assert usage_chunk.choices == []
+    assert usage_chunk.usage == expected.usage
+
+
+def test_stream_without_include_usage_has_no_usage_chunk(client):
+    chunks = list(client.completions.create(model=MODEL, prompt="Hello", max_tokens=4, stream=True, **GREEDY))
+    assert all(chunk.choices for chunk in chunks)
+    assert chunks[-1].choices[0].finish_reason == "length"
+
+
+def test_stop_string(client):
+    completion = client.completions.create(model=MODEL, prompt=FIB, max_tokens=40, stop="return", **GREEDY)
+    assert completion.choices[0].finish_reason == "stop"
+    assert "return" not in completion.choices[0].text
+
+
+async def test_chat_completion_and_its_stream_agree(async_client):
+    request = {
+        "model": MODEL,
+        "messages": [
+            {"role": "developer", "content": "Answer briefly."},
+            {"role": "user", "content": [{"type": "text", "text": "Write a short poem "}, {"type": "text", "text": "about the sea."}]},
+        ],
+        "max_completion_tokens": 20,
+        "seed": 7,
+        **GREEDY,
+    }
+    completion = await async_client.chat.completions.create(**request)
+    assert completion.object == "chat.completion"
+    message = completion.choices[0].message
+    assert message.role == "assistant" and message.content
+    assert completion.usage.completion_tokens <= 20
+
+    stream = await async_client.chat.completions.create(**request, stream=True, stream_options={"include_usage": True})
+    chunks = [chunk async for chunk in stream]
+    assert chunks[0].object == "chat.completion.chunk"
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    assert text == message.content
+    finish = [chunk.choices[0].finish_reason for chunk in chunks if chunk.choices and chunk.choices[0].finish_reason]
+    assert finish == [completion.choices[0].finish_reason]
+    assert chunks[-1].usage == completion.usage
+
+
+async def test_concurrent_async_requests_all_complete(async_client):
+    """The test server runs one generation at a time with one waiting place: the second waits, both finish."""
+    prompts = ["The capital of France is", "Once upon a time"]
+    results = await asyncio.gather(
+        *(async_client.completions.create(model=MODEL, prompt=prompt, max_tokens=8, **GREEDY) for prompt in prompts)
+    )
+    assert [result.usage.completion_tokens for result in results] == [8, 8]
+    alone = await async_client.completions.create(model=MODEL, prompt=prompts[1], max_tokens=8, **GREEDY)
+    assert results[1].choices[0].text == alone.choices[0].text
+
+
+async def test_closing_a_stream_cancels_its_generation(async_client):
+    stream = await async_client.completions.create(
+        model=MODEL, prompt="1, 2, 3, 4, 5, 6, 7, 8, 9, 10,", max_tokens=2000, stream=True, **GREEDY
+    )
+    received = 0
+    async for _ in stream:
+        received += 1
+        if received == 3:
+            break
+    await stream.close()
+    # One generation at a time on the test server: a generation still running would hold the slot.
+    started = time.monotonic()
+    completion = await async_client.completions.create(model=MODEL, prompt="Hello", max_tokens=2, **GREEDY)
+    assert completion.usage.completion_tokens == 2
+    assert time.monotonic() - started < 8
+
+
+# --- errors, in OpenAI's shape and the SDK's classes --------------------------------------------
+
+
+def test_unknown_model_is_not_found(client):
+    with pytest.raises(openai.NotFoundError) as raised:
+        client.chat.completions.create(model="nobody/nothing", messages=[{"role": "user", "content": "hi"}])
+    assert raised.value.code == "model_not_found"
+    assert raised.value.param == "model"
+    assert raised.value.type == "invalid_request_error"
+
+
+def test_disabled_model_is_permission_denied(live_server, client):
+    live_server.manage(
+        "shell", "-c",
+        "from catalog.models import ModelEntry; ModelEntry.objects.create(model_id='local/disabled-openai', "
+        "display_name='Off', source='gguf_file', location='/nowhere', filename='x.gguf', enabled=False)",
+    )
+    with pytest.raises(openai.PermissionDeniedError) as raised:
+        client.completions.create(model="local/disabled-openai", prompt="hi")
+    assert raised.value.code == "model_not_allowed"
+    assert "local/disabled-openai" not in [model.id for model in client.models.list()]
+
+
+@pytest.mark.parametrize(
+    "parameters, param",
+    [
+        ({"temperature": 2.5}, "temperature"),
+        ({"top_p": -0.1}, "top_p"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"max_tokens": 5000}, "max_tokens"),
+        ({"n": 2}, "n"),
+        ({"logprobs": 2}, "logprobs"),
+        ({"echo": True}, "echo"),
+        ({"presence_penalty": 0.5}, "presence_penalty"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": ["one", "two"]}, "prompt"),
+        ({"prompt": [1, 2, 3]}, "prompt"),
+    ],
+)
+def test_bad_completion_parameters_are_bad_requests(client, parameters, param):
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.completions.create(**{"model": MODEL, "prompt": "hi", "max_tokens": 2, **parameters})
+    assert raised.value.param == param
+    assert raised.value.type == "invalid_request_error"
+    assert raised.value.message
+
+
+@pytest.mark.parametrize(
+    "parameters, param",
+    [
+        ({"messages": []}, "messages"),
+        ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
+        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
+         "messages[0].content"),
+        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+        ({"max_completion_tokens": 0}, "max_completion_tokens"),
+        ({"stream_options": {"include_usage": True}}, "stream_options"),
+    ],
+)
+def test_bad_chat_parameters_are_bad_requests(client, parameters, param):
+    request = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, **parameters}
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(**request)
+    assert raised.value.param == param
+
+
+def test_neutral_values_of_unsupported_parameters_are_accepted(client):
+    completion = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=2, n=1, logprobs=False,
+        presence_penalty=0, frequency_penalty=0, response_format={"type": "text"}, user="someone", **GREEDY,
+    )
+    assert completion.usage.completion_tokens == 2
+
+
+def test_prompt_over_the_context_is_a_bad_request_with_the_counts(client):
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.completions.create(model=MODEL, prompt="hello " * 33000, max_tokens=2)
+    assert raised.value.code == "context_length_exceeded"
+    assert "32768" in raised.value.message and "33002" in raised.value.message
+
+
+def test_malformed_json_and_wrong_content_type_in_openai_shape(http):
+    response = http.post("/v1/completions", content=b'{"prompt": ', headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert response.json()["error"]["code"] == "parse_error"
+    response = http.post("/v1/chat/completions", content=b"hi", headers={"content-type": "text/plain"})
+    assert response.status_code == 415
+    assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+
+
+def test_schema_documents_the_openai_endpoints(http):
+    schema = http.get("/api/schema/", headers={"accept": "application/json"}).json()
+    for path in ["/v1/models", "/v1/completions", "/v1/chat/completions"]:
+        assert path in schema["paths"], path
+    chat = schema["paths"]["/v1/chat/completions"]["post"]
+    assert {"application/json", "text/event-stream"} <= set(chat["responses"]["200"]["content"])
+    assert {"400", "404", "429"} <= set(chat["responses"])
