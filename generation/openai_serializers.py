@@ -124,36 +124,36 @@ class UsageSerializer(serializers.Serializer):
     total_tokens = serializers.IntegerField()
 
 
-class CompletionChoiceSerializer(serializers.Serializer):
+class ChoiceSerializer(serializers.Serializer):
     index = serializers.IntegerField()
+    logprobs = serializers.JSONField(allow_null=True)
+    finish_reason = serializers.ChoiceField(choices=["stop", "length"])
+
+
+class CompletionChoiceSerializer(ChoiceSerializer):
     text = serializers.CharField()
-    logprobs = serializers.JSONField(allow_null=True)
-    finish_reason = serializers.ChoiceField(choices=["stop", "length"])
 
 
-class CompletionResponseSerializer(serializers.Serializer):
-    id = serializers.CharField()
-    object = serializers.CharField(default="text_completion")
-    created = serializers.IntegerField()
-    model = serializers.CharField()
-    choices = CompletionChoiceSerializer(many=True)
-    usage = UsageSerializer()
-
-
-class ChatChoiceSerializer(serializers.Serializer):
-    index = serializers.IntegerField()
+class ChatChoiceSerializer(ChoiceSerializer):
     message = AssistantMessageSerializer()
-    logprobs = serializers.JSONField(allow_null=True)
-    finish_reason = serializers.ChoiceField(choices=["stop", "length"])
 
 
-class ChatCompletionResponseSerializer(serializers.Serializer):
+class ResponseSerializer(serializers.Serializer):
     id = serializers.CharField()
-    object = serializers.CharField(default="chat.completion")
-    created = serializers.IntegerField()
+    object = serializers.CharField()
+    created = serializers.IntegerField(help_text="Unix time.")
     model = serializers.CharField()
-    choices = ChatChoiceSerializer(many=True)
     usage = UsageSerializer()
+
+
+class CompletionResponseSerializer(ResponseSerializer):
+    object = serializers.CharField(default="text_completion")
+    choices = CompletionChoiceSerializer(many=True)
+
+
+class ChatCompletionResponseSerializer(ResponseSerializer):
+    object = serializers.CharField(default="chat.completion")
+    choices = ChatChoiceSerializer(many=True)
 
 
 class OpenAIModelSerializer(serializers.Serializer):
