@@ -24,3 +24,6 @@ urlpatterns = [
     path("swagger-ui/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("admin/", admin.site.urls),
 ]
+
+handler404 = "inference_service.error_views.not_found"
+handler500 = "inference_service.error_views.server_error"

@@ -281,3 +281,9 @@ def test_schema_documents_every_endpoint(client):
     generate = schema["paths"]["/api/generate"]["post"]
     assert {"200", "400", "403", "404", "429"} <= set(generate["responses"])
     assert "examples" in json.dumps(generate["requestBody"])
+
+
+def test_unknown_endpoints_and_methods_answer_json(client):
+    for path in ["/api/nothing", "/v1/nothing", "/nothing"]:
+        assert_error(client.get(path), 404, "not_found")
+    assert_error(client.get("/api/generate"), 405, "method_not_allowed")
