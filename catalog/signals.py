@@ -1,6 +1,7 @@
-"""Keep this process's loaded engines in step with the catalog.
+"""Keep the loaded engines in step with the catalog.
 
-An entry that is disabled or deleted is unloaded at once. An entry whose engine
+An entry that is disabled or deleted is unloaded at once, in this process and, through
+the channel layer, in the others (generation.catalog_events). An entry whose engine
 settings changed is reloaded on its next request (the engine cache compares the whole
 engine configuration on every request), so no signal is needed for that.
 """
@@ -9,18 +10,15 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from catalog.models import ModelEntry
+from generation.catalog_events import withdraw_model
 
 
 @receiver(post_save, sender=ModelEntry)
-def unload_disabled_model(sender, instance: ModelEntry, **kwargs):
+def withdraw_disabled_model(sender, instance: ModelEntry, **kwargs):
     if not instance.enabled:
-        from generation.service import engine_cache
-
-        engine_cache().unload(instance.model_id)
+        withdraw_model(instance.model_id)
 
 
 @receiver(post_delete, sender=ModelEntry)
-def unload_deleted_model(sender, instance: ModelEntry, **kwargs):
-    from generation.service import engine_cache
-
-    engine_cache().unload(instance.model_id)
+def withdraw_deleted_model(sender, instance: ModelEntry, **kwargs):
+    withdraw_model(instance.model_id)

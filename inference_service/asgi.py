@@ -10,6 +10,7 @@ django_application = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up)
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from generation.catalog_events import listen_for_withdrawn_models_in_background  # noqa: E402
 from generation.routing import websocket_urlpatterns  # noqa: E402
 from generation.startup import load_startup_models_in_background  # noqa: E402
 
@@ -20,3 +21,4 @@ application = ProtocolTypeRouter(
 )
 
 load_startup_models_in_background()
+listen_for_withdrawn_models_in_background()

@@ -162,9 +162,15 @@ SPECTACULAR_SETTINGS = {
 # --- Channels --------------------------------------------------------------------------
 
 REDIS_URL = env_str("REDIS_URL")
+# channels_redis waits on Redis in blocking reads of 5 s; redis-py's default socket timeout
+# is also 5 s, which would break every idle WebSocket after 5 s. The read timeout must exceed it.
+REDIS_SOCKET_TIMEOUT_SECONDS = 30
 CHANNEL_LAYERS = {
     "default": (
-        {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS}]},
+        }
         if REDIS_URL
         else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
     )

@@ -1,0 +1,76 @@
+"""Models withdrawn from the catalog are unloaded by every process, through the channel layer.
+
+A model disabled or deleted in the admin is refused at once everywhere (each request
+reads the catalog), and unloaded at once by the process that saved the change. Other
+processes (other replicas, other pods) would keep its engine in memory until it is
+evicted. With Redis as the channel layer (REDIS_URL), the change is also sent to a group
+that every server process listens to, and each unloads the model too. The in-memory
+layer reaches no other process, so then nothing is sent or listened for.
+"""
+
+import asyncio
+import logging
+import threading
+
+from asgiref.sync import async_to_sync
+from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_layer
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+GROUP = "catalog-changes"
+# channels_redis forgets a group member after a day (group_expiry); membership is renewed well before.
+RENEW_MEMBERSHIP_SECONDS = 3600
+RETRY_SECONDS = 2
+
+
+def withdraw_model(model_id: str) -> None:
+    """Unload a model here, and in every other process when the channel layer reaches them."""
+    from generation.service import engine_cache
+
+    engine_cache().unload(model_id)
+    if not settings.REDIS_URL:
+        return
+    try:
+        async_to_sync(get_channel_layer().group_send)(GROUP, {"type": "model.withdrawn", "model_id": model_id})
+    except Exception:  # the admin's change stands; other processes unload on eviction instead
+        logger.exception("could not tell the other processes that %s was withdrawn", model_id)
+
+
+async def _retrying(action, what: str):
+    """`await action()` until it succeeds; Redis may be restarting, or this process starved of CPU."""
+    while True:
+        try:
+            return await action()
+        except Exception as exc:
+            logger.warning("%s failed (%s); retrying in %s s", what, exc, RETRY_SECONDS)
+            await asyncio.sleep(RETRY_SECONDS)
+
+
+async def _listen() -> None:
+    from generation.service import engine_cache
+
+    # A layer of its own: a channels_redis layer receives on one event loop only, and
+    # the WebSocket consumers receive on the server's. Its channel outlives connection
+    # failures: what was sent meanwhile waits in Redis.
+    layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+    channel = await layer.new_channel()
+
+    async def keep_membership():
+        while True:
+            await _retrying(lambda: layer.group_add(GROUP, channel), "joining the catalog change group")
+            await asyncio.sleep(RENEW_MEMBERSHIP_SECONDS)
+
+    membership = asyncio.create_task(keep_membership())
+    try:
+        while True:
+            message = await _retrying(lambda: layer.receive(channel), "receiving catalog changes")
+            if message.get("type") == "model.withdrawn" and engine_cache().unload(message["model_id"]):
+                logger.info("unloaded model %s: withdrawn from the catalog", message["model_id"])
+    finally:
+        membership.cancel()
+
+
+def listen_for_withdrawn_models_in_background() -> None:
+    if settings.REDIS_URL:
+        threading.Thread(target=asyncio.run, args=(_listen(),), name="catalog changes", daemon=True).start()
