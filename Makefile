@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: serve test install prepare browser clean
+.PHONY: serve test install prepare test-tools clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,12 +26,15 @@ prepare: install .env
 serve: prepare
 	$(PY) manage.py serve
 
-# The browser tests drive Debian's Chromium (headless).
-browser:
-	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
-	  { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+# Debian packages the tests use: Chromium (headless browser tests) and a Redis server
+# (the Redis channel layer tests start their own).
+test-tools:
+	@missing=""; \
+	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing="$$missing chromium"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; fi
 
-test: install browser
+test: install test-tools
 	$(PY) -m pytest
 
 clean:
