@@ -12,7 +12,8 @@ from django.http import JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from generation.errors import ServiceError
+from access.authentication import WWW_AUTHENTICATE
+from generation.errors import ServiceError, Unauthorized
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ def first_validation_error(detail, path: str = "") -> tuple[str, str]:
 
 def service_api_error(exc: ServiceError) -> ApiError:
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else {}
+    if isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = WWW_AUTHENTICATE  # RFC 6750: what credentials to send
     return ApiError(exc.status, exc.code, exc.message, exc.field, headers)
 
 

@@ -50,3 +50,17 @@ class ModelUnavailable(ServiceError):
 class EngineFailed(ServiceError):
     status = 503
     code = "engine_error"
+
+
+class Unauthorized(ServiceError):
+    """No API key where one is required, or a key that is unknown or revoked."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class RateLimited(ServiceError):
+    """An API key is over its requests or tokens per minute; `retry_after` says when the window resets."""
+
+    status = 429
+    code = "rate_limited"

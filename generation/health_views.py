@@ -34,6 +34,7 @@ READINESS = inline_serializer(
 
 
 class LiveView(APIView):
+    authentication_classes = ()  # probes never carry an API key
     @extend_schema(
         summary="Liveness: 200 while the process runs",
         responses={200: inline_serializer("Live", {"status": serializers.CharField()})},
@@ -44,6 +45,7 @@ class LiveView(APIView):
 
 
 class ReadyView(APIView):
+    authentication_classes = ()
     @extend_schema(
         summary="Readiness: 200 once the start-up models are loaded and the database answers",
         description="503 while start-up models load, when one failed to load, or when the database is unreachable.",

@@ -1,39 +1,49 @@
 """The generation core that every API (native, OpenAI-compatible, WebSocket) translates onto.
 
 `prepare_generation` does everything that can fail with a clear client error before a
-response starts (model resolution, defaults and limits, prompt rendering and length,
-a concurrency slot); `Generation.events()` then streams the text.
+response starts (model resolution, defaults and limits, prompt rendering and length, the
+caller's API key limits, a concurrency slot); `Generation.events()` then streams the
+text, and records the key's usage and the generation's metrics, span and log lines.
 """
 
 import asyncio
 import dataclasses
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import lru_cache
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connections
 
+from access.services import admit_request, check_model_allowed, record_usage
 from catalog.chat_templates import ChatTemplateError, render_chat_template
 from catalog.models import ModelEntry
 from catalog.selectors import ServableModel, first_set, resolve_model
 from generation.engine import EngineCache, Finished, LoadedModel, Sampling, TextDelta
-from generation.errors import InvalidRequest, PromptTooLong
+from generation import metrics
+from generation.errors import InvalidRequest, PromptTooLong, ServiceError
 from generation.limiter import ConcurrencyLimiter
+from generation.observation import Observation
 
 
 @lru_cache(maxsize=1)
 def engine_cache() -> EngineCache:
-    return EngineCache(cache_dir=settings.LLM_MODEL_CACHE_DIR, max_loaded=settings.LLM_MAX_LOADED_MODELS)
+    cache = EngineCache(cache_dir=settings.LLM_MODEL_CACHE_DIR, max_loaded=settings.LLM_MAX_LOADED_MODELS)
+    metrics.observe_engine_cache(cache)
+    return cache
 
 
 @lru_cache(maxsize=1)
 def limiter() -> ConcurrencyLimiter:
-    return ConcurrencyLimiter(
+    concurrency = ConcurrencyLimiter(
         max_active=settings.LLM_MAX_CONCURRENT_REQUESTS,
         max_queued=settings.LLM_MAX_QUEUED_REQUESTS,
         timeout=settings.LLM_QUEUE_TIMEOUT_SECONDS,
     )
+    metrics.observe_limiter(concurrency)
+    return concurrency
 
 
 @dataclass(frozen=True)
@@ -84,13 +94,27 @@ class GenerationRequest:
 class Generation:
     """A generation that holds a concurrency slot until its events are consumed or it is dropped."""
 
-    def __init__(self, *, model: LoadedModel, prompt: str, prompt_tokens: int, sampling: Sampling, is_chat: bool):
+    def __init__(
+        self,
+        *,
+        model: LoadedModel,
+        prompt: str,
+        prompt_tokens: int,
+        sampling: Sampling,
+        is_chat: bool,
+        observation: Observation,
+        api_key=None,
+        rate_minute=None,
+    ):
         self.model_id = model.config.model_id
         self.prompt_tokens = prompt_tokens
         self._model = model
         self._prompt = prompt
         self._sampling = sampling
         self._is_chat = is_chat
+        self._observation = observation
+        self._api_key = api_key
+        self._rate_minute = rate_minute  # the rate-limit window this generation was admitted in
         self._released = False
 
     def release(self) -> None:
@@ -99,17 +123,52 @@ class Generation:
             limiter().release()
 
     def __del__(self):
-        # A response that never started streaming must not keep its slot.
+        # A response that never started streaming must not keep its slot, nor leave its span open.
         self.release()
+        self._observation.end()
 
     async def events(self) -> AsyncIterator[TextDelta | Finished]:
+        observation = self._observation
+        deltas = 0
+        finished = False
+        error = None
         try:
             async for event in engine_cache().stream(
                 self._model, self._prompt, self._sampling, keep_leading_whitespace=not self._is_chat
             ):
+                if isinstance(event, TextDelta):
+                    deltas += 1
+                    observation.first_token()
+                else:
+                    # Recorded before the caller sees the end, so that a client reading its
+                    # response and then /metrics or its usage finds them counted.
+                    finished = True
+                    prompt_tokens = event.prompt_tokens or self.prompt_tokens
+                    observation.finished(event, prompt_tokens=prompt_tokens)
+                    if self._api_key is not None:
+                        await sync_to_async(record_usage)(**self._usage(prompt_tokens, event.completion_tokens))
                 yield event
+        except ServiceError as exc:
+            error = exc
+            raise
         finally:
             self.release()
+            if not finished:
+                # Failed or cancelled: a delta is about a token (the engine sends one per token).
+                observation.ended_early(error, prompt_tokens=self.prompt_tokens, generated_tokens=deltas)
+                if self._api_key is not None:
+                    # Not awaited: a cancelled task must not wait on the database.
+                    _in_background(record_usage, **self._usage(self.prompt_tokens, deltas))
+            observation.end()
+
+    def _usage(self, prompt_tokens: int, generated_tokens: int) -> dict:
+        return {
+            "api_key": self._api_key,
+            "model_id": self.model_id,
+            "minute": self._rate_minute,
+            "prompt_tokens": prompt_tokens,
+            "generated_tokens": generated_tokens,
+        }
 
     async def collect(self) -> tuple[str, Finished]:
         """The whole text and the final event, for non-streaming responses."""
@@ -120,6 +179,16 @@ class Generation:
             else:
                 return "".join(parts), event
         raise AssertionError("a generation always ends with Finished")  # pragma: no cover
+
+
+def _in_background(function, **kwargs) -> None:
+    def run():
+        try:
+            function(**kwargs)
+        finally:
+            connections.close_all()  # this thread's own connections
+
+    threading.Thread(target=run, name=function.__name__, daemon=True).start()
 
 
 def render_prompt(model: ServableModel, request: GenerationRequest) -> str:
@@ -158,7 +227,19 @@ async def prepare_generation(request: GenerationRequest) -> Generation:
 
     Raises the errors of generation.errors; nothing has been sent to the client yet.
     """
+    observation = Observation(endpoint=request.endpoint, requested_model=request.model)
+    try:
+        return await _prepare(request, observation)
+    except ServiceError as exc:
+        observation.refused(exc)
+        raise
+
+
+async def _prepare(request: GenerationRequest, observation: Observation) -> Generation:
     model = await sync_to_async(resolve_model)(model_id=request.model)
+    observation.model_id = model.model_id
+    if request.api_key is not None:
+        await sync_to_async(check_model_allowed)(api_key=request.api_key, model_id=model.model_id)
     sampling = effective_sampling(model, request)
     prompt = render_prompt(model, request)
     loaded = await engine_cache().get(model.engine)
@@ -171,7 +252,25 @@ async def prepare_generation(request: GenerationRequest) -> Generation:
         )
     if context:
         sampling = dataclasses.replace(sampling, max_tokens=min(sampling.max_tokens, context - prompt_tokens))
+    rate_minute = None
+    if request.api_key is not None:
+        # Counts this request (and its prompt) against the key's per-minute limits, or raises RateLimited.
+        rate_minute = await sync_to_async(admit_request)(api_key=request.api_key, prompt_tokens=prompt_tokens)
     await limiter().acquire()
+    observation.started(
+        model_id=model.model_id,
+        operation="chat" if request.is_chat else "text_completion",
+        prompt=prompt,
+        prompt_tokens=prompt_tokens,
+        sampling=sampling,
+    )
     return Generation(
-        model=loaded, prompt=prompt, prompt_tokens=prompt_tokens, sampling=sampling, is_chat=request.is_chat
+        model=loaded,
+        prompt=prompt,
+        prompt_tokens=prompt_tokens,
+        sampling=sampling,
+        is_chat=request.is_chat,
+        observation=observation,
+        api_key=request.api_key,
+        rate_minute=rate_minute,
     )

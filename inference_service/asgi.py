@@ -2,9 +2,14 @@
 
 import os
 
+import django
 from django.core.asgi import get_asgi_application
 
+from inference_service.telemetry import configure_tracing
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "inference_service.settings")
+django.setup(set_prefix=False)
+configure_tracing()  # before the request handler is built: it may add the tracing middleware
 django_application = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up)

@@ -76,19 +76,28 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "corsheaders",
+    "django_prometheus",
     "catalog",
     "generation",
+    "access",
 ]
 
 MIDDLEWARE = [
+    # First and last: the request metrics of django-prometheus span the whole stack.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "inference_service.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "generation.middleware.JSONErrorMiddleware",
+    # Before CommonMiddleware, so that preflight requests are answered here.
+    "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "inference_service.urls"
@@ -140,7 +149,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_number("LLM_MAX_REQUEST_BYTES", 1024 * 1024, m
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    # Bearer API keys (access/): required on every API call when LLM_REQUIRE_API_KEY is on.
+    "DEFAULT_AUTHENTICATION_CLASSES": ["access.authentication.BearerKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -157,6 +167,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The docs stay readable without a key; "Authorize" in Swagger UI takes one for the calls.
+    "SERVE_AUTHENTICATION": [],
 }
 
 # --- Channels --------------------------------------------------------------------------
@@ -212,13 +224,65 @@ HF_HUB_OFFLINE = env_bool("HF_HUB_OFFLINE", True)
 os.environ["HF_HOME"] = HF_HOME
 os.environ["HF_HUB_OFFLINE"] = "1" if HF_HUB_OFFLINE else "0"
 
+# --- API keys ----------------------------------------------------------------------------
+
+# When on, every API call needs `Authorization: Bearer <key>` (keys are made in the admin).
+LLM_REQUIRE_API_KEY = env_bool("LLM_REQUIRE_API_KEY", False)
+
+# --- HTTPS, CORS and security headers -------------------------------------------------------
+
+# The service is reached over HTTPS only (Daphne's own TLS, or a TLS proxy with
+# LLM_PROXY_HEADERS): redirect plain HTTP, mark cookies secure, send HSTS.
+DJANGO_HTTPS = env_bool("DJANGO_HTTPS", False)
+SECURE_SSL_REDIRECT = DJANGO_HTTPS
+# Probes and scrapes inside the cluster speak plain HTTP to the pod.
+SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$"]
+SESSION_COOKIE_SECURE = DJANGO_HTTPS
+CSRF_COOKIE_SECURE = DJANGO_HTTPS
+SECURE_HSTS_SECONDS = env_number("DJANGO_SECURE_HSTS_SECONDS", 31536000 if DJANGO_HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+if LLM_PROXY_HEADERS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Origins of the admin's login form behind a proxy that rewrites the host, e.g. https://llm.example.com
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+
+# Browser origins allowed to call the API, e.g. https://app.example.com (none by default).
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
+CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "user-agent", "x-request-id")
+CORS_EXPOSE_HEADERS = ("x-request-id", "retry-after")
+
+# --- Metrics and traces ------------------------------------------------------------------
+
+# Traces are exported over OTLP/HTTP when this is set (e.g. http://otel-collector:4318); off otherwise.
+OTEL_EXPORTER_OTLP_ENDPOINT = env_str("OTEL_EXPORTER_OTLP_ENDPOINT")
+OTEL_SERVICE_NAME = env_str("OTEL_SERVICE_NAME", "llm-inference-service")
+
 # --- Logging -----------------------------------------------------------------------------
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+# "json": one JSON object per line (for log collectors); "text": for people. JSON unless DEBUG.
+LOG_FORMAT = env_str("LOG_FORMAT", "text" if DEBUG else "json").lower()
+if LOG_FORMAT not in {"json", "text"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, got {LOG_FORMAT!r}")
+# Prompts and messages are user data: logged only when this is on.
+LLM_LOG_PROMPTS = env_bool("LLM_LOG_PROMPTS", False)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "text"}},
+    "filters": {"request_id": {"()": "inference_service.request_id.RequestIdFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }

@@ -20,4 +20,7 @@ class Command(BaseCommand):
             arguments = ["-b", settings.LLM_BIND_ADDRESS, "-p", str(settings.LLM_INFERENCE_PORT)]
         if settings.LLM_PROXY_HEADERS:
             arguments.append("--proxy-headers")
+        # No Daphne access log (plain text on stdout): inference_service.request_id logs
+        # each request through Django's logging, with its request id, as JSON or text.
+        arguments += ["-v", "0"]
         CommandLineInterface().run([*arguments, "inference_service.asgi:application"])

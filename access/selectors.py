@@ -1,0 +1,16 @@
+"""Reads of API keys."""
+
+import hashlib
+
+from access.models import ApiKey
+
+
+def hash_secret(secret: str) -> str:
+    # Keys are 256 random bits: a fast hash is enough (no dictionary to guess from), and
+    # it lets a key be found by its hash in one indexed lookup.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def active_key(*, secret: str) -> ApiKey | None:
+    """The unrevoked key with this secret, if any."""
+    return ApiKey.objects.filter(key_hash=hash_secret(secret), revoked_at__isnull=True).first()

@@ -1,0 +1,63 @@
+"""Prometheus metrics of the generation core, served at /metrics beside django-prometheus's.
+
+Request metrics are labelled by `model` (the resolved catalog id; empty when the request
+failed before a model was resolved, so that unknown ids sent by clients cannot grow the
+label set) and `endpoint` (the API that asked: "generate", "chat_stream", "openai_chat"...).
+They are recorded by generation.service, so every API gets them without code of its own.
+"""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# On CPU a small model answers its first token in tens of milliseconds and a long answer
+# takes minutes; on a busy server both include the time spent waiting for a slot.
+FIRST_TOKEN_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
+GENERATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
+MODEL_LOAD_BUCKETS = (1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
+
+REQUEST_LABELS = ("model", "endpoint")
+
+requests_total = Counter(
+    "llm_requests_total",
+    "Generation requests by outcome: the HTTP status of a refusal or failure, 200 for a finished "
+    "generation, 499 when the client went away first.",
+    (*REQUEST_LABELS, "status"),
+)
+prompt_tokens_total = Counter("llm_prompt_tokens_total", "Prompt tokens of started generations.", REQUEST_LABELS)
+generated_tokens_total = Counter("llm_generated_tokens_total", "Tokens generated.", REQUEST_LABELS)
+time_to_first_token = Histogram(
+    "llm_time_to_first_token_seconds",
+    "From the request reaching the generation core (queueing included) to the first text.",
+    REQUEST_LABELS,
+    buckets=FIRST_TOKEN_BUCKETS,
+)
+generation_duration = Histogram(
+    "llm_generation_duration_seconds",
+    "From the request reaching the generation core (queueing included) to the last token.",
+    REQUEST_LABELS,
+    buckets=GENERATION_BUCKETS,
+)
+requests_in_flight = Gauge("llm_requests_in_flight", "Generations holding a concurrency slot.")
+requests_queued = Gauge("llm_requests_queued", "Requests waiting for a concurrency slot.")
+models_loaded = Gauge("llm_models_loaded", "Models loaded in this process.")
+model_load_duration = Histogram(
+    "llm_model_load_seconds", "Time to load a model into the engine.", ("model",), buckets=MODEL_LOAD_BUCKETS
+)
+model_load_failures_total = Counter("llm_model_load_failures_total", "Model loads that failed.", ("model",))
+
+
+def record_model_load(event: str, model_id: str, seconds: float) -> None:
+    """An EngineCache listener: load times of loaded models, failures of the others."""
+    if event == "loaded":
+        model_load_duration.labels(model=model_id).observe(seconds)
+    elif event == "load_failed":
+        model_load_failures_total.labels(model=model_id).inc()
+
+
+def observe_engine_cache(cache) -> None:
+    cache.listeners.append(record_model_load)
+    models_loaded.set_function(lambda: len(cache.loaded_model_ids()))
+
+
+def observe_limiter(limiter) -> None:
+    requests_in_flight.set_function(lambda: limiter.active)
+    requests_queued.set_function(lambda: limiter.queued)

@@ -1,0 +1,82 @@
+"""A request id on every log line and in every response.
+
+The id comes from the client's X-Request-ID when it sends a sensible one (so that a
+proxy's or caller's id follows the request through), else a fresh one; it is returned in
+the X-Request-ID response header and added to every log record written while the request
+is handled, its streamed response included.
+"""
+
+import contextvars
+import logging
+import re
+import time
+import uuid
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+
+HEADER = "X-Request-ID"
+# Ids are copied into logs and headers: accept only short, printable, unambiguous ones.
+VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+access_logger = logging.getLogger("inference_service.access")
+
+
+def request_id_from(header: str | None) -> str:
+    if header and VALID_ID.fullmatch(header):
+        return header
+    return uuid.uuid4().hex
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds `request_id` to every record (a handler filter, so library loggers get it too)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = current_request_id.get()
+        return True
+
+
+class RequestIdMiddleware:
+    """Sets the request id, returns it in a header, and logs one access line per request."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def _begin(self, request) -> float:
+        # Not reset afterwards: each request runs in its own task (a copy of the context),
+        # and a streamed response is still being sent after this middleware returns.
+        current_request_id.set(request_id_from(request.headers.get(HEADER)))
+        return time.perf_counter()
+
+    def _end(self, request, response, started: float):
+        response[HEADER] = current_request_id.get()
+        access_logger.info(
+            "%s %s %s",
+            request.method,
+            request.path,
+            response.status_code,
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                # Until the response starts: a stream's length is the generation's, logged by the core.
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
+        return response
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        started = self._begin(request)
+        return self._end(request, self.get_response(request), started)
+
+    async def __acall__(self, request):
+        started = self._begin(request)
+        return self._end(request, await self.get_response(request), started)

@@ -1,0 +1,78 @@
+"""OpenTelemetry traces: a span per HTTP request (opentelemetry-instrumentation-django) and a
+span per generation (generation.service), exported over OTLP.
+
+Tracing is set up only when OTEL_EXPORTER_OTLP_ENDPOINT is set. Otherwise nothing is
+installed: no middleware runs, and the generation spans go to OpenTelemetry's no-op
+tracer, which costs a function call and records nothing. Spans go to
+`<OTEL_EXPORTER_OTLP_ENDPOINT>/v1/traces` (OTLP over HTTP, protobuf) with the service
+name OTEL_SERVICE_NAME.
+"""
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
+from opentelemetry import trace
+from opentelemetry.instrumentation.django import DjangoInstrumentor
+from opentelemetry.instrumentation.django.middleware.otel_middleware import _DjangoMiddleware
+
+LIBRARY_MIDDLEWARE = "opentelemetry.instrumentation.django.middleware.otel_middleware._DjangoMiddleware"
+ASYNC_MIDDLEWARE = "inference_service.telemetry.AsyncTracingMiddleware"
+# Probes and scrapes would flood the traces with spans nobody reads.
+UNTRACED_URLS = "health/,metrics"
+
+
+class AsyncTracingMiddleware(_DjangoMiddleware):
+    """The library's request-span middleware, usable in Django's async stack.
+
+    The library's middleware is synchronous only, which would make Django run every
+    request through a thread and back. Its request and response hooks do no I/O, so they
+    are called as they are from the event loop; the span is then current while the view
+    and the generation core run (same task).
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        super().__init__(get_response)
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        return super().__call__(request)
+
+    async def __acall__(self, request):
+        self.process_request(request)
+        response = await self.get_response(request)
+        return self.process_response(request, response)
+
+
+def instrument_django(tracer_provider) -> None:
+    """Add the request-span middleware (first in MIDDLEWARE) reporting to `tracer_provider`.
+
+    Call before Django builds its request handler (ASGI application or test client).
+    """
+    DjangoInstrumentor().instrument(tracer_provider=tracer_provider, excluded_urls=UNTRACED_URLS)
+    settings.MIDDLEWARE = [ASYNC_MIDDLEWARE if name == LIBRARY_MIDDLEWARE else name for name in settings.MIDDLEWARE]
+
+
+def uninstrument_django() -> None:
+    settings.MIDDLEWARE = [LIBRARY_MIDDLEWARE if name == ASYNC_MIDDLEWARE else name for name in settings.MIDDLEWARE]
+    DjangoInstrumentor().uninstrument()
+
+
+def configure_tracing() -> None:
+    """Export traces over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set; else do nothing."""
+    if not settings.OTEL_EXPORTER_OTLP_ENDPOINT:
+        return
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider(resource=Resource.create({"service.name": settings.OTEL_SERVICE_NAME}))
+    endpoint = settings.OTEL_EXPORTER_OTLP_ENDPOINT.rstrip("/") + "/v1/traces"  # as the OTLP spec appends it
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    trace.set_tracer_provider(provider)
+    instrument_django(provider)

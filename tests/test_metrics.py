@@ -1,0 +1,131 @@
+"""/metrics scraped from a real server after real generations: the counters move by exactly
+what the responses report."""
+
+import json
+import threading
+import time
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.sse_client import stream_events
+
+MODEL = "google/gemma-3-270m"
+GREEDY = {"temperature": 0}
+
+
+def scrape(client: httpx.Client) -> dict:
+    """{(sample name, frozenset of labels): value} of one scrape."""
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def value(samples: dict, name: str, **labels) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def delta(before: dict, after: dict, name: str, **labels) -> float:
+    return value(after, name, **labels) - value(before, name, **labels)
+
+
+@pytest.fixture(scope="module")
+def client(live_server):
+    with httpx.Client(base_url=live_server.url, timeout=120) as client:
+        yield client
+
+
+def test_generation_counters_move_by_what_the_responses_report(client):
+    before = scrape(client)
+    generated = client.post("/api/generate", json={"prompt": "The capital of France is", "max_tokens": 4, **GREEDY})
+    chat = client.post("/api/chat", json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3})
+    _, events, _ = stream_events(
+        client, "/api/generate/stream", {"prompt": "1, 2, 3", "max_tokens": 3, **GREEDY}, time.monotonic
+    )
+    streamed = json.loads(events[-1].data)
+    after = scrape(client)
+    assert generated.status_code == chat.status_code == 200
+
+    for endpoint, body in [("generate", generated.json()), ("chat", chat.json()), ("generate_stream", streamed)]:
+        labels = {"model": MODEL, "endpoint": endpoint}
+        assert delta(before, after, "llm_requests_total", **labels, status="200") == 1
+        assert delta(before, after, "llm_prompt_tokens_total", **labels) == body["prompt_tokens"]
+        assert delta(before, after, "llm_generated_tokens_total", **labels) == body["tokens_generated"]
+        assert delta(before, after, "llm_time_to_first_token_seconds_count", **labels) == 1
+        assert delta(before, after, "llm_generation_duration_seconds_count", **labels) == 1
+        assert delta(before, after, "llm_generation_duration_seconds_sum", **labels) > 0
+    # django-prometheus's own request metrics, by view (the URL name) and status.
+    assert (
+        delta(before, after, "django_http_responses_total_by_status_view_method_total",
+              status="200", view="generate", method="POST")
+        == 1
+    )
+
+
+def test_refusals_are_counted_by_status_without_an_unknown_model_label(client):
+    before = scrape(client)
+    assert client.post("/api/generate", json={"prompt": "x", "model": "no/such-model"}).status_code == 404
+    too_many = client.post("/api/generate", json={"prompt": "x", "max_tokens": 10**6}).status_code
+    after = scrape(client)
+    assert too_many == 400
+    # A model id that does not exist never becomes a label value.
+    assert delta(before, after, "llm_requests_total", model="", endpoint="generate", status="404") == 1
+    assert delta(before, after, "llm_requests_total", model=MODEL, endpoint="generate", status="400") == 1
+    assert not any(("no/such-model" in str(labels)) for _, labels in after)
+
+
+def test_in_flight_and_queued_gauges_and_a_cancelled_stream(client, live_server):
+    """live_server runs one generation at a time with one waiting place."""
+    before = scrape(client)
+    endless = {"prompt": "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,", "max_tokens": 500, **GREEDY}
+    with httpx.Client(base_url=live_server.url, timeout=120) as streaming:
+        with streaming.stream("POST", "/api/generate/stream", json=endless) as response:
+            lines = response.iter_lines()  # kept: closing it would close the stream
+            next(line for line in lines if line.startswith("data:"))  # the generation runs
+            assert value(scrape(client), "llm_requests_in_flight") == 1
+            waiting = threading.Thread(
+                target=lambda: client.post("/api/generate", json={"prompt": "Hello", "max_tokens": 2}), daemon=True
+            )
+            waiting.start()
+            deadline = time.monotonic() + 30
+            while value(scrape(client), "llm_requests_queued") != 1:
+                assert time.monotonic() < deadline, "the second request never queued"
+                time.sleep(0.05)
+        # Leaving the block closed the stream: the client went away mid-generation.
+        waiting.join(timeout=60)
+    after = scrape(client)
+    assert value(after, "llm_requests_in_flight") == 0
+    assert value(after, "llm_requests_queued") == 0
+    labels = {"model": MODEL, "endpoint": "generate_stream"}
+    assert delta(before, after, "llm_requests_total", **labels, status="499") == 1
+    assert delta(before, after, "llm_requests_total", model=MODEL, endpoint="generate", status="200") == 1
+
+
+def test_loaded_models_and_their_load_time(client):
+    samples = scrape(client)
+    assert value(samples, "llm_models_loaded") == 1
+    assert value(samples, "llm_model_load_seconds_count", model=MODEL) == 1  # loaded once, at start-up
+    assert value(samples, "llm_model_load_seconds_sum", model=MODEL) > 0
+
+
+def test_a_failed_model_load_is_counted(tmp_path):
+    """A real load of a missing file, through the same listener the service registers."""
+    from prometheus_client import REGISTRY
+
+    from generation import metrics
+    from generation.engine import EngineCache, EngineConfig
+    from generation.errors import ModelUnavailable
+
+    cache = EngineCache(cache_dir=tmp_path, max_loaded=1)
+    metrics.observe_engine_cache(cache)
+    labels = {"model": "test/missing"}
+    failures = REGISTRY.get_sample_value("llm_model_load_failures_total", labels) or 0
+    with pytest.raises(ModelUnavailable):
+        cache.load(EngineConfig(model_id="test/missing", source="gguf_file", location=str(tmp_path), filename="x.gguf"))
+    assert REGISTRY.get_sample_value("llm_model_load_failures_total", labels) == failures + 1
