@@ -1,0 +1,188 @@
+"""API keys on a real server with LLM_REQUIRE_API_KEY on: 401 without a valid key, per-key
+allowed models and per-minute limits (429 with Retry-After, counted in the database so
+that other processes see them), usage recorded and shown in the admin."""
+
+import json
+import re
+import time
+
+import httpx
+import pytest
+
+from tests.admin_forms import admin_session, form_fields
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USER, start_server, stop_server
+
+MODEL = "google/gemma-3-270m"
+PROMPT = {"prompt": "The capital of France is", "max_tokens": 2, "temperature": 0}  # 6 prompt tokens
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("keys-server")
+    server = start_server(
+        tmp_path,
+        LLM_REQUIRE_API_KEY="true",
+        # A second catalog entry, for a key limited to it (never loaded: nothing asks for it).
+        setup=(
+            "from catalog.models import ModelEntry; ModelEntry.objects.create(model_id='test/other', "
+            "display_name='Other', source='gguf_file', location='/nowhere', filename='x.gguf', enabled=False)",
+        ),
+    )
+    server.manage("createsuperuser", "--noinput", "--username", ADMIN_USER, "--email", "admin@example.com")
+    yield server
+    stop_server(server)
+
+
+def new_key(server, name: str, *options: str) -> str:
+    return server.manage("create_api_key", name, *options).strip()
+
+
+def last_line(output: str) -> str:
+    return output.strip().splitlines()[-1]  # `shell` may print a line about its imports first
+
+
+def bearer(key: str) -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def assert_unauthorized(response):
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert response.json()["error"]["code"] == "unauthorized"
+
+
+def start_of_a_fresh_minute():
+    """Per-minute windows: run limit tests early in a minute, so that it does not end midway."""
+    second = time.gmtime().tm_sec
+    if second > 40:
+        time.sleep(61 - second)
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with httpx.Client(base_url=server.url, timeout=120) as client:
+        yield client
+
+
+def test_every_api_call_needs_a_valid_key(client, server):
+    for method, path in [("POST", "/api/generate"), ("POST", "/api/chat/stream"), ("GET", "/api/models")]:
+        assert_unauthorized(client.request(method, path, json=PROMPT))
+        assert_unauthorized(client.request(method, path, json=PROMPT, headers=bearer("llm-not-a-key")))
+        assert_unauthorized(client.request(method, path, json=PROMPT, headers={"Authorization": "Basic abc"}))
+    key = new_key(server, "valid")
+    assert key.startswith("llm-")
+    response = client.post("/api/generate", json=PROMPT, headers=bearer(key))
+    assert response.status_code == 200, response.text
+    assert client.get("/api/models", headers=bearer(key)).status_code == 200
+
+
+def test_health_metrics_and_docs_stay_open(client):
+    for path in ["/health/live", "/health/ready", "/metrics", "/api/schema/"]:
+        assert client.get(path).status_code == 200, path
+    schema = client.get("/api/schema/").text
+    assert "bearer" in schema  # Swagger UI's "Authorize" takes a key
+
+
+def test_a_revoked_key_is_refused(client, server):
+    key = new_key(server, "to-revoke")
+    assert client.post("/api/generate", json=PROMPT, headers=bearer(key)).status_code == 200
+    server.manage(
+        "shell", "-c",
+        "from access.models import ApiKey; from access.services import revoke_api_keys; "
+        "revoke_api_keys(queryset=ApiKey.objects.filter(name='to-revoke'))",
+    )
+    assert_unauthorized(client.post("/api/generate", json=PROMPT, headers=bearer(key)))
+
+
+def test_a_key_may_be_limited_to_some_models(client, server):
+    allowed = new_key(server, "gemma-only", "--model", MODEL)
+    other = new_key(server, "other-only", "--model", "test/other")
+    assert client.post("/api/generate", json=PROMPT, headers=bearer(allowed)).status_code == 200
+    response = client.post("/api/generate", json=PROMPT, headers=bearer(other))
+    assert response.status_code == 403
+    assert response.json()["error"] == {
+        "code": "model_not_allowed", "message": f"This API key may not use model {MODEL!r}.", "field": "model"
+    }
+
+
+def test_requests_per_minute_are_enforced_across_processes(client, server):
+    start_of_a_fresh_minute()
+    key = new_key(server, "two-a-minute", "--requests-per-minute", "2")
+    assert client.post("/api/generate", json=PROMPT, headers=bearer(key)).status_code == 200
+    # Another process (this manage.py) uses the second request of the minute: the server
+    # sees it, because the counts live in the database, not in one process's memory.
+    server.manage(
+        "shell", "-c",
+        "from access.models import ApiKey; from access.services import admit_request; "
+        "admit_request(api_key=ApiKey.objects.get(name='two-a-minute'), prompt_tokens=1)",
+    )
+    response = client.post("/api/generate", json=PROMPT, headers=bearer(key))
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "rate_limited"
+    assert "2 requests per minute" in response.json()["error"]["message"]
+    assert 1 <= int(response.headers["retry-after"]) <= 60
+    # Other keys are not affected.
+    assert client.post("/api/generate", json=PROMPT, headers=bearer(new_key(server, "fresh"))).status_code == 200
+
+
+def test_tokens_per_minute_count_prompt_and_generated_tokens(client, server):
+    start_of_a_fresh_minute()
+    key = new_key(server, "fifteen-tokens", "--tokens-per-minute", "15")
+    first = client.post("/api/generate", json={**PROMPT, "max_tokens": 8}, headers=bearer(key)).json()
+    assert first["prompt_tokens"] + first["tokens_generated"] == 14
+    # 14 used: another 6-token prompt would pass 15.
+    response = client.post("/api/generate", json=PROMPT, headers=bearer(key))
+    assert response.status_code == 429
+    assert "15 tokens per minute (14 used)" in response.json()["error"]["message"]
+    assert response.headers["retry-after"]
+
+
+def test_usage_is_recorded_per_key_and_model_and_shown_in_the_admin(client, server):
+    key = new_key(server, "usage-key")
+    bodies = [client.post("/api/generate", json=PROMPT, headers=bearer(key)).json() for _ in range(2)]
+    chat = client.post(
+        "/api/chat", json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3}, headers=bearer(key)
+    ).json()
+    bodies.append(chat)
+    usage = json.loads(
+        last_line(server.manage(
+            "shell", "-c",
+            "import json; from access.models import KeyUsage; u = KeyUsage.objects.get(api_key__name='usage-key'); "
+            "print(json.dumps([u.model_id, u.requests, u.prompt_tokens, u.generated_tokens]))",
+        ))
+    )
+    assert usage == [
+        MODEL, 3, sum(body["prompt_tokens"] for body in bodies), sum(body["tokens_generated"] for body in bodies)
+    ]
+    with admin_session(server.url, ADMIN_USER, ADMIN_PASSWORD) as admin:
+        listing = admin.get("/admin/access/keyusage/").text
+        assert "usage-key" in listing
+        assert f">{usage[2]}<" in listing and f">{usage[3]}<" in listing
+
+
+def test_a_key_made_in_the_admin_is_shown_once_and_works(client, server):
+    with admin_session(server.url, ADMIN_USER, ADMIN_PASSWORD) as admin:
+        fields = form_fields(admin.get("/admin/access/apikey/add/").text)
+        fields.pop("allowed_models", None)  # none selected: every model
+        page = admin.post(
+            "/admin/access/apikey/add/", data={**fields, "name": "from-admin", "requests_per_minute": "100"}
+        )
+        assert page.status_code == 200
+        secret = re.search(r"(llm-[A-Za-z0-9_-]{43})", page.text).group(1)
+        assert client.post("/api/generate", json=PROMPT, headers=bearer(secret)).status_code == 200
+        # Only its hash is stored: the secret appears nowhere in the admin afterwards.
+        assert secret not in admin.get("/admin/access/apikey/").text
+        change_url = re.search(r'href="(/admin/access/apikey/\d+/change/)"[^>]*>from-admin', admin.get(
+            "/admin/access/apikey/").text).group(1)
+        assert secret not in admin.get(change_url).text
+        stored = server.manage(
+            "shell", "-c", "from access.models import ApiKey; print(ApiKey.objects.get(name='from-admin').key_hash)"
+        )
+        assert secret not in stored
+
+
+def test_the_admin_needs_a_login(client):
+    for path in ["/admin/", "/admin/access/apikey/", "/admin/access/keyusage/", "/admin/catalog/modelentry/"]:
+        response = client.get(path)
+        assert response.status_code == 302, path
+        assert response.headers["location"].startswith("/admin/login/")
