@@ -47,11 +47,13 @@ class Observation:
         metrics.requests_total.labels(**self._labels(), status=str(error.status)).inc()
 
     def started(self, *, model_id: str, operation: str, prompt: str, prompt_tokens: int, sampling: Sampling) -> None:
+        # Messages read well as text; the same facts are fields of the JSON lines.
         fields = {"model": model_id, "endpoint": self.endpoint, "prompt_tokens": prompt_tokens,
                   "max_tokens": sampling.max_tokens}
+        logger.info("generation started: %s on %s, %d prompt tokens, max_tokens %d", self.endpoint, model_id,
+                    prompt_tokens, sampling.max_tokens, extra=fields)
         if settings.LLM_LOG_PROMPTS:  # user data: only when the operator asked for it
-            fields["prompt"] = prompt
-        logger.info("generation started", extra=fields)
+            logger.info("generation prompt: %r", prompt, extra={"prompt": prompt})
         attributes = {
             "gen_ai.operation.name": operation,
             "gen_ai.provider.name": "mistral.rs",
@@ -91,12 +93,11 @@ class Observation:
                 "gen_ai.usage.output_tokens": event.completion_tokens,
             }
         )
-        logger.info(
-            "generation finished",
-            extra={"model": self.model_id, "endpoint": self.endpoint, "prompt_tokens": prompt_tokens,
-                   "generated_tokens": event.completion_tokens, "finish_reason": event.finish_reason,
-                   "time_to_first_token_ms": self._ms_to_first_token(), "duration_ms": round(duration * 1000, 1)},
-        )
+        fields = {"model": self.model_id, "endpoint": self.endpoint, "prompt_tokens": prompt_tokens,
+                  "generated_tokens": event.completion_tokens, "finish_reason": event.finish_reason,
+                  "time_to_first_token_ms": self._ms_to_first_token(), "duration_ms": round(duration * 1000, 1)}
+        logger.info("generation finished: %(generated_tokens)d tokens (%(finish_reason)s), first after "
+                    "%(time_to_first_token_ms)s ms, %(duration_ms)s ms in all", fields, extra=fields)
 
     def ended_early(self, error: ServiceError | None, *, prompt_tokens: int, generated_tokens: int) -> None:
         """The engine failed (`error`), or the client went away (None), before the last token."""
@@ -111,8 +112,8 @@ class Observation:
             logger.warning("generation failed: %s", error.message, extra={**labels, "error": error.code})
         else:
             self._span.set_attribute("error.type", "cancelled")
-            logger.info("generation cancelled: the client went away", extra={**labels,
-                        "generated_tokens": generated_tokens})
+            logger.info("generation cancelled after %d tokens: the client went away", generated_tokens,
+                        extra={**labels, "generated_tokens": generated_tokens})
 
     def end(self) -> None:
         if self._span is not None:
