@@ -40,6 +40,7 @@ COPY manage.py ./
 COPY inference_service ./inference_service
 COPY catalog ./catalog
 COPY generation ./generation
+COPY access ./access
 
 # Assemble the bundled model and build its tokenizer into the image, so a pod starts
 # without that work (and with no network). The build database is thrown away.
