@@ -15,24 +15,23 @@ WWW_AUTHENTICATE = 'Bearer realm="api"'
 
 
 def authenticate_bearer(authorization: str | None) -> ApiKey | None:
-    """The key an Authorization header carries; None when there is none and none is required.
+    """The key an Authorization header carries, or None for an anonymous caller.
 
-    Raises Unauthorized for a missing key where one is required, a header that is not
-    `Bearer <key>`, and a key that is unknown or revoked (even where keys are optional:
-    a wrong key is a mistake worth telling).
+    Where keys are required, a missing header, one that is not `Bearer <key>`, and a key
+    that is unknown or revoked raise Unauthorized. Where they are optional, a valid key
+    still brings its limits, and anything else is anonymous: OpenAI's SDKs always send
+    some key (`api_key="unused"`), which must not lock them out of an open service.
     """
-    if not authorization:
-        if settings.LLM_REQUIRE_API_KEY:
-            raise Unauthorized("This service needs an API key: send `Authorization: Bearer <key>`.")
-        return None
-    scheme, _, secret = authorization.strip().partition(" ")
+    scheme, _, secret = (authorization or "").strip().partition(" ")
     secret = secret.strip()
+    api_key = active_key(secret=secret) if scheme.lower() == "bearer" and secret else None
+    if api_key is not None or not settings.LLM_REQUIRE_API_KEY:
+        return api_key
+    if not authorization:
+        raise Unauthorized("This service needs an API key: send `Authorization: Bearer <key>`.")
     if scheme.lower() != "bearer" or not secret:
         raise Unauthorized("The Authorization header must be `Bearer <key>`.")
-    api_key = active_key(secret=secret)
-    if api_key is None:
-        raise Unauthorized("The API key is not valid, or it was revoked.")
-    return api_key
+    raise Unauthorized("The API key is not valid, or it was revoked.")
 
 
 class BearerKeyAuthentication(BaseAuthentication):

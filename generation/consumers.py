@@ -12,35 +12,53 @@ and receives `{"type": "delta", "id", "text"}` messages, then one
 (or `{"type": "error", "id", "error": {"code", "message", "field"?}}`). Several requests
 run in sequence on one connection; a bad message gets an error message and the
 connection stays open; a closed socket cancels its generation at once.
+
+API keys: the handshake's `Authorization: Bearer <key>` header, checked as for HTTP. A
+connection without a valid key where one is required gets an `unauthorized` error
+message, then is closed with code 4401 (HTTP's 401, in the application's range).
 """
 
 import asyncio
 import contextlib
 import json
 
+from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from rest_framework.exceptions import ValidationError
 
+from access.authentication import authenticate_bearer
 from generation.api_errors import describe_exception, error_body
 from generation.engine import TextDelta
-from generation.errors import InvalidRequest, ServiceError
+from generation.errors import InvalidRequest, ServiceError, Unauthorized
 from generation.native_serializers import ChatRequestSerializer, GenerateRequestSerializer
 from generation.native_views import usage_fields
 from generation.service import GenerationRequest, prepare_generation
 
 REQUEST_SERIALIZERS = {"generate": GenerateRequestSerializer, "chat": ChatRequestSerializer}
+CLOSE_UNAUTHORIZED = 4401
 
 
 class GenerationConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         self.running: asyncio.Task | None = None
         self.running_id = None
+        self.api_key = None
+        self.refused = False
         await self.accept()
+        authorization = dict(self.scope["headers"]).get(b"authorization", b"").decode("latin-1")
+        try:
+            self.api_key = await sync_to_async(authenticate_bearer)(authorization or None)
+        except Unauthorized as exc:
+            self.refused = True  # frames already on their way are ignored, not served
+            await self.send_error(None, exc)
+            await self.close(code=CLOSE_UNAUTHORIZED)
 
     async def disconnect(self, code):
         await self.cancel_running()
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        if self.refused:
+            return
         try:
             content = json.loads(text_data) if text_data is not None else None
         except json.JSONDecodeError as exc:
@@ -68,7 +86,9 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
         try:
             serializer = REQUEST_SERIALIZERS[message_type](data=content)
             serializer.is_valid(raise_exception=True)
-            request = GenerationRequest.from_validated(serializer.validated_data, endpoint=f"ws_{message_type}")
+            request = GenerationRequest.from_validated(
+                serializer.validated_data, endpoint=f"ws_{message_type}", api_key=self.api_key
+            )
             generation = await prepare_generation(request)
             async for event in generation.events():
                 if isinstance(event, TextDelta):
