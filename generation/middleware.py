@@ -2,27 +2,19 @@
 
 import logging
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.db import DatabaseError
 from django.http import JsonResponse
 
 from generation.api_errors import error_body
+from inference_service.middleware import HybridMiddleware
 
 logger = logging.getLogger(__name__)
 
 
-class JSONErrorMiddleware:
+class JSONErrorMiddleware(HybridMiddleware):
     """413 for a body over LLM_MAX_REQUEST_BYTES; 503 when the database is unreachable;
     a JSON 500 (never a trace) for any other crash."""
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
 
     def _too_large(self, request):
         try:
@@ -34,9 +26,7 @@ class JSONErrorMiddleware:
             return JsonResponse(error_body("request_too_large", message), status=413)
         return None
 
-    def __call__(self, request):
-        if iscoroutinefunction(self):
-            return self.__acall__(request)
+    def call(self, request):
         return self._too_large(request) or self.get_response(request)
 
     async def __acall__(self, request):

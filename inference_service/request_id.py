@@ -12,7 +12,7 @@ import re
 import time
 import uuid
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from inference_service.middleware import HybridMiddleware
 
 HEADER = "X-Request-ID"
 # Ids are copied into logs and headers: accept only short, printable, unambiguous ones.
@@ -37,16 +37,8 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-class RequestIdMiddleware:
+class RequestIdMiddleware(HybridMiddleware):
     """Sets the request id, returns it in a header, and logs one access line per request."""
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
 
     def _begin(self, request) -> float:
         # Not reset afterwards: each request runs in its own task (a copy of the context),
@@ -71,9 +63,7 @@ class RequestIdMiddleware:
         )
         return response
 
-    def __call__(self, request):
-        if iscoroutinefunction(self):
-            return self.__acall__(request)
+    def call(self, request):
         started = self._begin(request)
         return self._end(request, self.get_response(request), started)
 

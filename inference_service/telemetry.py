@@ -8,11 +8,12 @@ tracer, which costs a function call and records nothing. Spans go to
 name OTEL_SERVICE_NAME.
 """
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from opentelemetry import trace
 from opentelemetry.instrumentation.django import DjangoInstrumentor
 from opentelemetry.instrumentation.django.middleware.otel_middleware import _DjangoMiddleware
+
+from inference_service.middleware import HybridMiddleware
 
 LIBRARY_MIDDLEWARE = "opentelemetry.instrumentation.django.middleware.otel_middleware._DjangoMiddleware"
 ASYNC_MIDDLEWARE = "inference_service.telemetry.AsyncTracingMiddleware"
@@ -20,7 +21,7 @@ ASYNC_MIDDLEWARE = "inference_service.telemetry.AsyncTracingMiddleware"
 UNTRACED_URLS = "health/,metrics"
 
 
-class AsyncTracingMiddleware(_DjangoMiddleware):
+class AsyncTracingMiddleware(HybridMiddleware, _DjangoMiddleware):
     """The library's request-span middleware, usable in Django's async stack.
 
     The library's middleware is synchronous only, which would make Django run every
@@ -29,18 +30,7 @@ class AsyncTracingMiddleware(_DjangoMiddleware):
     and the generation core run (same task).
     """
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response):
-        super().__init__(get_response)
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
-
-    def __call__(self, request):
-        if iscoroutinefunction(self):
-            return self.__acall__(request)
-        return super().__call__(request)
+    call = _DjangoMiddleware.__call__
 
     async def __acall__(self, request):
         self.process_request(request)

@@ -41,6 +41,16 @@ def last_line(output: str) -> str:
     return output.strip().splitlines()[-1]  # `shell` may print a line about its imports first
 
 
+def key_usage(server, name: str) -> list:
+    """[model, requests, prompt tokens, generated tokens] recorded for the key, read from the database."""
+    code = (
+        "import json; from access.models import KeyUsage; "
+        f"u = KeyUsage.objects.get(api_key__name={name!r}); "
+        "print(json.dumps([u.model_id, u.requests, u.prompt_tokens, u.generated_tokens]))"
+    )
+    return json.loads(last_line(server.manage("shell", "-c", code)))
+
+
 def bearer(key: str) -> dict:
     return {"Authorization": f"Bearer {key}"}
 
@@ -144,13 +154,7 @@ def test_usage_is_recorded_per_key_and_model_and_shown_in_the_admin(client, serv
         "/api/chat", json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3}, headers=bearer(key)
     ).json()
     bodies.append(chat)
-    usage = json.loads(
-        last_line(server.manage(
-            "shell", "-c",
-            "import json; from access.models import KeyUsage; u = KeyUsage.objects.get(api_key__name='usage-key'); "
-            "print(json.dumps([u.model_id, u.requests, u.prompt_tokens, u.generated_tokens]))",
-        ))
-    )
+    usage = key_usage(server, "usage-key")
     assert usage == [
         MODEL, 3, sum(body["prompt_tokens"] for body in bodies), sum(body["tokens_generated"] for body in bodies)
     ]
@@ -186,3 +190,17 @@ def test_the_admin_needs_a_login(client):
         response = client.get(path)
         assert response.status_code == 302, path
         assert response.headers["location"].startswith("/admin/login/")
+
+
+def test_the_openai_api_takes_the_same_keys_limits_and_usage(client, server):
+    chat = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}
+    response = client.post("/v1/chat/completions", json=chat)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    start_of_a_fresh_minute()
+    key = new_key(server, "openai-key", "--requests-per-minute", "1")
+    answer = client.post("/v1/chat/completions", json=chat, headers=bearer(key))
+    assert answer.status_code == 200, answer.text
+    assert client.post("/v1/chat/completions", json=chat, headers=bearer(key)).status_code == 429
+    tokens = answer.json()["usage"]
+    assert key_usage(server, "openai-key") == [MODEL, 1, tokens["prompt_tokens"], tokens["completion_tokens"]]

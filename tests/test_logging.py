@@ -34,16 +34,22 @@ def engine_line(line: str) -> bool:
     return "mistralrs" in line
 
 
-def test_json_lines_carry_the_request_id_and_no_prompt(live_server):
+def generate_with_a_secret(server) -> tuple[str, str, httpx.Response]:
+    """A generation whose prompt holds a unique secret, under a request id of the caller's."""
     request_id = f"test-{uuid.uuid4()}"
     secret = f"zebra-{uuid.uuid4().hex}"
     response = httpx.post(
-        f"{live_server.url}/api/generate",
+        f"{server.url}/api/generate",
         json={"prompt": f"My code is {secret}", **PROMPT},
         headers={"X-Request-ID": request_id},
         timeout=120,
     )
     assert response.status_code == 200
+    return request_id, secret, response
+
+
+def test_json_lines_carry_the_request_id_and_no_prompt(live_server):
+    request_id, secret, response = generate_with_a_secret(live_server)
     assert response.headers["x-request-id"] == request_id
     lines = wait_for_line(server_log(live_server), '"generation finished')
 
@@ -78,15 +84,7 @@ def text_server(tmp_path_factory):
 
 
 def test_text_logs_for_people_and_prompts_when_asked(text_server):
-    request_id = f"test-{uuid.uuid4()}"
-    secret = f"zebra-{uuid.uuid4().hex}"
-    response = httpx.post(
-        f"{text_server.url}/api/generate",
-        json={"prompt": f"My code is {secret}", **PROMPT},
-        headers={"X-Request-ID": request_id},
-        timeout=120,
-    )
-    assert response.status_code == 200
+    request_id, secret, response = generate_with_a_secret(text_server)
     lines = wait_for_line(server_log(text_server), "generation finished")
     assert not any(line.startswith("{") for line in lines)
     mine = [line for line in lines if f"[{request_id}]" in line]
