@@ -1,0 +1,205 @@
+"""What a benchmark drives: an HTTP endpoint or the engine in-process, one request at a time.
+
+Every target answers `generate(prompt, max_tokens)` with the timings of one greedy
+request, measured the same way: from just before the request is sent to the first
+non-empty text and to the end of the stream.
+"""
+
+import asyncio
+import concurrent.futures
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+from httpx_sse import EventSource, ServerSentEvent, SSEError
+
+
+@dataclass(frozen=True)
+class RequestResult:
+    started: float  # time.perf_counter() values
+    first_text_at: float | None
+    finished_at: float
+    tokens: int
+    error: str | None = None
+
+    @property
+    def ttft(self) -> float | None:
+        return None if self.first_text_at is None else self.first_text_at - self.started
+
+    @property
+    def decode_tokens_per_second(self) -> float | None:
+        """Tokens per second of this stream after its first token."""
+        if self.first_text_at is None or self.tokens < 2 or self.finished_at <= self.first_text_at:
+            return None
+        return (self.tokens - 1) / (self.finished_at - self.first_text_at)
+
+
+class _Timing:
+    """Collects the timings of one request as its stream arrives."""
+
+    def __init__(self):
+        self.started = time.perf_counter()
+        self.first_text_at = None
+        self.chunks = 0
+
+    def text(self, text: str) -> None:
+        if text:
+            self.chunks += 1
+            if self.first_text_at is None:
+                self.first_text_at = time.perf_counter()
+
+    def result(self, tokens: int | None = None, error: str | None = None) -> RequestResult:
+        return RequestResult(
+            started=self.started,
+            first_text_at=self.first_text_at,
+            finished_at=time.perf_counter(),
+            tokens=tokens if tokens is not None else self.chunks,
+            error=error,
+        )
+
+
+class HttpTarget:
+    """An HTTP server that streams Server-Sent Events; one connection pool sized for the largest level."""
+
+    kind = ""
+    path = ""
+
+    def __init__(self, name: str, url: str, *, model: str, api_key: str = "", max_connections: int = 16):
+        self.name = name
+        self.url = url.rstrip("/")
+        self.model = model
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(600, connect=10),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        )
+
+    def body(self, prompt: str, max_tokens: int) -> dict:
+        raise NotImplementedError
+
+    async def read(self, events: AsyncIterator[ServerSentEvent], timing: "_Timing") -> RequestResult:
+        raise NotImplementedError
+
+    async def generate(self, prompt: str, max_tokens: int) -> RequestResult:
+        timing = _Timing()
+        try:
+            # Sent with httpx's default Accept (*/*), as the OpenAI clients do.
+            async with self._client.stream("POST", self.url + self.path, json=self.body(prompt, max_tokens)) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    return timing.result(error=f"HTTP {response.status_code}: {response.text[:200]}")
+                return await self.read(EventSource(response).aiter_sse(), timing)
+        except (httpx.HTTPError, SSEError) as exc:
+            return timing.result(error=f"{type(exc).__name__}: {exc}")
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class OpenAICompletionsTarget(HttpTarget):
+    """Any OpenAI-compatible server: `POST /v1/completions`, streamed, with a usage chunk."""
+
+    kind = "openai"
+    path = "/v1/completions"
+
+    def body(self, prompt: str, max_tokens: int) -> dict:
+        return {
+            "model": self.model,
+            "prompt": prompt,
+            "max_tokens": max_tokens,
+            "temperature": 0,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+
+    async def read(self, events, timing):
+        tokens = None
+        async for event in events:
+            if event.data == "[DONE]":
+                return timing.result(tokens)
+            chunk = json.loads(event.data)
+            if "error" in chunk:
+                return timing.result(error=str(chunk["error"])[:200])
+            for choice in chunk.get("choices") or ():
+                timing.text(choice.get("text") or "")
+            if chunk.get("usage"):
+                tokens = chunk["usage"]["completion_tokens"]
+        return timing.result(error="the stream ended without [DONE]")
+
+
+class NativeStreamTarget(HttpTarget):
+    """This service's own `POST /api/generate/stream` (text events, then `event: done`)."""
+
+    kind = "native"
+    path = "/api/generate/stream"
+
+    def body(self, prompt: str, max_tokens: int) -> dict:
+        return {"model": self.model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0}
+
+    async def read(self, events, timing):
+        async for event in events:
+            if event.event == "done":
+                return timing.result(json.loads(event.data)["tokens_generated"])
+            if event.event == "error":
+                return timing.result(error=event.data[:200])
+            timing.text(event.data)
+        return timing.result(error="the stream ended without a done event")
+
+
+class DirectEngineTarget:
+    """The mistral.rs `Runner` called in-process, with no service in between.
+
+    It submits what the service submits for a raw continuation and honours the same
+    engine constraints (a lock from the submit call to the first chunk: one prompt in
+    prefill at a time), one thread per stream: the floor that the service's overhead is
+    measured against.
+    """
+
+    kind = "direct"
+
+    def __init__(self, name: str, loaded, *, bos_token: str, max_streams: int = 16):
+        self.name = name
+        self.url = "in-process"
+        self._loaded = loaded
+        self._bos_token = bos_token
+        self._threads = concurrent.futures.ThreadPoolExecutor(max_workers=max_streams, thread_name_prefix="direct")
+
+    async def generate(self, prompt: str, max_tokens: int) -> RequestResult:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, self._generate, prompt, max_tokens)
+
+    def _generate(self, prompt: str, max_tokens: int) -> RequestResult:
+        from mistralrs import ChatCompletionRequest
+
+        request = ChatCompletionRequest(
+            messages=[{"role": "user", "content": self._bos_token + prompt}],
+            model=self._loaded.config.model_id,
+            max_tokens=max_tokens,
+            temperature=0,
+            stream=True,
+            logprobs=True,
+        )
+        timing = _Timing()
+        tokens = None
+        try:
+            with self._loaded.admission:
+                chunks = self._loaded.runner.send_chat_completion_request(request)
+                chunk = next(chunks, None)
+            while chunk is not None:
+                choice = chunk.choices[0]
+                # The chat path strips leading whitespace; the logprobs keep the token's text.
+                timing.text(choice.delta.content or (choice.logprobs.token if choice.logprobs else ""))
+                if chunk.usage is not None:
+                    tokens = chunk.usage.completion_tokens
+                if choice.finish_reason is not None:
+                    break
+                chunk = next(chunks, None)
+        except Exception as exc:  # an engine failure is a failed request, not a crashed benchmark
+            return timing.result(error=f"{type(exc).__name__}: {exc}")
+        return timing.result(tokens)
+
+    async def aclose(self) -> None:
+        self._threads.shutdown(wait=False)

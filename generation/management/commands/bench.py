@@ -1,0 +1,141 @@
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from generation.benchmark import report
+from generation.benchmark.runner import Plan, TargetFailed, ratios, run_benchmark
+from generation.benchmark.targets import DirectEngineTarget, NativeStreamTarget, OpenAICompletionsTarget
+
+
+@contextlib.contextmanager
+def engine_logs_to_stderr():
+    """mistral.rs logs to file descriptor 1: while it runs, that goes to standard error,
+    so that standard output carries the results alone (`--json`)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def named_url(value: str) -> tuple[str, str]:
+    name, separator, url = value.partition("=")
+    if not separator or not name or not url.startswith(("http://", "https://")):
+        raise ValueError(value)
+    return name, url
+
+
+class Command(BaseCommand):
+    help = (
+        "Benchmark OpenAI-compatible endpoints (this service, llama-server...) and the engine called "
+        "in-process, with the same prompts and greedy settings, at several numbers of concurrent streams."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--openai", action="append", default=[], type=named_url, metavar="NAME=URL",
+                            help="an OpenAI-compatible server, driven through POST /v1/completions, streamed")
+        parser.add_argument("--native", action="append", default=[], type=named_url, metavar="NAME=URL",
+                            help="this service's native POST /api/generate/stream")
+        parser.add_argument("--direct", nargs="?", const="direct", metavar="NAME",
+                            help="also the engine in-process, loaded with the catalog entry's settings")
+        parser.add_argument("--model", help="model id sent to the servers (default: the catalog's default model)")
+        parser.add_argument("--api-key", default="", help="Bearer key for the HTTP targets")
+        parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16], metavar="N")
+        parser.add_argument("--requests", type=int, default=4,
+                            help="requests per level, at least one per stream (default 4)")
+        parser.add_argument("--max-tokens", type=int, default=64)
+        parser.add_argument("--rounds", type=int, default=1,
+                            help="targets alternate level by level; each round repeats every level")
+        parser.add_argument("--baseline", metavar="NAME", help="a target to compare the others with, round by round")
+        parser.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
+        parser.add_argument("--plot", type=Path, metavar="FILE.png",
+                            help="draw throughput and time to first token against concurrency")
+
+    def handle(self, *args, **options):
+        plan = Plan(
+            concurrency=tuple(options["concurrency"]),
+            requests=options["requests"],
+            max_tokens=options["max_tokens"],
+            rounds=options["rounds"],
+        )
+        if min(plan.concurrency) < 1 or plan.requests < 1 or plan.max_tokens < 1 or plan.rounds < 1:
+            raise CommandError("--concurrency, --requests, --max-tokens and --rounds must be positive")
+        names = [name for name, _ in options["openai"] + options["native"]]
+        if options["direct"]:
+            names.append(options["direct"])
+        if not names:
+            raise CommandError("Name at least one target: --openai NAME=URL, --native NAME=URL or --direct")
+        if len(set(names)) != len(names):
+            raise CommandError(f"Target names must differ: {names}")
+        if options["baseline"] and options["baseline"] not in names:
+            raise CommandError(f"--baseline {options['baseline']} is none of the targets {names}")
+        with engine_logs_to_stderr():
+            targets = self.targets(options, max_streams=max(plan.concurrency))
+            try:
+                results = asyncio.run(self.run(targets, plan))
+            except TargetFailed as exc:
+                raise CommandError(str(exc)) from exc
+        compared = ratios(results, options["baseline"]) if options["baseline"] else []
+        if options["plot"]:
+            report.plot(results, options["plot"])
+        if options["json"]:
+            document = {
+                "plan": asdict(plan),
+                "targets": [{"name": t.name, "kind": t.kind, "url": t.url} for t in targets],
+                "results": [result.as_dict() for result in results],
+                "ratios": compared,
+            }
+            self.stdout.write(json.dumps(document, indent=2))
+            return
+        console = Console(file=self.stdout, width=120)
+        console.print(report.results_table(results))
+        if compared:
+            console.print(report.ratios_table(compared))
+
+    def targets(self, options, *, max_streams: int) -> list:
+        model = options["model"]
+        servable = None
+        if options["direct"] or not model:
+            from catalog.selectors import resolve_model
+
+            servable = resolve_model(model_id=model)
+            model = servable.model_id
+        http = dict(model=model, api_key=options["api_key"], max_connections=max_streams)
+        targets = [OpenAICompletionsTarget(name, url, **http) for name, url in options["openai"]]
+        targets += [NativeStreamTarget(name, url, **http) for name, url in options["native"]]
+        if options["direct"]:
+            from generation.engine import EngineCache
+
+            cache = EngineCache(cache_dir=settings.LLM_MODEL_CACHE_DIR, max_loaded=1)
+            self.stderr.write(f"loading {model} in-process...")
+            loaded = cache.load(servable.engine)
+            targets.append(
+                DirectEngineTarget(options["direct"], loaded, bos_token=servable.bos_token, max_streams=max_streams)
+            )
+        return targets
+
+    async def run(self, targets: list, plan: Plan):
+        progress = Progress(
+            TextColumn("benchmark"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=Console(stderr=True),
+        )
+        with progress:
+            task = progress.add_task("requests", total=plan.total_requests(len(targets)))
+            try:
+                return await run_benchmark(targets, plan, on_done=lambda: progress.advance(task))
+            finally:
+                for target in targets:
+                    await target.aclose()
