@@ -68,14 +68,17 @@ def _seconds_left(minute: datetime, now: datetime) -> int:
     return max(1, math.ceil((minute + timedelta(minutes=1) - now).total_seconds()))
 
 
-def admit_request(*, api_key: ApiKey, prompt_tokens: int, now: datetime | None = None) -> datetime:
+def admit_request(*, api_key: ApiKey, prompt_tokens: int, now: datetime | None = None) -> datetime | None:
     """Count a request and its prompt in this minute's window, or raise RateLimited.
 
-    Returns the window's minute, where the generated tokens are added when it ends.
+    Returns the window's minute, where the generated tokens are added when it ends; None
+    for a key without limits (nothing to count).
     """
+    rpm, tpm = api_key.requests_per_minute, api_key.tokens_per_minute
+    if rpm is None and tpm is None:
+        return None
     now = now or timezone.now()
     minute = now.replace(second=0, microsecond=0)
-    rpm, tpm = api_key.requests_per_minute, api_key.tokens_per_minute
     if tpm is not None and prompt_tokens > tpm:
         raise InvalidRequest(
             f"The prompt is {prompt_tokens} tokens, over this API key's limit of {tpm} tokens per minute.",

@@ -18,6 +18,8 @@ HEADER = "X-Request-ID"
 # Ids are copied into logs and headers: accept only short, printable, unambiguous ones.
 VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
+QUIET_PATHS = ("/health/", "/metrics")
+
 current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 access_logger = logging.getLogger("inference_service.access")
@@ -48,7 +50,10 @@ class RequestIdMiddleware(HybridMiddleware):
 
     def _end(self, request, response, started: float):
         response[HEADER] = current_request_id.get()
-        access_logger.info(
+        # Probes and scrapes come every few seconds: logged only at DEBUG.
+        level = logging.DEBUG if request.path.startswith(QUIET_PATHS) else logging.INFO
+        access_logger.log(
+            level,
             "%s %s %s",
             request.method,
             request.path,
