@@ -68,6 +68,16 @@ def test_generation_counters_move_by_what_the_responses_report(client):
     )
 
 
+def test_the_openai_api_is_counted_under_its_own_endpoint(client):
+    before = scrape(client)
+    body = client.post("/v1/completions", json={"model": MODEL, "prompt": "Hello", "max_tokens": 2}).json()
+    after = scrape(client)
+    labels = {"model": MODEL, "endpoint": "openai_completions"}
+    assert delta(before, after, "llm_requests_total", **labels, status="200") == 1
+    assert delta(before, after, "llm_prompt_tokens_total", **labels) == body["usage"]["prompt_tokens"]
+    assert delta(before, after, "llm_generated_tokens_total", **labels) == body["usage"]["completion_tokens"]
+
+
 def test_refusals_are_counted_by_status_without_an_unknown_model_label(client):
     before = scrape(client)
     assert client.post("/api/generate", json={"prompt": "x", "model": "no/such-model"}).status_code == 404
