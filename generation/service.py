@@ -8,6 +8,7 @@ text, and records the key's usage and the generation's metrics, span and log lin
 
 import asyncio
 import dataclasses
+import logging
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,17 +16,20 @@ from functools import lru_cache
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connections
+from django.db import DatabaseError, connections
 
 from access.services import admit_request, check_model_allowed, record_usage
 from catalog.chat_templates import ChatTemplateError, render_chat_template
 from catalog.models import ModelEntry
 from catalog.selectors import ServableModel, first_set, resolve_model
-from generation.engine import EngineCache, Finished, LoadedModel, Sampling, TextDelta
 from generation import metrics
+from generation.engine import EngineCache, Finished, LoadedModel, Sampling, TextDelta
 from generation.errors import InvalidRequest, PromptTooLong, ServiceError
 from generation.limiter import ConcurrencyLimiter
 from generation.observation import Observation
+
+
+logger = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=1)
@@ -146,7 +150,7 @@ class Generation:
                     prompt_tokens = event.prompt_tokens or self.prompt_tokens
                     observation.finished(event, prompt_tokens=prompt_tokens)
                     if self._api_key is not None:
-                        await sync_to_async(record_usage)(**self._usage(prompt_tokens, event.completion_tokens))
+                        await sync_to_async(_record_usage)(**self._usage(prompt_tokens, event.completion_tokens))
                 yield event
         except ServiceError as exc:
             error = exc
@@ -158,7 +162,7 @@ class Generation:
                 observation.ended_early(error, prompt_tokens=self.prompt_tokens, generated_tokens=deltas)
                 if self._api_key is not None:
                     # Not awaited: a cancelled task must not wait on the database.
-                    _in_background(record_usage, **self._usage(self.prompt_tokens, deltas))
+                    _in_background(_record_usage, **self._usage(self.prompt_tokens, deltas))
             observation.end()
 
     def _usage(self, prompt_tokens: int, generated_tokens: int) -> dict:
@@ -179,6 +183,14 @@ class Generation:
             else:
                 return "".join(parts), event
         raise AssertionError("a generation always ends with Finished")  # pragma: no cover
+
+
+def _record_usage(**usage) -> None:
+    # The answer matters more than its accounting: a database failure here is logged, not raised.
+    try:
+        record_usage(**usage)
+    except DatabaseError:
+        logger.exception("usage of API key %s not recorded", usage["api_key"].pk)
 
 
 def _in_background(function, **kwargs) -> None:

@@ -121,7 +121,6 @@ def test_cors_answers_carry_the_exposed_headers(client):
 
 def test_other_origins_get_no_cors_headers(client):
     for method in ["OPTIONS", "GET"]:
-        response = client.request(
-            method, "/api/models", headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "GET"}
-        )
+        headers = {"Origin": "https://evil.example.com", "Access-Control-Request-Method": "GET"}
+        response = client.request(method, "/api/models", headers=headers)
         assert "access-control-allow-origin" not in response.headers

@@ -8,8 +8,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("name", help="Who or what uses the key.")
-        parser.add_argument("--requests-per-minute", type=int, help="Generation requests per minute (default: no limit).")
-        parser.add_argument("--tokens-per-minute", type=int, help="Prompt and generated tokens per minute (default: no limit).")
+        parser.add_argument(
+            "--requests-per-minute", type=int, help="Generation requests per minute (default: no limit)."
+        )
+        parser.add_argument(
+            "--tokens-per-minute", type=int, help="Prompt and generated tokens per minute (default: no limit)."
+        )
         parser.add_argument("--model", action="append", default=[], dest="models",
                             help="A model the key may use; repeat for several (default: every served model).")
 
