@@ -153,6 +153,14 @@ async def test_a_refused_request_has_a_request_span_and_no_generation_span(call,
     assert request_span.attributes["http.status_code"] == 404
 
 
+async def test_probes_and_scrapes_are_not_traced(call, traced):
+    app, memory, _, _ = traced
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as client:
+        assert (await client.get("/health/live")).status_code == 200
+        assert (await client.get("/metrics")).status_code == 200
+    assert memory.get_finished_spans() == ()
+
+
 async def test_spans_are_exported_over_otlp(call, traced):
     _, _, receiver, provider = traced
     receiver.requests.clear()
