@@ -64,7 +64,7 @@ def assert_unauthorized(response):
 def start_of_a_fresh_minute():
     """Per-minute windows: run limit tests early in a minute, so that it does not end midway."""
     second = time.gmtime().tm_sec
-    if second > 40:
+    if second > 30:
         time.sleep(61 - second)
 
 
