@@ -21,6 +21,7 @@ def test_bench_against_the_live_server_and_the_engine_in_process(live_server, tm
         "--requests", "2",
         "--max-tokens", "4",
         "--baseline", "direct",
+        "--baseline", "native",
         "--json",
         "--plot", str(plot),
     )
@@ -40,11 +41,13 @@ def test_bench_against_the_live_server_and_the_engine_in_process(live_server, tm
         assert 0 < stats["ttft_p50_ms"] <= stats["ttft_p95_ms"]
         assert stats["tokens_per_second"] > 0 and stats["requests_per_second"] > 0
         assert result["median"]["tokens_per_second"] == stats["tokens_per_second"]
-    assert {(row["target"], row["concurrency"]) for row in document["ratios"]} == {
-        (name, level) for name in ("service", "native") for level in (1, 2)
+    assert {(row["target"], row["baseline"], row["concurrency"]) for row in document["ratios"]} == {
+        (name, baseline, level)
+        for name, baseline in (("service", "direct"), ("native", "direct"), ("service", "native"), ("direct", "native"))
+        for level in (1, 2)
     }
     for row in document["ratios"]:
-        assert row["baseline"] == "direct" and row["tokens_per_second_ratio"] > 0
+        assert row["tokens_per_second_ratio"] > 0 and row["stream_tokens_per_second_ratio"] > 0
     assert plot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 

@@ -59,7 +59,8 @@ class Command(BaseCommand):
         parser.add_argument("--max-tokens", type=int, default=64)
         parser.add_argument("--rounds", type=int, default=1,
                             help="targets alternate level by level; each round repeats every level")
-        parser.add_argument("--baseline", metavar="NAME", help="a target to compare the others with, round by round")
+        parser.add_argument("--baseline", action="append", default=[], metavar="NAME",
+                            help="a target to compare the others with, round by round (repeatable)")
         parser.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
         parser.add_argument("--plot", type=Path, metavar="FILE.png",
                             help="draw throughput and time to first token against concurrency")
@@ -80,15 +81,16 @@ class Command(BaseCommand):
             raise CommandError("Name at least one target: --openai NAME=URL, --native NAME=URL or --direct")
         if len(set(names)) != len(names):
             raise CommandError(f"Target names must differ: {names}")
-        if options["baseline"] and options["baseline"] not in names:
-            raise CommandError(f"--baseline {options['baseline']} is none of the targets {names}")
+        for baseline in options["baseline"]:
+            if baseline not in names:
+                raise CommandError(f"--baseline {baseline} is none of the targets {names}")
         with engine_logs_to_stderr():
             targets = self.targets(options, max_streams=max(plan.concurrency))
             try:
                 results = asyncio.run(self.run(targets, plan))
             except TargetFailed as exc:
                 raise CommandError(str(exc)) from exc
-        compared = ratios(results, options["baseline"]) if options["baseline"] else []
+        compared = [row for baseline in options["baseline"] for row in ratios(results, baseline)]
         if options["plot"]:
             report.plot(results, options["plot"])
         if options["json"]:
