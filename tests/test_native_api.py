@@ -287,3 +287,16 @@ def test_unknown_endpoints_and_methods_answer_json(client):
     for path in ["/api/nothing", "/v1/nothing", "/nothing"]:
         assert_error(client.get(path), 404, "not_found")
     assert_error(client.get("/api/generate"), 405, "method_not_allowed")
+
+
+def test_sse_clients_accept_header_is_served(client):
+    """Standard SSE clients send `Accept: text/event-stream`; JSON clients may send anything."""
+    request = {"prompt": "Hello", "max_tokens": 3, **GREEDY}
+    with client.stream("POST", "/api/generate/stream", json=request, headers={"accept": "text/event-stream"}) as response:
+        assert response.status_code == 200
+        events, _ = parse_events(response.iter_lines(), time.monotonic)
+    assert events[-1].event == "done"
+    response = client.post("/api/generate", json=request, headers={"accept": "text/html"})
+    assert response.status_code == 200 and response.json()["tokens_generated"] == 3
+    error = client.post("/api/generate/stream", json={"prompt": ""}, headers={"accept": "text/event-stream"})
+    assert_error(error, 400, "invalid_request", "prompt")

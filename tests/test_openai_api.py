@@ -235,3 +235,11 @@ def test_schema_documents_the_openai_endpoints(http):
     chat = schema["paths"]["/v1/chat/completions"]["post"]
     assert {"application/json", "text/event-stream"} <= set(chat["responses"]["200"]["content"])
     assert {"400", "404", "429"} <= set(chat["responses"])
+
+
+def test_a_stream_requested_with_the_sse_accept_header(http):
+    request = {"model": MODEL, "prompt": "Hello", "max_tokens": 3, "stream": True, **GREEDY}
+    with http.stream("POST", "/v1/completions", json=request, headers={"accept": "text/event-stream"}) as response:
+        assert response.status_code == 200
+        lines = [line for line in response.iter_lines() if line.startswith("data: ")]
+    assert lines[-1] == "data: [DONE]"
