@@ -117,11 +117,28 @@ def test_in_flight_and_queued_gauges_and_a_cancelled_stream(client, live_server)
     assert delta(before, after, "llm_requests_total", model=MODEL, endpoint="generate", status="200") == 1
 
 
-def test_loaded_models_and_their_load_time(client):
-    samples = scrape(client)
-    assert value(samples, "llm_models_loaded") == 1
-    assert value(samples, "llm_model_load_seconds_count", model=MODEL) == 1  # loaded once, at start-up
-    assert value(samples, "llm_model_load_seconds_sum", model=MODEL) > 0
+def set_engine_seed(live_server, seed) -> None:
+    live_server.manage(
+        "shell", "-c",
+        f"from catalog.models import ModelEntry; entry = ModelEntry.objects.get(model_id={MODEL!r}); "
+        f"entry.seed = {seed!r}; entry.save()",
+    )
+
+
+def test_loaded_models_and_their_load_time(client, live_server):
+    before = scrape(client)
+    assert value(before, "llm_models_loaded") == 1
+    # Loaded at start-up, and again after other tests' catalog changes.
+    assert value(before, "llm_model_load_seconds_count", model=MODEL) >= 1
+    set_engine_seed(live_server, 1234)  # an engine setting: the next request reloads the model
+    try:
+        assert client.post("/api/generate", json={"prompt": "Hello", "max_tokens": 2}).status_code == 200
+    finally:
+        set_engine_seed(live_server, None)
+    after = scrape(client)
+    assert value(after, "llm_models_loaded") == 1
+    assert delta(before, after, "llm_model_load_seconds_count", model=MODEL) == 1
+    assert delta(before, after, "llm_model_load_seconds_sum", model=MODEL) > 0.5  # a load takes seconds
 
 
 def test_a_failed_model_load_is_counted(tmp_path):
