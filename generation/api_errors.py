@@ -72,11 +72,16 @@ def describe_exception(exc, context) -> ApiError | None:
     return ApiError(response.status_code, exc.default_code, str(exc.detail), None, headers)
 
 
-def render_native(error: ApiError) -> JsonResponse:
-    response = JsonResponse(error_body(error.code, error.message, error.field), status=error.status)
+def error_response(body: dict, error: ApiError) -> JsonResponse:
+    """`body` (the error in one API's shape) with the error's status and headers."""
+    response = JsonResponse(body, status=error.status)
     for name, value in error.headers.items():
         response[name] = value
     return response
+
+
+def render_native(error: ApiError) -> JsonResponse:
+    return error_response(error_body(error.code, error.message, error.field), error)
 
 
 def exception_handler(exc, context):

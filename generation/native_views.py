@@ -62,7 +62,7 @@ def usage_fields(generation: Generation, finished: Finished) -> dict:
     return {
         "model": generation.model_id,
         "tokens_generated": finished.completion_tokens,
-        "prompt_tokens": finished.prompt_tokens or generation.prompt_tokens,
+        "prompt_tokens": finished.prompt_tokens,
         "finish_reason": finished.finish_reason,
     }
 

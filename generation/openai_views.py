@@ -14,13 +14,12 @@ from collections.abc import AsyncIterator
 
 from adrf.views import APIView
 from django.conf import settings
-from django.http import JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
 from catalog.selectors import allowed_models
-from generation.api_errors import ApiError, describe_exception
+from generation.api_errors import ApiError, describe_exception, error_response
 from generation.engine import Finished, TextDelta
 from generation.errors import ServiceError
 from generation.openai_serializers import (
@@ -52,12 +51,7 @@ def openai_error_body(error: ApiError) -> dict:
 
 def openai_exception_handler(exc, context):
     error = describe_exception(exc, context)
-    if error is None:
-        return None
-    response = JsonResponse(openai_error_body(error), status=error.status)
-    for name, value in error.headers.items():
-        response[name] = value
-    return response
+    return error_response(openai_error_body(error), error) if error is not None else None
 
 
 def openai_finish_reason(finished: Finished) -> str:
@@ -65,12 +59,11 @@ def openai_finish_reason(finished: Finished) -> str:
     return "length" if finished.finish_reason == "length" else "stop"
 
 
-def usage(generation: Generation, finished: Finished) -> dict:
-    prompt_tokens = finished.prompt_tokens or generation.prompt_tokens
+def usage(finished: Finished) -> dict:
     return {
-        "prompt_tokens": prompt_tokens,
+        "prompt_tokens": finished.prompt_tokens,
         "completion_tokens": finished.completion_tokens,
-        "total_tokens": prompt_tokens + finished.completion_tokens,
+        "total_tokens": finished.prompt_tokens + finished.completion_tokens,
     }
 
 
@@ -128,7 +121,7 @@ class OpenAIGenerationView(OpenAIView):
                 **header,
                 "object": self.object_name,
                 "choices": [self.choice(text, openai_finish_reason(finished))],
-                "usage": usage(generation, finished),
+                "usage": usage(finished),
             }
         )
 
@@ -150,7 +143,7 @@ class OpenAIGenerationView(OpenAIView):
                 else:
                     yield chunk([self.chunk_choice("", openai_finish_reason(event))])
                     if include_usage:
-                        yield chunk([], usage=usage(generation, event))
+                        yield chunk([], usage=usage(event))
             yield DONE
         except ServiceError as exc:  # after the stream started: an error event, as OpenAI's clients expect
             yield sse_event(json.dumps(openai_error_body(describe_exception(exc, {}))))

@@ -147,10 +147,13 @@ class Generation:
                     # Recorded before the caller sees the end, so that a client reading its
                     # response and then /metrics or its usage finds them counted.
                     finished = True
-                    prompt_tokens = event.prompt_tokens or self.prompt_tokens
-                    observation.finished(event, prompt_tokens=prompt_tokens)
+                    # The engine reports no prompt count when its usage is missing: ours stands in.
+                    event = dataclasses.replace(event, prompt_tokens=event.prompt_tokens or self.prompt_tokens)
+                    observation.finished(event, prompt_tokens=event.prompt_tokens)
                     if self._api_key is not None:
-                        await sync_to_async(_record_usage)(**self._usage(prompt_tokens, event.completion_tokens))
+                        await sync_to_async(_record_usage)(
+                            **self._usage(event.prompt_tokens, event.completion_tokens)
+                        )
                 yield event
         except ServiceError as exc:
             error = exc
