@@ -17,4 +17,6 @@ def not_found(request, exception=None):
 
 
 def server_error(request):
+    if request.path.startswith("/admin/"):
+        return defaults.server_error(request)
     return JsonResponse(error_body("internal_error", "Internal server error."), status=500)
