@@ -84,20 +84,22 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Django's and django-prometheus's middleware as inference_service.django_middleware runs them:
+    # on the event loop, not through a thread round trip per hook.
     # First and last: the request metrics of django-prometheus span the whole stack.
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "inference_service.django_middleware.PrometheusBeforeMiddleware",
     "inference_service.request_id.RequestIdMiddleware",
-    "django.middleware.security.SecurityMiddleware",
+    "inference_service.django_middleware.SecurityMiddleware",
     "generation.middleware.JSONErrorMiddleware",
     # Before CommonMiddleware, so that preflight requests are answered here.
     "corsheaders.middleware.CorsMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    "inference_service.django_middleware.SessionMiddleware",
+    "inference_service.django_middleware.CommonMiddleware",
+    "inference_service.django_middleware.CsrfViewMiddleware",
+    "inference_service.django_middleware.AuthenticationMiddleware",
+    "inference_service.django_middleware.MessageMiddleware",
+    "inference_service.django_middleware.XFrameOptionsMiddleware",
+    "inference_service.django_middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "inference_service.urls"

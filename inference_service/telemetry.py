@@ -13,7 +13,7 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.django import DjangoInstrumentor
 from opentelemetry.instrumentation.django.middleware.otel_middleware import _DjangoMiddleware
 
-from inference_service.middleware import HybridMiddleware
+from inference_service.middleware import EventLoopHooks
 
 LIBRARY_MIDDLEWARE = "opentelemetry.instrumentation.django.middleware.otel_middleware._DjangoMiddleware"
 ASYNC_MIDDLEWARE = "inference_service.telemetry.AsyncTracingMiddleware"
@@ -21,21 +21,14 @@ ASYNC_MIDDLEWARE = "inference_service.telemetry.AsyncTracingMiddleware"
 UNTRACED_URLS = "health/,metrics"
 
 
-class AsyncTracingMiddleware(HybridMiddleware, _DjangoMiddleware):
+class AsyncTracingMiddleware(EventLoopHooks, _DjangoMiddleware):
     """The library's request-span middleware, usable in Django's async stack.
 
     The library's middleware is synchronous only, which would make Django run every
-    request through a thread and back. Its request and response hooks do no I/O, so they
-    are called as they are from the event loop; the span is then current while the view
-    and the generation core run (same task).
+    request through a thread and back. Its hooks do no I/O, so they are called as they
+    are from the event loop; the span is then current while the view and the generation
+    core run (same task).
     """
-
-    call = _DjangoMiddleware.__call__
-
-    async def __acall__(self, request):
-        self.process_request(request)
-        response = await self.get_response(request)
-        return self.process_response(request, response)
 
 
 def instrument_django(tracer_provider) -> None:

@@ -1,0 +1,57 @@
+"""The middleware stack under ASGI: its hooks run on the event loop, not through threads.
+
+(The admin's session and messages, which do go to a thread to be saved, are exercised
+through a real server by tests/test_catalog.py and tests/test_api_keys.py.)
+"""
+
+import httpx
+import pytest
+from asgiref.sync import SyncToAsync
+from django.conf import settings
+from django.core.asgi import get_asgi_application
+
+
+@pytest.fixture
+def thread_hops(monkeypatch) -> list[str]:
+    """The qualified names of the functions sent to a thread by sync_to_async."""
+    hops = []
+    original = SyncToAsync.__init__
+
+    def recording(self, func, *args, **kwargs):
+        hops.append(getattr(func, "__qualname__", repr(func)))
+        original(self, func, *args, **kwargs)
+
+    monkeypatch.setattr(SyncToAsync, "__init__", recording)
+    return hops
+
+
+async def get(path: str) -> httpx.Response:
+    transport = httpx.ASGITransport(app=get_asgi_application())
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+        return await client.get(path)
+
+
+def middleware_hooks(hops: list[str]) -> list[str]:
+    return [hop for hop in hops if ".process_" in hop or hop.endswith("Middleware.__call__")]
+
+
+async def test_no_middleware_hook_goes_through_a_thread(thread_hops):
+    response = await get("/health/live")
+    assert response.status_code == 200
+    assert response.headers["X-Frame-Options"] == "DENY"  # the stack did run
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert thread_hops, "the recorder saw nothing: the test would pass whatever the stack"
+    assert middleware_hooks(thread_hops) == []
+
+
+async def test_django_stock_middleware_would_go_through_threads(thread_hops, settings):
+    # The same check against Django's own classes: it fails there, so it can fail here.
+    settings.MIDDLEWARE = [
+        name.replace("inference_service.django_middleware.", "django.middleware.security.")
+        if name.endswith(".SecurityMiddleware")
+        else name
+        for name in settings.MIDDLEWARE
+    ]
+    response = await get("/health/live")
+    assert response.status_code == 200
+    assert "SecurityMiddleware.process_request" in middleware_hooks(thread_hops)
