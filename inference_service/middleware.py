@@ -12,6 +12,8 @@ database (saving a session, storing messages in it) still go to a thread when, a
 when, they have something to save.
 """
 
+import types
+
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
 
@@ -41,10 +43,12 @@ class HybridMiddleware:
 
 
 def _on_event_loop(hook):
-    async def run(*args, **kwargs):
+    """The bound method `hook` as a coroutine method (Django names its middleware by `__self__`)."""
+
+    async def run(self, *args, **kwargs):
         return hook(*args, **kwargs)
 
-    return run
+    return types.MethodType(run, hook.__self__)
 
 
 class EventLoopHooks:

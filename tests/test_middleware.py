@@ -44,6 +44,14 @@ async def test_no_middleware_hook_goes_through_a_thread(thread_hops):
     assert middleware_hooks(thread_hops) == []
 
 
+async def test_drf_responses_pass_the_template_response_hooks(thread_hops):
+    # A DRF Response has `render`: Django then runs every `process_template_response`.
+    response = await get("/api/schema/")
+    assert response.status_code == 200
+    assert "openapi" in response.text
+    assert middleware_hooks(thread_hops) == []
+
+
 async def test_django_stock_middleware_would_go_through_threads(thread_hops, settings):
     # The same check against Django's own classes: it fails there, so it can fail here.
     settings.MIDDLEWARE = [
