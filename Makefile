@@ -26,12 +26,13 @@ prepare: install .env
 serve: prepare
 	$(PY) manage.py serve
 
-# Debian packages the tests use: Chromium (headless browser tests) and a Redis server
-# (the Redis channel layer tests start their own).
+# Debian packages the tests use: Chromium (headless browser tests), a Redis server and a
+# PostgreSQL server (the channel layer and connection pool tests start their own).
 test-tools:
 	@missing=""; \
 	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing="$$missing chromium"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; fi
 
 test: install test-tools

@@ -70,8 +70,9 @@ def server_environment(tmp_path: Path, **overrides: str) -> dict:
 
 
 def start_server(tmp_path: Path, *, scheme: str = "http", setup: tuple[str, ...] = (), wait: bool = True,
-                 **overrides: str) -> LiveServer:
-    """Migrate a fresh database, run `setup` (Python, in `manage.py shell`), start Daphne.
+                 migrate: bool = True, **overrides: str) -> LiveServer:
+    """Migrate a fresh database (unless `migrate` is off), run `setup` (Python, in
+    `manage.py shell`), start Daphne.
 
     With `wait`, return once /health/ready answers 200.
     """
@@ -79,7 +80,7 @@ def start_server(tmp_path: Path, *, scheme: str = "http", setup: tuple[str, ...]
     env = server_environment(tmp_path, LLM_INFERENCE_PORT=str(port), **overrides)
     log = open(tmp_path / "server.log", "w")
     server = LiveServer(url=f"{scheme}://127.0.0.1:{port}", env=env, process=None)
-    if not env["DATABASE_URL"].startswith("postgres"):
+    if migrate:
         server.manage("migrate", "--noinput")
     for code in setup:
         server.manage("shell", "-c", code)

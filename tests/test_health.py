@@ -56,7 +56,9 @@ def test_the_broken_model_is_a_clear_503_and_the_others_keep_serving(server_with
 
 
 def test_an_unreachable_database_makes_the_service_unready(tmp_path):
-    server = start_server(tmp_path, wait=False, DATABASE_URL="postgres://nobody:secret@127.0.0.1:9/none")
+    server = start_server(
+        tmp_path, wait=False, migrate=False, DATABASE_URL="postgres://nobody:secret@127.0.0.1:9/none"
+    )
     try:
         wait_for(f"{server.url}/health/live", lambda r: r.status_code == 200, timeout=60)
         ready = httpx.get(f"{server.url}/health/ready", timeout=30)
