@@ -3,13 +3,18 @@
 import os
 
 import django
+from django.conf import settings
 from django.core.asgi import get_asgi_application
 
 from inference_service.telemetry import configure_tracing
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "inference_service.settings")
 django.setup(set_prefix=False)
-configure_tracing()  # before the request handler is built: it may add the tracing middleware
+# Both before the request handler is built, which reads MIDDLEWARE once.
+configure_tracing()  # may add the tracing middleware
+from inference_service.django_middleware import event_loop_forms  # noqa: E402  (needs Django set up)
+
+settings.MIDDLEWARE = event_loop_forms(settings.MIDDLEWARE)
 django_application = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up)

@@ -1,5 +1,9 @@
 """Django's and django-prometheus's middleware, with their hooks run on the event loop
-(see inference_service.middleware.EventLoopHooks for why). The settings list these."""
+(see inference_service.middleware for why).
+
+The settings name Django's own classes, which `check --deploy` looks for by name; the
+ASGI application swaps in these forms (`event_loop_forms`) before it builds its handler.
+"""
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -56,3 +60,25 @@ class MessageMiddleware(EventLoopHooks, messages_middleware.MessageMiddleware):
         if storage is not None and (storage.used or storage.added_new):
             return await sync_to_async(self.process_response)(request, response)  # may write the session
         return self.process_response(request, response)
+
+
+# Django's dotted path of each class -> the dotted path of its event-loop form
+_FORMS = {
+    f"{form.__bases__[1].__module__}.{form.__bases__[1].__name__}": f"{__name__}.{form.__name__}"
+    for form in (
+        PrometheusBeforeMiddleware,
+        PrometheusAfterMiddleware,
+        SecurityMiddleware,
+        CommonMiddleware,
+        CsrfViewMiddleware,
+        AuthenticationMiddleware,
+        XFrameOptionsMiddleware,
+        SessionMiddleware,
+        MessageMiddleware,
+    )
+}
+
+
+def event_loop_forms(middleware: list[str]) -> list[str]:
+    """A MIDDLEWARE list with Django's classes replaced by their event-loop forms."""
+    return [_FORMS.get(name, name) for name in middleware]
