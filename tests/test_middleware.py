@@ -4,12 +4,17 @@
 through a real server by tests/test_catalog.py and tests/test_api_keys.py.)
 """
 
+import json
+import subprocess
+import sys
+
 import httpx
 import pytest
 from asgiref.sync import SyncToAsync
 from django.core.asgi import get_asgi_application
 
 from inference_service.django_middleware import event_loop_forms
+from tests.conftest import ROOT, server_environment
 
 
 @pytest.fixture
@@ -64,3 +69,16 @@ async def test_django_stock_middleware_would_go_through_threads(thread_hops):
     response = await get("/health/live")
     assert response.status_code == 200
     assert "SecurityMiddleware.process_request" in middleware_hooks(thread_hops)
+
+
+def test_the_asgi_application_serves_the_event_loop_forms(tmp_path):
+    # The server's entry point itself, in a process of its own (it starts loading models
+    # in the background, which the process's exit cuts short).
+    code = "import json, inference_service.asgi; from django.conf import settings; print(json.dumps(settings.MIDDLEWARE))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=server_environment(tmp_path), capture_output=True, text=True,
+        check=True,
+    )
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "inference_service.django_middleware.SecurityMiddleware" in served
+    assert not [name for name in served if name.startswith(("django.", "django_prometheus."))]
