@@ -84,6 +84,34 @@ def render_native(error: ApiError) -> JsonResponse:
     return error_response(error_body(error.code, error.message, error.field), error)
 
 
+OPENAI_ERROR_TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
+
+
+def openai_error_body(error: ApiError) -> dict:
+    """OpenAI's error shape, which its SDKs turn into their error classes by status code."""
+    if error.status >= 500:
+        error_type = "server_error"
+    else:
+        error_type = OPENAI_ERROR_TYPES.get(error.status, "invalid_request_error")
+    return {"error": {"message": error.message, "type": error_type, "param": error.field, "code": error.code}}
+
+
+def render_openai(error: ApiError) -> JsonResponse:
+    return error_response(openai_error_body(error), error)
+
+
+def error_body_for_path(path: str, error: ApiError) -> dict:
+    """The error in the shape of the API whose URL was called: OpenAI's under /v1/, else the native one."""
+    if path.startswith("/v1/"):
+        return openai_error_body(error)
+    return error_body(error.code, error.message, error.field)
+
+
+def render_for_path(path: str, error: ApiError) -> JsonResponse:
+    """An error raised outside the API views (middleware, unknown URLs), in the called API's shape."""
+    return error_response(error_body_for_path(path, error), error)
+
+
 def exception_handler(exc, context):
     error = describe_exception(exc, context)
     return render_native(error) if error is not None else None

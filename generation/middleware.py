@@ -4,9 +4,8 @@ import logging
 
 from django.conf import settings
 from django.db import DatabaseError
-from django.http import JsonResponse
 
-from generation.api_errors import error_body
+from generation.api_errors import ApiError, render_for_path
 from inference_service.middleware import HybridMiddleware
 
 logger = logging.getLogger(__name__)
@@ -23,7 +22,7 @@ class JSONErrorMiddleware(HybridMiddleware):
             length = 0
         if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
             message = f"The request body is {length} bytes; the limit is {settings.DATA_UPLOAD_MAX_MEMORY_SIZE}."
-            return JsonResponse(error_body("request_too_large", message), status=413)
+            return render_for_path(request.path, ApiError(413, "request_too_large", message))
         return None
 
     def call(self, request):
@@ -37,6 +36,6 @@ class JSONErrorMiddleware(HybridMiddleware):
             return None  # the admin keeps Django's own error pages
         if isinstance(exception, DatabaseError):
             logger.error("database error on %s: %s", request.path, exception)
-            return JsonResponse(error_body("database_unavailable", "The database is unavailable."), status=503)
+            return render_for_path(request.path, ApiError(503, "database_unavailable", "The database is unavailable."))
         logger.exception("unhandled error on %s", request.path)
-        return JsonResponse(error_body("internal_error", "Internal server error."), status=500)
+        return render_for_path(request.path, ApiError(500, "internal_error", "Internal server error."))

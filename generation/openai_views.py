@@ -19,7 +19,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
 from catalog.selectors import allowed_models
-from generation.api_errors import ApiError, describe_exception, error_response
+from generation.api_errors import describe_exception, openai_error_body, render_openai
 from generation.engine import Finished, TextDelta
 from generation.errors import ServiceError
 from generation.openai_serializers import (
@@ -33,25 +33,12 @@ from generation.openai_serializers import (
 from generation.service import Generation, GenerationRequest, prepare_generation
 from generation.sse import KEEPALIVE, KEEPALIVE_COMMENT, event_stream_response, sse_event, with_keepalive
 
-ERROR_TYPES = {
-    401: "authentication_error",
-    403: "permission_error",
-    429: "rate_limit_error",
-}
 DONE = sse_event("[DONE]")
-
-
-def openai_error_body(error: ApiError) -> dict:
-    if error.status >= 500:
-        error_type = "server_error"
-    else:
-        error_type = ERROR_TYPES.get(error.status, "invalid_request_error")
-    return {"error": {"message": error.message, "type": error_type, "param": error.field, "code": error.code}}
 
 
 def openai_exception_handler(exc, context):
     error = describe_exception(exc, context)
-    return error_response(openai_error_body(error), error) if error is not None else None
+    return render_openai(error) if error is not None else None
 
 
 def openai_finish_reason(finished: Finished) -> str:

@@ -1,22 +1,31 @@
-"""JSON answers for URLs that match no route, and for crashes outside the API views.
+"""JSON answers for bad requests caught by Django itself (a Host not allowed), URLs that
+match no route, and crashes outside the API views.
 
-Django's own pages are HTML; API clients get the native error shape instead. The admin
-keeps Django's pages.
+Django's own pages are HTML; API clients get the error shape of the API they called
+instead. The admin keeps Django's pages.
 """
 
-from django.http import JsonResponse
+from django.core.exceptions import DisallowedHost
 from django.views import defaults
 
-from generation.api_errors import error_body
+from generation.api_errors import ApiError, render_for_path
+
+
+def bad_request(request, exception=None):
+    if request.path.startswith("/admin/"):
+        return defaults.bad_request(request, exception)
+    # Django's own 400s are suspicious requests, mostly a Host header not in ALLOWED_HOSTS.
+    message = "Bad request: the Host header is not allowed." if isinstance(exception, DisallowedHost) else "Bad request."
+    return render_for_path(request.path, ApiError(400, "bad_request", message))
 
 
 def not_found(request, exception=None):
     if request.path.startswith("/admin/"):
         return defaults.page_not_found(request, exception)
-    return JsonResponse(error_body("not_found", f"No such endpoint: {request.path}."), status=404)
+    return render_for_path(request.path, ApiError(404, "not_found", f"No such endpoint: {request.path}."))
 
 
 def server_error(request):
     if request.path.startswith("/admin/"):
         return defaults.server_error(request)
-    return JsonResponse(error_body("internal_error", "Internal server error."), status=500)
+    return render_for_path(request.path, ApiError(500, "internal_error", "Internal server error."))

@@ -25,5 +25,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+handler400 = "inference_service.error_views.bad_request"
 handler404 = "inference_service.error_views.not_found"
 handler500 = "inference_service.error_views.server_error"
