@@ -72,6 +72,7 @@ def engine_config(entry: ModelEntry) -> EngineConfig:
         in_situ_quant=entry.in_situ_quant,
         max_seqs=entry.max_seqs,
         seed=entry.seed,
+        prefix_cache_n=entry.prefix_cache_n,
     )
 
 

@@ -2,8 +2,8 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog.selectors import allowed_models
 from catalog.serializers import ModelListSerializer
+from generation.service import listed_models
 
 
 class ModelListView(APIView):
@@ -30,4 +30,4 @@ class ModelListView(APIView):
         tags=["models"],
     )
     def get(self, request):
-        return Response(ModelListSerializer({"models": allowed_models()}).data)
+        return Response(ModelListSerializer({"models": listed_models()}).data)

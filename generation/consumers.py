@@ -20,19 +20,22 @@ message, then is closed with code 4401 (HTTP's 401, in the application's range).
 
 import asyncio
 import contextlib
-import json
+import logging
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from rest_framework.exceptions import ValidationError
 
 from access.authentication import authenticate_bearer
+from generation import json_input
 from generation.api_errors import describe_exception, error_body
 from generation.engine import TextDelta
 from generation.errors import InvalidRequest, ServiceError, Unauthorized
 from generation.native_serializers import ChatRequestSerializer, GenerateRequestSerializer
 from generation.native_views import usage_fields
 from generation.service import GenerationRequest, prepare_generation
+
+logger = logging.getLogger(__name__)
 
 REQUEST_SERIALIZERS = {"generate": GenerateRequestSerializer, "chat": ChatRequestSerializer}
 CLOSE_UNAUTHORIZED = 4401
@@ -60,9 +63,9 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
         if self.refused:
             return
         try:
-            content = json.loads(text_data) if text_data is not None else None
-        except json.JSONDecodeError as exc:
-            return await self.send_error(None, InvalidRequest(f"The message is not valid JSON: {exc}"))
+            content = json_input.loads(text_data) if text_data is not None else None
+        except json_input.InvalidJSON as exc:
+            return await self.send_error(None, InvalidRequest(str(exc)))
         if not isinstance(content, dict):
             return await self.send_error(None, InvalidRequest("Send a JSON object with a type."))
         await self.receive_json(content)
@@ -97,6 +100,9 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
                     await self.send_json({"type": "done", "id": request_id, **usage_fields(generation, event)})
         except (ServiceError, ValidationError) as exc:
             await self.send_error(request_id, exc)
+        except Exception:  # a crash ends this request with an error message, never the connection
+            logger.exception("a WebSocket generation failed")
+            await self.send_error(request_id, ServiceError("Internal server error."))
 
     async def cancel_running(self) -> bool:
         """Cancel the running generation (the engine drops it at its next token); False if none ran."""

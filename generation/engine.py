@@ -19,10 +19,12 @@ and the ways around the defects of mistral.rs 0.9.5 measured on CPU:
 import asyncio
 import concurrent.futures
 import logging
+import math
+import re
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +34,11 @@ from generation import model_files
 from generation.errors import EngineFailed, ModelUnavailable
 
 logger = logging.getLogger(__name__)
+
+# How often a request waiting for the prefill gate checks whether its client has left.
+PREFILL_GATE_POLL_SECONDS = 0.05
+MAX_ERROR_SUMMARY_CHARS = 300
+_PATH = re.compile(r"(?:/[^\s'\"/:]+){2,}/?")  # an absolute path of two parts or more
 
 PASSTHROUGH_TEMPLATE = Path(__file__).with_name("passthrough_chat_template.jinja")
 
@@ -49,6 +56,7 @@ class EngineConfig:
     in_situ_quant: str = ""
     max_seqs: int = 8
     seed: int | None = None
+    prefix_cache_n: int = 0
 
 
 @dataclass(frozen=True)
@@ -127,6 +135,7 @@ def _load_runner(config: EngineConfig, cache_dir: Path) -> LoadedModel:
         jinja_explicit=str(PASSTHROUGH_TEMPLATE),
         in_situ_quant=config.in_situ_quant or None,
         seed=config.seed,
+        prefix_cache_n=config.prefix_cache_n,
     )
     return LoadedModel(
         config=config,
@@ -137,20 +146,47 @@ def _load_runner(config: EngineConfig, cache_dir: Path) -> LoadedModel:
     )
 
 
+@dataclass(frozen=True)
+class LoadFailure:
+    config: EngineConfig
+    message: str  # for clients: no server paths (the log has the whole error)
+    backoff: float
+    retry_at: float  # time.monotonic()
+
+    def retry_in(self) -> float:
+        return self.retry_at - time.monotonic()
+
+    def error(self) -> ModelUnavailable:
+        retry_in = max(1, math.ceil(self.retry_in()))
+        return ModelUnavailable(f"{self.message} (next try in {retry_in} s)", retry_after=retry_in)
+
+
 class EngineCache:
     """Loaded engines of this process, keyed by model id.
 
     Loads run in a worker thread; requests that arrive during a load wait for the same
-    load instead of starting another.
+    load instead of starting another. A configuration that failed to load is not tried
+    again before its back-off has passed (doubling from `retry_after_failure` up to
+    `max_retry_after_failure`): requests meanwhile get the same error at once, instead of
+    each paying for a load that fails again. A changed configuration is tried at once.
     """
 
-    def __init__(self, *, cache_dir: Path, max_loaded: int):
+    def __init__(
+        self,
+        *,
+        cache_dir: Path,
+        max_loaded: int,
+        retry_after_failure: float = 10.0,
+        max_retry_after_failure: float = 300.0,
+    ):
         self.cache_dir = Path(cache_dir)
         self.max_loaded = max_loaded
+        self.retry_after_failure = retry_after_failure
+        self.max_retry_after_failure = max_retry_after_failure
         self._lock = threading.Lock()
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._loading: dict[str, tuple[EngineConfig, concurrent.futures.Future]] = {}
-        self.failures: dict[str, str] = {}
+        self.failures: dict[str, LoadFailure] = {}
         self.load_counts: Counter[str] = Counter()
         self.listeners: list = []  # callables(event: str, model_id: str, seconds: float)
 
@@ -168,6 +204,10 @@ class EngineCache:
             if pending is not None and pending[0] == config:
                 return pending[1]
             future = concurrent.futures.Future()
+            failure = self.failures.get(config.model_id)
+            if failure is not None and failure.config == config and failure.retry_in() > 0:
+                future.set_exception(failure.error())
+                return future
             self._loading[config.model_id] = (config, future)
             self.load_counts[config.model_id] += 1
         threading.Thread(target=self._load, args=(config, future), name=f"load {config.model_id}", daemon=True).start()
@@ -180,13 +220,22 @@ class EngineCache:
             loaded = _load_runner(config, self.cache_dir)
         except Exception as exc:  # any load failure is reported, the process keeps serving
             logger.exception("model %s failed to load", config.model_id)
-            message = f"Model {config.model_id} could not be loaded: {exc}"
             with self._lock:
                 if self._loading.get(config.model_id, (None, None))[1] is future:
                     del self._loading[config.model_id]
-                self.failures[config.model_id] = message
+                previous = self.failures.get(config.model_id)
+                backoff = self.retry_after_failure
+                if previous is not None and previous.config == config:
+                    backoff = min(previous.backoff * 2, self.max_retry_after_failure)
+                failure = LoadFailure(
+                    config=config,
+                    message=f"Model {config.model_id} could not be loaded: {engine_error_summary(exc)}",
+                    backoff=backoff,
+                    retry_at=time.monotonic() + backoff,
+                )
+                self.failures[config.model_id] = failure
             self._notify("load_failed", config.model_id, time.perf_counter() - started)
-            future.set_exception(ModelUnavailable(message))
+            future.set_exception(failure.error())
             return
         with self._lock:
             if self._loading.get(config.model_id, (None, None))[1] is future:
@@ -223,45 +272,58 @@ class EngineCache:
         with self._lock:
             return list(self._models)
 
-    def is_loaded(self, config: EngineConfig) -> bool:
+    def failure(self, config: EngineConfig) -> "LoadFailure | None":
+        """The last failed load of this very configuration, if it has not loaded since."""
         with self._lock:
-            loaded = self._models.get(config.model_id)
-            return loaded is not None and loaded.config == config
+            failure = self.failures.get(config.model_id)
+            return failure if failure is not None and failure.config == config else None
 
     # --- generation ------------------------------------------------------------------
 
     async def stream(
-        self, model: LoadedModel, prompt: str, sampling: Sampling, *, keep_leading_whitespace: bool
+        self,
+        model: LoadedModel,
+        prompt: str,
+        sampling: Sampling,
+        *,
+        keep_leading_whitespace: bool,
+        released: Callable[[], None],
     ) -> AsyncIterator[TextDelta | Finished]:
         """Generate from a rendered prompt: text deltas, then one Finished.
 
-        Closing the iterator early (a client went away) cancels the generation: the
-        engine's sequence is dropped at its next token.
+        Closing the iterator early (a client went away) cancels the generation: a request
+        still waiting for the prefill gate is never submitted, and one in prefill is
+        dropped at its first token (mistral.rs 0.9.5 cannot interrupt a prefill).
+        `released` is called once, from any thread, when the engine has let the request
+        go: only then is the work it caused over.
         """
         from mistralrs import ChatCompletionRequest
 
-        request = ChatCompletionRequest(
-            messages=[{"role": "user", "content": prompt}],
-            model=model.config.model_id,
-            max_tokens=sampling.max_tokens,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            top_k=sampling.top_k,
-            repetition_penalty=sampling.repetition_penalty,
-            stop_seqs=list(sampling.stop) or None,
-            stream=True,
-            logprobs=keep_leading_whitespace,
-        )
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue()
         cancelled = threading.Event()
-        producer = threading.Thread(
-            target=_produce,
-            args=(model, request, keep_leading_whitespace, cancelled, loop, queue),
-            name=f"generate {model.config.model_id}",
-            daemon=True,
-        )
-        producer.start()
+        try:
+            request = ChatCompletionRequest(
+                messages=[{"role": "user", "content": prompt}],
+                model=model.config.model_id,
+                max_tokens=sampling.max_tokens,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                top_k=sampling.top_k,
+                repetition_penalty=sampling.repetition_penalty,
+                stop_seqs=list(sampling.stop) or None,
+                stream=True,
+                logprobs=keep_leading_whitespace,
+            )
+            loop = asyncio.get_running_loop()
+            queue: asyncio.Queue = asyncio.Queue()
+            threading.Thread(
+                target=_produce,
+                args=(model, request, keep_leading_whitespace, cancelled, _emitter(loop, queue, cancelled), released),
+                name=f"generate {model.config.model_id}",
+                daemon=True,
+            ).start()
+        except BaseException:
+            released()  # the engine never saw it
+            raise
         try:
             while True:
                 item = await queue.get()
@@ -274,8 +336,8 @@ class EngineCache:
             cancelled.set()
 
 
-def _produce(model, request, keep_leading_whitespace, cancelled, loop, queue) -> None:
-    """Runs in its own thread: submits the request and feeds its chunks to the event loop."""
+def _emitter(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue, cancelled: threading.Event):
+    """A function that hands an item from the producer thread to the event loop's queue."""
 
     def emit(item) -> None:
         try:
@@ -283,34 +345,75 @@ def _produce(model, request, keep_leading_whitespace, cancelled, loop, queue) ->
         except RuntimeError:  # the loop is closed: nobody is listening any more
             cancelled.set()
 
+    return emit
+
+
+def _produce(model, request, keep_leading_whitespace, cancelled, emit, released) -> None:
+    """Runs in its own thread: submits the request and feeds its chunks to the event loop."""
     try:
-        with model.admission:
-            chunks = model.runner.send_chat_completion_request(request)
-            first = next(chunks, None)
-        chunk = first
-        stripping = keep_leading_whitespace  # until the first non-whitespace text
-        while chunk is not None and not cancelled.is_set():
-            choice = chunk.choices[0]
-            text = choice.delta.content or ""
-            if stripping:
-                token_text = choice.logprobs.token if choice.logprobs is not None else None
-                text = restore_leading_whitespace(text, token_text)
-                stripping = not text.strip()
-            if text:
-                emit(TextDelta(text))
-            if choice.finish_reason is not None:
-                usage = chunk.usage
-                emit(
-                    Finished(
-                        finish_reason=choice.finish_reason,
-                        prompt_tokens=usage.prompt_tokens if usage else 0,
-                        completion_tokens=usage.completion_tokens if usage else 0,
-                    )
-                )
-                return
-            chunk = next(chunks, None)
-        if chunk is None and not cancelled.is_set():
-            emit(EngineFailed("The engine ended the stream without a finish reason"))
+        _generate(model, request, keep_leading_whitespace, cancelled, emit)
     except Exception as exc:  # engine errors become an error for this request only
         logger.exception("generation failed on %s", model.config.model_id)
-        emit(EngineFailed(f"The engine failed: {exc}"))
+        emit(EngineFailed(f"The engine failed: {engine_error_summary(exc)}"))
+    finally:
+        # _generate has returned: the engine's stream iterator is dropped, so the engine
+        # drops the sequence at its next step.
+        released()
+
+
+def _generate(model, request, keep_leading_whitespace, cancelled, emit) -> None:
+    if not _pass_prefill_gate(model, cancelled):
+        return  # the client left while waiting: never submitted
+    try:
+        chunks = model.runner.send_chat_completion_request(request)
+        chunk = next(chunks, None)  # the prefill
+    finally:
+        model.admission.release()
+    stripping = keep_leading_whitespace  # until the first non-whitespace text
+    while chunk is not None and not cancelled.is_set():
+        choice = chunk.choices[0]
+        text = choice.delta.content or ""
+        if stripping:
+            token_text = choice.logprobs.token if choice.logprobs is not None else None
+            text = restore_leading_whitespace(text, token_text)
+            stripping = not text.strip()
+        if text:
+            emit(TextDelta(text))
+        if choice.finish_reason is not None:
+            usage = chunk.usage
+            emit(
+                Finished(
+                    finish_reason=choice.finish_reason,
+                    prompt_tokens=usage.prompt_tokens if usage else 0,
+                    completion_tokens=usage.completion_tokens if usage else 0,
+                )
+            )
+            return
+        chunk = next(chunks, None)
+    if chunk is None and not cancelled.is_set():
+        emit(EngineFailed("The engine ended the stream without a finish reason"))
+
+
+def _pass_prefill_gate(model: LoadedModel, cancelled: threading.Event) -> bool:
+    """Wait for the model's prefill gate, giving up as soon as the request is cancelled.
+
+    True with the gate held; False (gate not held) when the request was cancelled first.
+    """
+    while not model.admission.acquire(timeout=PREFILL_GATE_POLL_SECONDS):
+        if cancelled.is_set():
+            return False
+    if cancelled.is_set():
+        model.admission.release()
+        return False
+    return True
+
+
+def engine_error_summary(exc: BaseException) -> str:
+    """What a client may read of an engine error: its first line, without server paths.
+
+    The engine's messages can carry a Rust backtrace and file paths; the log keeps those.
+    """
+    lines = str(exc).strip().splitlines()
+    first = lines[0] if lines else type(exc).__name__
+    first = _PATH.sub(lambda match: Path(match.group(0)).name, first)
+    return first[:MAX_ERROR_SUMMARY_CHARS]

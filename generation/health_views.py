@@ -2,23 +2,34 @@
 
 from adrf.views import APIView
 from asgiref.sync import sync_to_async
-from django.db import connection
+from django.db import DatabaseError
 from django.http import JsonResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 
+from catalog.models import ServiceSettings
+from catalog.selectors import startup_engine_configs
 from generation.service import engine_cache
 from generation.startup import startup_loads
 
 
-def _database_reachable() -> bool:
+def _readiness() -> dict:
+    """What readiness depends on, read as every request reads it: the catalog tables, and
+    the start-up models of the catalog as it is now (one disabled since start-up no
+    longer counts; one failing to load does, until it loads or leaves the catalog)."""
     try:
-        connection.ensure_connection()
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        return True
-    except Exception:
-        return False
+        configs = startup_engine_configs()
+        ServiceSettings.objects.first()
+    except DatabaseError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return {"database_ok": False, "models_loaded": False, "errors": {"database": first_line}}
+    cache = engine_cache()
+    errors = dict(startup_loads.errors)
+    for config in configs:
+        failure = cache.failure(config)
+        if failure is not None:
+            errors[config.model_id] = failure.message
+    return {"database_ok": True, "models_loaded": startup_loads.finished.is_set() and not errors, "errors": errors}
 
 
 READINESS = inline_serializer(
@@ -47,17 +58,18 @@ class LiveView(APIView):
 class ReadyView(APIView):
     authentication_classes = ()
     @extend_schema(
-        summary="Readiness: 200 once the start-up models are loaded and the database answers",
-        description="503 while start-up models load, when one failed to load, or when the database is unreachable.",
+        summary="Readiness: 200 once the start-up models are loaded and the catalog can be read",
+        description="503 while start-up models load, while one of the catalog's start-up models fails to load, "
+        "or when the catalog tables cannot be read (database unreachable, missing, corrupt or locked).",
         responses={(200, "application/json"): READINESS, (503, "application/json"): READINESS},
         tags=["health"],
     )
     async def get(self, request):
-        database_ok = await sync_to_async(_database_reachable)()
-        # Ready once every start-up model has loaded; a model unloaded later (disabled in
-        # the admin, evicted) does not make the process unready.
-        models_loaded = startup_loads.finished.is_set() and not startup_loads.errors
-        errors = dict(startup_loads.errors)
+        # Ready once the start-up loads have run and none of the catalog's start-up models
+        # is failing; a model unloaded later (disabled in the admin, evicted) does not make
+        # the process unready.
+        readiness = await sync_to_async(_readiness)()
+        database_ok, models_loaded, errors = readiness["database_ok"], readiness["models_loaded"], readiness["errors"]
         if not database_ok or errors:
             status = "error"
         elif not models_loaded:

@@ -2,18 +2,36 @@
 
 from rest_framework import serializers
 
+from catalog.sampling_ranges import (
+    REPETITION_PENALTY,
+    SEED,
+    STOP_SEQUENCE_MAX_CHARS,
+    TEMPERATURE,
+    TOP_K,
+    TOP_P,
+)
+
 
 class SamplingSerializer(serializers.Serializer):
-    model = serializers.CharField(required=False, allow_blank=False, help_text="Catalog id; default model if omitted.")
-    temperature = serializers.FloatField(required=False, min_value=0.0, max_value=2.0)
-    top_p = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
-    top_k = serializers.IntegerField(required=False, min_value=1)
+    model = serializers.CharField(
+        required=False, allow_blank=False, max_length=200, help_text="Catalog id; default model if omitted."
+    )
+    temperature = serializers.FloatField(required=False, min_value=TEMPERATURE[0], max_value=TEMPERATURE[1])
+    top_p = serializers.FloatField(required=False, min_value=TOP_P[0], max_value=TOP_P[1])
+    top_k = serializers.IntegerField(required=False, min_value=TOP_K[0], max_value=TOP_K[1])
     max_tokens = serializers.IntegerField(required=False, min_value=1)
     stop = serializers.ListField(
-        child=serializers.CharField(allow_blank=False, trim_whitespace=False), required=False, max_length=8
+        child=serializers.CharField(allow_blank=False, trim_whitespace=False, max_length=STOP_SEQUENCE_MAX_CHARS),
+        required=False,
+        max_length=8,
     )
-    seed = serializers.IntegerField(required=False, help_text="Accepted; sampling seeds are set per model.")
-    repetition_penalty = serializers.FloatField(required=False, min_value=0.0)
+    seed = serializers.IntegerField(
+        required=False, min_value=SEED[0], max_value=SEED[1], help_text="Accepted; sampling seeds are set per model."
+    )
+    repetition_penalty = serializers.FloatField(
+        required=False, min_value=REPETITION_PENALTY[0], max_value=REPETITION_PENALTY[1]
+    )
+
 
 class GenerateRequestSerializer(SamplingSerializer):
     prompt = serializers.CharField(allow_blank=False, trim_whitespace=False)

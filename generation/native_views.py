@@ -68,16 +68,17 @@ def usage_fields(generation: Generation, finished: Finished) -> dict:
 
 
 async def native_sse(generation: Generation) -> AsyncIterator[bytes]:
-    try:
-        async for event in with_keepalive(generation.events(), settings.LLM_SSE_KEEPALIVE_SECONDS):
-            if event is KEEPALIVE:
-                yield KEEPALIVE_COMMENT
-            elif isinstance(event, TextDelta):
-                yield sse_event(event.text)
-            else:
-                yield sse_event(json.dumps(usage_fields(generation, event)), event="done")
-    except ServiceError as exc:
-        yield sse_event(json.dumps(error_body(exc.code, exc.message)), event="error")
+    async for event in with_keepalive(generation.events(), settings.LLM_SSE_KEEPALIVE_SECONDS):
+        if event is KEEPALIVE:
+            yield KEEPALIVE_COMMENT
+        elif isinstance(event, TextDelta):
+            yield sse_event(event.text)
+        else:
+            yield sse_event(json.dumps(usage_fields(generation, event)), event="done")
+
+
+def native_error_event(exc: ServiceError) -> bytes:
+    return sse_event(json.dumps(error_body(exc.code, exc.message)), event="error")
 
 
 class NativeGenerationView(APIView):
@@ -92,7 +93,7 @@ class NativeGenerationView(APIView):
             GenerationRequest.from_validated(serializer.validated_data, endpoint=self.endpoint, api_key=request.auth)
         )
         if self.streaming:
-            return event_stream_response(native_sse(generation))
+            return event_stream_response(native_sse(generation), native_error_event)
         text, finished = await generation.collect()
         return Response(self.response_body(text, usage_fields(generation, finished)))
 

@@ -46,6 +46,11 @@ class Observation:
         """The request failed before its generation started (400, 404, 429...)."""
         metrics.requests_total.labels(**self._labels(), status=str(error.status)).inc()
 
+    def abandoned(self) -> None:
+        """The client went away before its generation started (while it waited for a slot or a load)."""
+        metrics.requests_total.labels(**self._labels(), status=CLIENT_CLOSED).inc()
+        logger.info("request abandoned before its generation started: the client went away", extra=self._labels())
+
     def started(self, *, model_id: str, operation: str, prompt: str, prompt_tokens: int, sampling: Sampling) -> None:
         # Messages read well as text; the same facts are fields of the JSON lines.
         fields = {"model": model_id, "endpoint": self.endpoint, "prompt_tokens": prompt_tokens,

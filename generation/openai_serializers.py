@@ -10,6 +10,7 @@ their neutral values (n = 1, logprobs = false...) are accepted, since many clien
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from catalog.sampling_ranges import STOP_SEQUENCE_MAX_CHARS
 from generation.native_serializers import AssistantMessageSerializer, SamplingSerializer
 
 # Parameter -> the values that mean "off", which are accepted as if absent.
@@ -34,16 +35,30 @@ ROLES = {"system": "system", "developer": "system", "user": "user", "assistant":
 
 
 @extend_schema_field(
-    {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": 4}]}
+    {
+        "oneOf": [
+            {"type": "string", "minLength": 1, "maxLength": STOP_SEQUENCE_MAX_CHARS},
+            {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1, "maxLength": STOP_SEQUENCE_MAX_CHARS},
+                "maxItems": 4,
+            },
+        ]
+    }
 )
 class StopField(serializers.Field):
     """OpenAI's `stop`: a string or a list of up to 4 strings."""
 
-    default_error_messages = {"invalid": "Use a string or a list of at most 4 non-empty strings."}
+    default_error_messages = {
+        "invalid": f"Use a string or a list of at most 4 non-empty strings of at most {STOP_SEQUENCE_MAX_CHARS} "
+        "characters."
+    }
 
     def to_internal_value(self, data):
         stops = [data] if isinstance(data, str) else data
-        if not isinstance(stops, list) or len(stops) > 4 or not all(isinstance(s, str) and s for s in stops):
+        if not isinstance(stops, list) or len(stops) > 4:
+            self.fail("invalid")
+        if not all(isinstance(s, str) and 0 < len(s) <= STOP_SEQUENCE_MAX_CHARS for s in stops):
             self.fail("invalid")
         return stops
 

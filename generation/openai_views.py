@@ -18,7 +18,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
-from catalog.selectors import allowed_models
 from generation.api_errors import describe_exception, openai_error_body, render_openai
 from generation.engine import Finished, TextDelta
 from generation.errors import ServiceError
@@ -30,7 +29,7 @@ from generation.openai_serializers import (
     OpenAIErrorSerializer,
     OpenAIModelListSerializer,
 )
-from generation.service import Generation, GenerationRequest, prepare_generation
+from generation.service import Generation, GenerationRequest, listed_models, prepare_generation
 from generation.sse import KEEPALIVE, KEEPALIVE_COMMENT, event_stream_response, sse_event, with_keepalive
 
 DONE = sse_event("[DONE]")
@@ -101,7 +100,7 @@ class OpenAIGenerationView(OpenAIView):
         header = {"id": f"{self.id_prefix}-{uuid.uuid4().hex}", "created": int(time.time()), "model": generation.model_id}
         if data["stream"]:
             include_usage = data.get("stream_options", {}).get("include_usage", False)
-            return event_stream_response(self.chunks(generation, header, include_usage))
+            return event_stream_response(self.chunks(generation, header, include_usage), openai_error_event)
         text, finished = await generation.collect()
         return Response(
             {
@@ -119,21 +118,23 @@ class OpenAIGenerationView(OpenAIView):
                 body.setdefault("usage", None)
             return sse_event(json.dumps(body))
 
-        try:
-            if first := self.first_chunk_choices():
-                yield chunk(first)
-            async for event in with_keepalive(generation.events(), settings.LLM_SSE_KEEPALIVE_SECONDS):
-                if event is KEEPALIVE:
-                    yield KEEPALIVE_COMMENT
-                elif isinstance(event, TextDelta):
-                    yield chunk([self.chunk_choice(event.text, None)])
-                else:
-                    yield chunk([self.chunk_choice("", openai_finish_reason(event))])
-                    if include_usage:
-                        yield chunk([], usage=usage(event))
-            yield DONE
-        except ServiceError as exc:  # after the stream started: an error event, as OpenAI's clients expect
-            yield sse_event(json.dumps(openai_error_body(describe_exception(exc, {}))))
+        if first := self.first_chunk_choices():
+            yield chunk(first)
+        async for event in with_keepalive(generation.events(), settings.LLM_SSE_KEEPALIVE_SECONDS):
+            if event is KEEPALIVE:
+                yield KEEPALIVE_COMMENT
+            elif isinstance(event, TextDelta):
+                yield chunk([self.chunk_choice(event.text, None)])
+            else:
+                yield chunk([self.chunk_choice("", openai_finish_reason(event))])
+                if include_usage:
+                    yield chunk([], usage=usage(event))
+        yield DONE
+
+
+def openai_error_event(exc: ServiceError) -> bytes:
+    """An error after the stream started: a `data: {error}` event, as OpenAI's clients expect."""
+    return sse_event(json.dumps(openai_error_body(describe_exception(exc, {}))))
 
 
 COMPLETION_EXAMPLE = OpenApiExample(
@@ -241,7 +242,7 @@ class ModelsView(OpenAIView):
                         "created": int(entry.created_at.timestamp()),
                         "owned_by": entry.model_id.split("/")[0] if "/" in entry.model_id else "local",
                     }
-                    for entry in allowed_models()
+                    for entry in listed_models()
                 ],
             }
         )

@@ -21,7 +21,7 @@ from django.db import DatabaseError, connections
 from access.services import admit_request, check_model_allowed, record_usage
 from catalog.chat_templates import ChatTemplateError, render_chat_template
 from catalog.models import ModelEntry
-from catalog.selectors import ServableModel, first_set, resolve_model
+from catalog.selectors import ServableModel, allowed_models, engine_config, first_set, resolve_model
 from generation import metrics
 from generation.engine import EngineCache, Finished, LoadedModel, Sampling, TextDelta
 from generation.errors import InvalidRequest, PromptTooLong, ServiceError
@@ -119,11 +119,12 @@ class Generation:
         self._observation = observation
         self._api_key = api_key
         self._rate_minute = rate_minute  # the rate-limit window this generation was admitted in
-        self._released = False
+        self._released = threading.Event()
 
     def release(self) -> None:
-        if not self._released:
-            self._released = True
+        """Give the concurrency slot back, once; called by the engine when it let the request go."""
+        if not self._released.is_set():
+            self._released.set()
             limiter().release()
 
     def __del__(self):
@@ -137,8 +138,14 @@ class Generation:
         finished = False
         error = None
         try:
+            # The slot is released by the engine, when it has really let the request go: a
+            # client that leaves during a prefill does not free the engine before it ends.
             async for event in engine_cache().stream(
-                self._model, self._prompt, self._sampling, keep_leading_whitespace=not self._is_chat
+                self._model,
+                self._prompt,
+                self._sampling,
+                keep_leading_whitespace=not self._is_chat,
+                released=self.release,
             ):
                 if isinstance(event, TextDelta):
                     deltas += 1
@@ -159,7 +166,6 @@ class Generation:
             error = exc
             raise
         finally:
-            self.release()
             if not finished:
                 # Failed or cancelled: a delta is about a token (the engine sends one per token).
                 observation.ended_early(error, prompt_tokens=self.prompt_tokens, generated_tokens=deltas)
@@ -206,6 +212,13 @@ def _in_background(function, **kwargs) -> None:
     threading.Thread(target=run, name=function.__name__, daemon=True).start()
 
 
+def listed_models() -> list[ModelEntry]:
+    """The catalog entries clients may use, less those whose engine failed to load and
+    is waiting for its next try."""
+    cache = engine_cache()
+    return [entry for entry in allowed_models() if cache.failure(engine_config(entry)) is None]
+
+
 def render_prompt(model: ServableModel, request: GenerationRequest) -> str:
     if not request.is_chat:
         return model.bos_token + request.prompt
@@ -244,19 +257,31 @@ async def prepare_generation(request: GenerationRequest) -> Generation:
     """
     observation = Observation(endpoint=request.endpoint, requested_model=request.model)
     try:
-        return await _prepare(request, observation)
+        model = await sync_to_async(resolve_model)(model_id=request.model)
+        observation.model_id = model.model_id
+        if request.api_key is not None:
+            await sync_to_async(check_model_allowed)(api_key=request.api_key, model_id=model.model_id)
+        sampling = effective_sampling(model, request)
+        prompt = render_prompt(model, request)
+        # The slot is taken before the model is loaded: a load is work for the engine too.
+        await limiter().acquire()
+        try:
+            return await _admit(request, observation, model, sampling, prompt)
+        except BaseException:
+            limiter().release()
+            raise
     except ServiceError as exc:
         observation.refused(exc)
         raise
+    except asyncio.CancelledError:
+        observation.abandoned()
+        raise
 
 
-async def _prepare(request: GenerationRequest, observation: Observation) -> Generation:
-    model = await sync_to_async(resolve_model)(model_id=request.model)
-    observation.model_id = model.model_id
-    if request.api_key is not None:
-        await sync_to_async(check_model_allowed)(api_key=request.api_key, model_id=model.model_id)
-    sampling = effective_sampling(model, request)
-    prompt = render_prompt(model, request)
+async def _admit(
+    request: GenerationRequest, observation: Observation, model: ServableModel, sampling: Sampling, prompt: str
+) -> Generation:
+    """With a concurrency slot held: load the model, check the prompt's length and the key's limits."""
     loaded = await engine_cache().get(model.engine)
     prompt_tokens = await asyncio.to_thread(loaded.count_tokens, prompt)
     context = loaded.context_length
@@ -271,7 +296,6 @@ async def _prepare(request: GenerationRequest, observation: Observation) -> Gene
     if request.api_key is not None:
         # Counts this request (and its prompt) against the key's per-minute limits, or raises RateLimited.
         rate_minute = await sync_to_async(admit_request)(api_key=request.api_key, prompt_tokens=prompt_tokens)
-    await limiter().acquire()
     observation.started(
         model_id=model.model_id,
         operation="chat" if request.is_chat else "text_completion",

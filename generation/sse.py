@@ -2,10 +2,15 @@
 
 import asyncio
 import contextlib
+import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from django.http import StreamingHttpResponse
+
+from generation.errors import ServiceError
+
+logger = logging.getLogger(__name__)
 
 KEEPALIVE = object()
 KEEPALIVE_COMMENT = b": keep-alive\n\n"
@@ -43,8 +48,33 @@ async def with_keepalive(events: AsyncIterator, interval: float) -> AsyncIterato
         await events.aclose()
 
 
-def event_stream_response(body: AsyncIterator[bytes]) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(body, content_type="text/event-stream; charset=utf-8")
+async def ending_in_error_events(
+    body: AsyncIterator[bytes], render_error: Callable[[ServiceError], bytes]
+) -> AsyncIterator[bytes]:
+    """The body of a stream whose response has started: any exception in it becomes the
+    API's error event, and the stream ends cleanly.
+
+    An exception escaping a streamed body would reach the server after the status line
+    went out (Daphne then stops serving that process properly); a client must get the
+    documented error event instead.
+    """
+    try:
+        async for chunk in body:
+            yield chunk
+    except ServiceError as exc:
+        yield render_error(exc)
+    except Exception:
+        logger.exception("a stream failed")
+        yield render_error(ServiceError("Internal server error."))
+
+
+def event_stream_response(
+    body: AsyncIterator[bytes], render_error: Callable[[ServiceError], bytes]
+) -> StreamingHttpResponse:
+    """A Server-Sent Events response; `render_error` frames a failure as the API's error event."""
+    response = StreamingHttpResponse(
+        ending_in_error_events(body, render_error), content_type="text/event-stream; charset=utf-8"
+    )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx and similar proxies: do not buffer
     return response

@@ -9,10 +9,13 @@ logger = logging.getLogger(__name__)
 
 
 class StartupLoads:
+    """Loads the start-up models once. A model that fails is recorded by the engine cache
+    (which readiness reads, for the catalog as it is now), not here."""
+
     def __init__(self):
         self.started = threading.Event()
         self.finished = threading.Event()
-        self.errors: dict[str, str] = {}
+        self.errors: dict[str, str] = {}  # what kept the start-up loads from running at all
 
     def run(self) -> None:
         from catalog.selectors import startup_engine_configs
@@ -23,8 +26,8 @@ class StartupLoads:
             for config in startup_engine_configs():
                 try:
                     engine_cache().load(config)
-                except ModelUnavailable as exc:
-                    self.errors[config.model_id] = exc.message
+                except ModelUnavailable:
+                    pass  # logged and kept by the engine cache
         except Exception as exc:  # e.g. the database is unreachable at start
             logger.exception("start-up model loading failed")
             self.errors["catalog"] = str(exc)

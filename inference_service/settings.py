@@ -170,7 +170,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["generation.json_input.ClientJSONParser"],
     # SSE clients send `Accept: text/event-stream`: answer in the view's format, not 406.
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "generation.content_negotiation.FallbackContentNegotiation",
     "EXCEPTION_HANDLER": "generation.api_errors.exception_handler",

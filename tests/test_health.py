@@ -1,4 +1,4 @@
-"""Readiness when a start-up model fails to load, and when the database is unreachable."""
+"""Readiness when a start-up model fails to load, and when the database is unreachable or unreadable."""
 
 import time
 
@@ -50,9 +50,64 @@ def test_the_broken_model_is_a_clear_503_and_the_others_keep_serving(server_with
     assert broken.status_code == 503
     assert broken.json()["error"]["code"] == "model_unavailable"
     assert "broken.gguf" in broken.json()["error"]["message"]
+    assert "/nonexistent" not in broken.json()["error"]["message"]  # no server paths: they are in the log
     working = httpx.post(f"{url}/api/generate", json={"prompt": "Hello", "max_tokens": 2}, timeout=60)
     assert working.status_code == 200
     assert httpx.get(f"{url}/health/live").status_code == 200
+
+
+def load_failures(url: str, model: str) -> float:
+    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if line.startswith(f'llm_model_load_failures_total{{model="{model}"}}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_a_broken_model_is_not_reloaded_on_every_request_nor_listed(server_with_a_broken_startup_model):
+    url = server_with_a_broken_startup_model.url
+    failures = load_failures(url, "local/broken")
+    assert failures >= 1  # the start-up load
+    started = time.monotonic()
+    for _ in range(5):
+        broken = httpx.post(f"{url}/api/generate", json={"prompt": "x", "model": "local/broken"}, timeout=60)
+        assert broken.status_code == 503 and int(broken.headers["Retry-After"]) >= 1
+    assert time.monotonic() - started < 5  # answered from the failure, not by loading again
+    assert load_failures(url, "local/broken") == failures
+    listed = [model["id"] for model in httpx.get(f"{url}/api/models").json()["models"]]
+    assert "local/broken" not in listed and "google/gemma-3-270m" in listed
+    openai_listed = [model["id"] for model in httpx.get(f"{url}/v1/models").json()["data"]]
+    assert "local/broken" not in openai_listed
+
+
+def test_readiness_follows_the_catalog_as_it_is_now(server_with_a_broken_startup_model):
+    """Runs last on this server: the broken start-up model leaves the catalog, the service turns ready."""
+    server = server_with_a_broken_startup_model
+    assert httpx.get(f"{server.url}/health/ready").status_code == 503
+    server.manage("shell", "-c", "from catalog.models import ModelEntry; "
+                  "ModelEntry.objects.filter(model_id='local/broken').update(enabled=False)")
+    ready = httpx.get(f"{server.url}/health/ready")
+    assert ready.status_code == 200, ready.json()
+    assert ready.json()["errors"] == {}
+
+
+NO_STARTUP_MODELS = "from catalog.models import ModelEntry; ModelEntry.objects.update(load_at_startup=False)"
+
+
+def test_readiness_reads_the_catalog_tables(tmp_path):
+    """A database file that went missing is re-created empty by SQLite: `SELECT 1` works, every request fails."""
+    server = start_server(tmp_path, setup=(NO_STARTUP_MODELS,))
+    try:
+        assert httpx.get(f"{server.url}/health/ready").status_code == 200
+        (tmp_path / "db.sqlite3").rename(tmp_path / "moved.sqlite3")
+        ready = httpx.get(f"{server.url}/health/ready", timeout=30)
+        assert ready.status_code == 503
+        assert ready.json()["database"] == "unreachable"
+        assert "no such table" in ready.json()["errors"]["database"]
+        assert httpx.get(f"{server.url}/api/models", timeout=30).status_code == 503
+        (tmp_path / "moved.sqlite3").replace(tmp_path / "db.sqlite3")
+        assert httpx.get(f"{server.url}/health/ready", timeout=30).status_code == 200
+    finally:
+        stop_server(server)
 
 
 def test_an_unreachable_database_makes_the_service_unready(tmp_path):
