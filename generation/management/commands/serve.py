@@ -1,6 +1,8 @@
-from daphne.cli import CommandLineInterface
 from django.conf import settings
 from django.core.management.base import BaseCommand
+
+# Daphne's command line, with the request body limit applied while bodies are received.
+from inference_service.http_protocol import CommandLineInterface
 
 
 class Command(BaseCommand):
