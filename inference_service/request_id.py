@@ -6,12 +6,14 @@ the X-Request-ID response header and added to every log record written while the
 is handled, its streamed response included.
 """
 
+import asyncio
 import contextvars
 import logging
 import re
 import time
 import uuid
 
+from generation.observation import CLIENT_CLOSED
 from inference_service.middleware import HybridMiddleware
 
 HEADER = "X-Request-ID"
@@ -50,6 +52,10 @@ class RequestIdMiddleware(HybridMiddleware):
 
     def _end(self, request, response, started: float):
         response[HEADER] = current_request_id.get()
+        self._log(request, response.status_code, started)
+        return response
+
+    def _log(self, request, status: int, started: float) -> None:
         # Probes and scrapes come every few seconds: logged only at DEBUG.
         level = logging.DEBUG if request.path.startswith(QUIET_PATHS) else logging.INFO
         access_logger.log(
@@ -57,16 +63,15 @@ class RequestIdMiddleware(HybridMiddleware):
             "%s %s %s",
             request.method,
             request.path,
-            response.status_code,
+            status,
             extra={
                 "method": request.method,
                 "path": request.path,
-                "status": response.status_code,
+                "status": status,
                 # Until the response starts: a stream's length is the generation's, logged by the core.
                 "duration_ms": round((time.perf_counter() - started) * 1000, 1),
             },
         )
-        return response
 
     def call(self, request):
         started = self._begin(request)
@@ -74,4 +79,10 @@ class RequestIdMiddleware(HybridMiddleware):
 
     async def __acall__(self, request):
         started = self._begin(request)
-        return self._end(request, await self.get_response(request), started)
+        try:
+            response = await self.get_response(request)
+        except asyncio.CancelledError:
+            # The client went away before the answer began (e.g. while its request was queued).
+            self._log(request, int(CLIENT_CLOSED), started)
+            raise
+        return self._end(request, response, started)
