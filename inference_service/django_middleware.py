@@ -1,4 +1,4 @@
-"""Django's and django-prometheus's middleware, with their hooks run on the event loop
+"""Django's, django-prometheus's and django-csp's middleware, with their hooks run on the event loop
 (see inference_service.middleware for why).
 
 The settings name Django's own classes, which `check --deploy` looks for by name; the
@@ -6,6 +6,7 @@ ASGI application swaps in these forms (`event_loop_forms`) before it builds its 
 """
 
 from asgiref.sync import sync_to_async
+from csp import middleware as csp_middleware
 from django.conf import settings
 from django.contrib.auth import middleware as auth_middleware
 from django.contrib.messages import middleware as messages_middleware
@@ -46,6 +47,11 @@ class XFrameOptionsMiddleware(EventLoopHooks, clickjacking.XFrameOptionsMiddlewa
     pass
 
 
+class CSPMiddleware(EventLoopHooks, csp_middleware.CSPMiddleware):
+    # django-csp's: builds the header from the settings (and a nonce, when a page asks for one).
+    pass
+
+
 class SessionMiddleware(EventLoopHooks, sessions_middleware.SessionMiddleware):
     async def process_response_async(self, request, response):
         session = getattr(request, "session", None)
@@ -73,6 +79,7 @@ _FORMS = {
         CsrfViewMiddleware,
         AuthenticationMiddleware,
         XFrameOptionsMiddleware,
+        CSPMiddleware,
         SessionMiddleware,
         MessageMiddleware,
     )

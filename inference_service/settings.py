@@ -6,9 +6,11 @@ each of them. The rest of the code reads `django.conf.settings`, never `os.envir
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
@@ -78,19 +80,23 @@ INSTALLED_APPS = [
     "channels",
     "corsheaders",
     "django_prometheus",
+    "axes",
+    "csp",
     "catalog",
     "generation",
     "access",
 ]
 
 MIDDLEWARE = [
-    # The server runs Django's and django-prometheus's middleware in their event-loop forms
+    # The server runs Django's, django-prometheus's and django-csp's middleware in their event-loop forms
     # (inference_service.django_middleware, swapped in by asgi.py); named here as Django
     # names them, which its `check --deploy` looks for.
-    # First and last: the request metrics of django-prometheus span the whole stack.
+    # First and (but for django-axes) last: the request metrics of django-prometheus span the whole stack.
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "inference_service.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
     "generation.middleware.JSONErrorMiddleware",
     # Before CommonMiddleware, so that preflight requests are answered here.
     "corsheaders.middleware.CorsMiddleware",
@@ -101,6 +107,15 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Last, as django-axes asks: turns a login refused for a lockout into its 429 page.
+    # Natively async; it goes to a thread only to build that page.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    # First: refuses any login of a locked-out username and address before a password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "inference_service.urls"
@@ -110,7 +125,8 @@ WSGI_APPLICATION = None
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Before the apps' templates: drf-spectacular's Swagger UI page with CSP nonces.
+        "DIRS": [BASE_DIR / "inference_service" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -268,10 +284,59 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 
+# Content-Security-Policy (django-csp), on every response. Nothing is loaded from another
+# origin (deployments are air-gapped; Swagger UI's and the admin's assets are served here),
+# and no inline script or style runs but the two blocks of the Swagger UI page (its start-up
+# script and a <style>), which carry the response's nonce (inference_service/templates/);
+# the admin has none. The one allowance is Swagger UI's: its stylesheet and bundle draw
+# icons and arrows as data: SVG images.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        # The nonce is sent only with a page that uses it.
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
 # Browser origins allowed to call the API, e.g. https://app.example.com (none by default).
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
 CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "user-agent", "x-request-id")
 CORS_EXPOSE_HEADERS = ("x-request-id", "retry-after")
+
+# --- Admin login: lockout after repeated failures (django-axes) ----------------------------
+
+# Failed logins before a username is locked out, from the address that failed; it stays
+# locked for the cool-off (each further failure restarts it), then gets a fresh count.
+AXES_FAILURE_LIMIT = env_number("ADMIN_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+ADMIN_LOGIN_COOLOFF_MINUTES = env_number("ADMIN_LOGIN_COOLOFF_MINUTES", 15, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=ADMIN_LOGIN_COOLOFF_MINUTES)
+# Per username and address together, so that an attacker cannot lock the real admin out
+# from another address.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# A successful login clears its username and address's count (a locked-out one cannot succeed).
+AXES_RESET_ON_SUCCESS = True
+
+
+def axes_client_address(request) -> str | None:
+    """The client's address as the rest of the service sees it: Daphne sets REMOTE_ADDR from
+    X-Forwarded-For when LLM_PROXY_HEADERS is on, and from the socket otherwise (a client
+    cannot pick its address then). Named here so that django-axes never reads forwarding
+    headers itself (as it would through django-ipware, were that installed)."""
+    return request.META.get("REMOTE_ADDR")
+
+
+AXES_CLIENT_IP_CALLABLE = axes_client_address
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_COOLOFF_MESSAGE = (
+    "Too many failed logins: this username is locked out from your address. "
+    f"Try again in {ADMIN_LOGIN_COOLOFF_MINUTES} minutes."
+)
 
 # --- Metrics and traces ------------------------------------------------------------------
 

@@ -1,0 +1,234 @@
+"""The admin login's lockout (django-axes) and the Content-Security-Policy (django-csp).
+
+Lockouts are tested on a server of their own (they would lock the shared server's admin
+out), behind a "proxy": LLM_PROXY_HEADERS is on, so each test picks its client addresses
+with X-Forwarded-For. (Swagger UI and the admin in a browser under the policy: test_browser.py.)
+"""
+
+import json
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+
+import httpx
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from tests.admin_forms import form_fields
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USER, ROOT, server_environment, start_server, stop_server
+
+FAILURE_LIMIT = 3
+OTHER_USER = "operator"
+LOCKED_MESSAGE = "Too many failed logins"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("lockout-server")
+    server = start_server(
+        tmp_path,
+        LLM_PROXY_HEADERS="true",
+        ADMIN_LOGIN_FAILURE_LIMIT=str(FAILURE_LIMIT),
+        LLM_REQUIRE_API_KEY="true",
+        # No model is needed here: the server is ready without loading one.
+        setup=("from catalog.models import ModelEntry; ModelEntry.objects.update(load_at_startup=False)",),
+    )
+    for username in (ADMIN_USER, OTHER_USER):
+        server.manage("createsuperuser", "--noinput", "--username", username, "--email", f"{username}@example.com")
+    yield server
+    stop_server(server)
+
+
+def log_in(server, username: str, password: str, address: str) -> httpx.Response:
+    """Post the admin's login form as a browser at `address` would (not following the redirect)."""
+    with httpx.Client(base_url=server.url, timeout=60, headers={"X-Forwarded-For": address}) as client:
+        fields = form_fields(client.get("/admin/login/").text)
+        response = client.post(
+            "/admin/login/?next=/admin/",
+            data={**fields, "username": username, "password": password},
+            headers={"Referer": f"{server.url}/admin/login/"},
+        )
+        if response.status_code == 302:  # logged in: the admin's index opens with the session
+            assert "Site administration" in client.get(response.headers["location"]).text
+        return response
+
+
+def assert_logged_in(response: httpx.Response):
+    assert response.status_code == 302, response.text[:300]
+    assert response.headers["location"] == "/admin/"
+
+
+def assert_wrong_password(response: httpx.Response):
+    assert response.status_code == 200  # the form again, with Django's message
+    assert "Please enter the correct username and password" in response.text
+
+
+def assert_locked_out(response: httpx.Response):
+    assert response.status_code == 429, response.text[:300]
+    assert LOCKED_MESSAGE in response.text
+    assert "15 minutes" in response.text
+    assert "sessionid" not in response.headers.get("set-cookie", "")
+
+
+def lock_out(server, username: str, address: str):
+    """Wrong passwords up to the limit: all but the last are answered with the form."""
+    for _ in range(FAILURE_LIMIT - 1):
+        assert_wrong_password(log_in(server, username, "not-the-password", address))
+    assert_locked_out(log_in(server, username, "not-the-password", address))
+
+
+def test_after_the_limit_even_the_right_password_is_refused(server):
+    lock_out(server, ADMIN_USER, "203.0.113.1")
+    assert_locked_out(log_in(server, ADMIN_USER, ADMIN_PASSWORD, "203.0.113.1"))
+
+
+def test_the_right_password_from_another_address_logs_in(server):
+    lock_out(server, ADMIN_USER, "203.0.113.2")
+    # An attacker's failures cannot lock the real admin out from elsewhere.
+    assert_logged_in(log_in(server, ADMIN_USER, ADMIN_PASSWORD, "198.51.100.2"))
+    assert_locked_out(log_in(server, ADMIN_USER, ADMIN_PASSWORD, "203.0.113.2"))
+
+
+def test_another_username_from_the_locked_address_logs_in(server):
+    lock_out(server, ADMIN_USER, "203.0.113.3")
+    assert_logged_in(log_in(server, OTHER_USER, ADMIN_PASSWORD, "203.0.113.3"))
+
+
+def test_a_successful_login_clears_the_earlier_failures(server):
+    address = "203.0.113.4"
+    for _ in range(FAILURE_LIMIT - 1):
+        assert_wrong_password(log_in(server, ADMIN_USER, "not-the-password", address))
+    assert_logged_in(log_in(server, ADMIN_USER, ADMIN_PASSWORD, address))
+    # A fresh count: as many failures again before the lockout.
+    lock_out(server, ADMIN_USER, address)
+
+
+def test_the_api_and_its_keys_answer_during_a_lockout(server):
+    address = "203.0.113.5"
+    lock_out(server, ADMIN_USER, address)
+    key = server.manage("create_api_key", "during a lockout").strip()
+    headers = {"X-Forwarded-For": address, "Authorization": f"Bearer {key}"}
+    for path in ("/api/models", "/v1/models"):
+        response = httpx.get(f"{server.url}{path}", headers=headers, timeout=30)
+        assert response.status_code == 200, response.text
+        assert "google/gemma-3-270m" in response.text
+    # API keys are checked as before: refused without one (this server requires them).
+    assert httpx.get(f"{server.url}/api/models", headers={"X-Forwarded-For": address}).status_code == 401
+    assert_locked_out(log_in(server, ADMIN_USER, ADMIN_PASSWORD, address))
+
+
+@pytest.mark.django_db
+def test_without_proxy_headers_a_forwarded_address_is_ignored(settings):
+    """LLM_PROXY_HEADERS off (as in the tests' own settings): X-Forwarded-For is the client's
+    own word, and a new one each time must not bring a fresh count."""
+    settings.AXES_FAILURE_LIMIT = FAILURE_LIMIT
+    get_user_model().objects.create_superuser(ADMIN_USER, "admin@example.com", ADMIN_PASSWORD)
+
+    def post(password: str, forwarded_for: str, address="192.0.2.10"):
+        return Client(REMOTE_ADDR=address, HTTP_X_FORWARDED_FOR=forwarded_for).post(
+            "/admin/login/?next=/admin/", {"username": ADMIN_USER, "password": password}
+        )
+
+    statuses = [post("not-the-password", f"198.51.100.{n}").status_code for n in range(FAILURE_LIMIT)]
+    assert statuses == [200] * (FAILURE_LIMIT - 1) + [429]
+    response = post(ADMIN_PASSWORD, "198.51.100.99")
+    assert response.status_code == 429
+    assert LOCKED_MESSAGE in response.content.decode()
+    # The lock is the socket address's: another one logs in.
+    assert post(ADMIN_PASSWORD, "198.51.100.99", address="192.0.2.11").status_code == 302
+
+
+def test_the_lockout_settings_come_from_the_environment(tmp_path):
+    code = (
+        "import json, django; django.setup(); from django.conf import settings as s; "
+        "print(json.dumps([s.AXES_FAILURE_LIMIT, s.AXES_COOLOFF_TIME.total_seconds(), s.AXES_LOCKOUT_PARAMETERS, "
+        "s.AUTHENTICATION_BACKENDS[0], s.MIDDLEWARE[-1]]))"
+    )
+    environment = server_environment(
+        tmp_path, DJANGO_SETTINGS_MODULE="inference_service.settings",
+        ADMIN_LOGIN_FAILURE_LIMIT="7", ADMIN_LOGIN_COOLOFF_MINUTES="30",
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [
+        7, 1800.0, [["username", "ip_address"]], "axes.backends.AxesStandaloneBackend", "axes.middleware.AxesMiddleware"
+    ]
+    environment["ADMIN_LOGIN_FAILURE_LIMIT"] = "0"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "ADMIN_LOGIN_FAILURE_LIMIT must be between 1" in result.stderr
+
+
+# --- Content-Security-Policy ----------------------------------------------------------------
+
+
+def policy(response: httpx.Response) -> dict[str, list[str]]:
+    header = response.headers.get("content-security-policy")
+    assert header, f"no Content-Security-Policy on {response.url}"
+    directives = {}
+    for directive in header.split(";"):
+        name, *values = directive.split()
+        directives[name] = values
+    return directives
+
+
+class _Tags(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def tags(html: str, name: str) -> list[dict]:
+    parser = _Tags()
+    parser.feed(html)
+    return [attrs for tag, attrs in parser.tags if tag == name]
+
+
+def assert_strict(directives: dict[str, list[str]]):
+    assert directives["default-src"] == ["'self'"]
+    assert directives["object-src"] == ["'none'"]
+    assert directives["base-uri"] == ["'self'"]
+    assert directives["form-action"] == ["'self'"]
+    assert directives["frame-ancestors"] == ["'none'"]
+    assert directives["img-src"] == ["'self'", "data:"]
+    # Never 'unsafe-inline', 'unsafe-eval', a wildcard or another origin.
+    sources = [value for values in directives.values() for value in values]
+    assert not [value for value in sources if "unsafe" in value or "*" in value or "://" in value]
+
+
+def test_the_admin_login_page_has_a_strict_policy(server):
+    response = httpx.get(f"{server.url}/admin/login/")
+    assert response.status_code == 200
+    directives = policy(response)
+    assert_strict(directives)
+    # The admin has no inline script or style: no nonce is sent.
+    assert directives["script-src"] == ["'self'"]
+    assert directives["style-src"] == ["'self'"]
+    assert not [script for script in tags(response.text, "script") if not script.get("src")]
+
+
+def test_swagger_ui_has_a_strict_policy_and_only_nonced_inline_blocks(server):
+    response = httpx.get(f"{server.url}/swagger-ui/")
+    assert response.status_code == 200
+    directives = policy(response)
+    assert_strict(directives)
+    match = re.fullmatch(r"'nonce-([A-Za-z0-9+/=]{16,})'", directives["script-src"][-1])
+    assert match, directives["script-src"]
+    nonce = match.group(1)
+    assert directives["script-src"] == directives["style-src"] == ["'self'", f"'nonce-{nonce}'"]
+    # Its inline start-up script and <style> carry this response's nonce; the other scripts are this server's.
+    scripts = tags(response.text, "script")
+    assert [script.get("nonce") for script in scripts if not script.get("src")] == [nonce]
+    assert [script["src"] for script in scripts if script.get("src")] == [
+        "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js",
+        "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-standalone-preset.js",
+    ]
+    assert [style.get("nonce") for style in tags(response.text, "style")] == [nonce]
+    assert "SwaggerUIBundle(" in response.text
+    # A new nonce for each response.
+    assert policy(httpx.get(f"{server.url}/swagger-ui/"))["script-src"] != directives["script-src"]
