@@ -363,7 +363,8 @@ def _produce(model, request, keep_leading_whitespace, cancelled, emit, released)
 
 def _generate(model, request, keep_leading_whitespace, cancelled, emit) -> None:
     if not _pass_prefill_gate(model, cancelled):
-        return  # the client left while waiting: never submitted
+        logger.debug("not submitted to %s: the client left while it waited", model.config.model_id)
+        return
     try:
         chunks = model.runner.send_chat_completion_request(request)
         chunk = next(chunks, None)  # the prefill
@@ -390,7 +391,9 @@ def _generate(model, request, keep_leading_whitespace, cancelled, emit) -> None:
             )
             return
         chunk = next(chunks, None)
-    if chunk is None and not cancelled.is_set():
+    if cancelled.is_set():
+        logger.debug("dropped by %s: the client left", model.config.model_id)
+    elif chunk is None:
         emit(EngineFailed("The engine ended the stream without a finish reason"))
 
 
