@@ -8,16 +8,29 @@ import time
 
 import pytest
 
-from generation.engine import EngineCache, Finished, Sampling, TextDelta, restore_leading_whitespace
+from generation.engine import (
+    EngineCache,
+    EngineConfig,
+    Finished,
+    Sampling,
+    TextDelta,
+    engine_error_summary,
+    restore_leading_whitespace,
+)
 from generation.errors import ModelUnavailable
 
 GREEDY = dict(temperature=0.0)
 
 
-async def generate(cache, model, prompt, *, keep_leading_whitespace=True, **sampling):
+def nothing() -> None:
+    pass
+
+
+async def generate(cache, model, prompt, *, keep_leading_whitespace=True, released=nothing, **sampling):
     parts, finished = [], None
     sampling = Sampling(**{"max_tokens": 16, **GREEDY, **sampling})
-    async for event in cache.stream(model, prompt, sampling, keep_leading_whitespace=keep_leading_whitespace):
+    stream = cache.stream(model, prompt, sampling, keep_leading_whitespace=keep_leading_whitespace, released=released)
+    async for event in stream:
         if isinstance(event, TextDelta):
             parts.append(event.text)
         else:
@@ -98,12 +111,18 @@ async def test_eight_concurrent_streams_complete_with_the_same_text_as_alone(eng
 
 
 async def test_closing_a_stream_frees_the_engine(engine_cache, bundled_model):
+    released = threading.Event()
     stream = engine_cache.stream(
-        bundled_model, "<bos>1, 2, 3, 4, 5, 6, 7, 8, 9, 10,", Sampling(max_tokens=1000, temperature=0.0), keep_leading_whitespace=True
+        bundled_model,
+        "<bos>1, 2, 3, 4, 5, 6, 7, 8, 9, 10,",
+        Sampling(max_tokens=1000, temperature=0.0),
+        keep_leading_whitespace=True,
+        released=released.set,
     )
     for _ in range(3):
         await anext(stream)
     await stream.aclose()
+    assert await asyncio.to_thread(released.wait, 5)
     # The producer thread drops the engine's iterator at its next token and ends.
     deadline = time.monotonic() + 5
     while any(t.name.startswith("generate ") for t in threading.enumerate()) and time.monotonic() < deadline:
@@ -112,6 +131,62 @@ async def test_closing_a_stream_frees_the_engine(engine_cache, bundled_model):
     started = time.monotonic()
     text, _ = await generate(engine_cache, bundled_model, "<bos>Hello", max_tokens=2)
     assert time.monotonic() - started < 5
+
+
+def long_prompt(seed: int) -> str:
+    return "<bos>" + " ".join(f"item {seed}-{index} is number {index * 7 + seed}." for index in range(100))
+
+
+async def test_a_request_cancelled_at_the_prefill_gate_is_never_submitted(engine_cache, bundled_model):
+    """Four long prompts abandoned while the first is in prefill: the engine is released for
+    the three that waited at once, and for the first only when its prefill is over."""
+    released = {}
+    clock = time.monotonic
+
+    async def abandon(index: int):
+        stream = engine_cache.stream(
+            bundled_model, long_prompt(index), Sampling(max_tokens=8, temperature=0.0),
+            keep_leading_whitespace=True, released=lambda: released.setdefault(index, clock()),
+        )
+        first = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0.3)
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        await stream.aclose()
+
+    abandoned_at = clock()
+    await asyncio.gather(*(abandon(index) for index in range(4)))
+    deadline = clock() + 120
+    while len(released) < 4 and clock() < deadline:
+        await asyncio.sleep(0.02)
+    assert len(released) == 4
+    waited = sorted(moment - abandoned_at for moment in released.values())
+    # Three never reached the engine; one was in prefill, which 0.9.5 cannot interrupt.
+    assert waited[2] < 1.0 < waited[3], waited
+
+
+async def test_a_failed_load_is_not_retried_before_its_backoff(tmp_path):
+    cache = EngineCache(cache_dir=tmp_path, max_loaded=1, retry_after_failure=60)
+    missing = EngineConfig(model_id="test/missing", source="gguf_file", location=str(tmp_path), filename="x.gguf")
+    with pytest.raises(ModelUnavailable) as first:
+        await cache.get(missing)
+    assert str(tmp_path) not in first.value.message  # the path stays in the log
+    assert "x.gguf" in first.value.message
+    with pytest.raises(ModelUnavailable) as again:
+        await cache.get(missing)
+    assert cache.load_counts["test/missing"] == 1
+    assert 50 <= again.value.retry_after <= 60
+    moved = dataclasses.replace(missing, filename="y.gguf")  # a changed configuration is tried at once
+    with pytest.raises(ModelUnavailable):
+        await cache.get(moved)
+    assert cache.load_counts["test/missing"] == 2
+
+
+def test_engine_errors_reach_clients_without_backtraces_or_paths():
+    error = RuntimeError("Invalid sampling probability: NaN.\nstack backtrace:\n   0: mistralrs_core::sampler")
+    assert engine_error_summary(error) == "Invalid sampling probability: NaN."
+    assert engine_error_summary(OSError("cannot open /srv/models/secret/m.gguf")) == "cannot open m.gguf"
 
 
 @pytest.fixture(scope="module")

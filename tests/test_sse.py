@@ -6,8 +6,8 @@ import json
 
 from generation.engine import Finished, TextDelta
 from generation.errors import EngineFailed
-from generation.native_views import native_sse
-from generation.sse import KEEPALIVE, sse_event, with_keepalive
+from generation.native_views import native_error_event, native_sse
+from generation.sse import KEEPALIVE, ending_in_error_events, sse_event, with_keepalive
 from tests.sse_client import parse_events
 
 
@@ -38,7 +38,8 @@ class FakeGeneration:
 
 
 async def collect(generation):
-    return b"".join([chunk async for chunk in native_sse(generation)]).decode()
+    body = ending_in_error_events(native_sse(generation), native_error_event)  # as the native views frame it
+    return b"".join([chunk async for chunk in body]).decode()
 
 
 async def test_a_failure_after_the_stream_started_is_an_error_event():
@@ -81,3 +82,18 @@ async def test_closing_the_stream_closes_the_source():
     await anext(stream)
     await stream.aclose()
     assert closed.is_set()
+
+
+def test_any_exception_in_a_started_stream_becomes_the_error_event():
+    async def failing_body():
+        yield b"data: first\n\n"
+        raise OverflowError("int too big to convert")
+
+    async def chunks_of_failing_body():
+        return [chunk async for chunk in ending_in_error_events(failing_body(), native_error_event)]
+
+    chunks = asyncio.run(chunks_of_failing_body())
+    assert chunks[0] == b"data: first\n\n"
+    events, _ = parse_events(chunks[1].decode().split("\n"), lambda: 0)
+    assert events[0].event == "error"
+    assert json.loads(events[0].data) == {"error": {"code": "internal_error", "message": "Internal server error."}}
