@@ -40,6 +40,17 @@ READINESS = inline_serializer(
         "database": serializers.ChoiceField(choices=["ok", "unreachable"]),
         "loaded_models": serializers.ListField(child=serializers.CharField()),
         "errors": serializers.DictField(child=serializers.CharField()),
+        "models": serializers.DictField(
+            child=inline_serializer(
+                "ModelState",
+                {
+                    "state": serializers.ChoiceField(choices=["loading", "loaded", "failed", "stopped", "crashed"]),
+                    "error": serializers.CharField(allow_null=True),
+                    "load_seconds": serializers.FloatField(allow_null=True),
+                },
+            ),
+            help_text="Each model this process has loaded or tried to, with its engine worker's state.",
+        ),
     },
 )
 
@@ -82,5 +93,6 @@ class ReadyView(APIView):
             "database": "ok" if database_ok else "unreachable",
             "loaded_models": engine_cache().loaded_model_ids(),
             "errors": errors,
+            "models": engine_cache().model_states(),
         }
         return JsonResponse(body, status=200 if status == "ready" else 503)

@@ -6,7 +6,7 @@ label set) and `endpoint` (the API that asked: "generate", "chat_stream", "opena
 They are recorded by generation.service, so every API gets them without code of its own.
 """
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Enum, Gauge, Histogram
 
 # On CPU a small model answers its first token in tens of milliseconds and a long answer
 # takes minutes; on a busy server both include the time spent waiting for a slot.
@@ -43,18 +43,34 @@ model_load_duration = Histogram(
     "llm_model_load_seconds", "Time to load a model into the engine.", ("model",), buckets=MODEL_LOAD_BUCKETS
 )
 model_load_failures_total = Counter("llm_model_load_failures_total", "Model loads that failed.", ("model",))
+model_state = Enum(
+    "llm_model_state",
+    "Where each model stands in this process: its engine worker loading, loaded, failed to load, "
+    "stopped (unloaded), or crashed (died while loaded; the next request starts a new one).",
+    ("model",),
+    states=["loading", "loaded", "failed", "stopped", "crashed"],
+)
+engine_worker_crashes_total = Counter(
+    "llm_engine_worker_crashes_total", "Engine worker processes that died while their model was loaded.", ("model",)
+)
+
+# EngineCache events, and the model state each one leads to.
+_STATES = {"loading": "loading", "loaded": "loaded", "load_failed": "failed", "stopped": "stopped", "crashed": "crashed"}
 
 
-def record_model_load(event: str, model_id: str, seconds: float) -> None:
-    """An EngineCache listener: load times of loaded models, failures of the others."""
+def record_model_event(event: str, model_id: str, seconds: float) -> None:
+    """An EngineCache listener: each model's state, load times of loaded models, failures and crashes."""
+    model_state.labels(model=model_id).state(_STATES[event])
     if event == "loaded":
         model_load_duration.labels(model=model_id).observe(seconds)
     elif event == "load_failed":
         model_load_failures_total.labels(model=model_id).inc()
+    elif event == "crashed":
+        engine_worker_crashes_total.labels(model=model_id).inc()
 
 
 def observe_engine_cache(cache) -> None:
-    cache.listeners.append(record_model_load)
+    cache.listeners.append(record_model_event)
     models_loaded.set_function(lambda: len(cache.loaded_model_ids()))
 
 

@@ -23,7 +23,7 @@ from catalog.chat_templates import ChatTemplateError, render_chat_template
 from catalog.models import ModelEntry
 from catalog.selectors import ServableModel, allowed_models, engine_config, first_set, resolve_model
 from generation import metrics
-from generation.engine import EngineCache, Finished, LoadedModel, Sampling, TextDelta
+from generation.engine import EngineCache, Finished, ModelWorker, Sampling, TextDelta
 from generation.errors import InvalidRequest, PromptTooLong, ServiceError
 from generation.limiter import ConcurrencyLimiter
 from generation.observation import Observation
@@ -34,7 +34,12 @@ logger = logging.getLogger(__name__)
 
 @lru_cache(maxsize=1)
 def engine_cache() -> EngineCache:
-    cache = EngineCache(cache_dir=settings.LLM_MODEL_CACHE_DIR, max_loaded=settings.LLM_MAX_LOADED_MODELS)
+    cache = EngineCache(
+        cache_dir=settings.LLM_MODEL_CACHE_DIR,
+        max_loaded=settings.LLM_MAX_LOADED_MODELS,
+        stop_timeout=settings.LLM_ENGINE_STOP_TIMEOUT_SECONDS,
+        log_level=settings.LOG_LEVEL,
+    )
     metrics.observe_engine_cache(cache)
     return cache
 
@@ -101,7 +106,7 @@ class Generation:
     def __init__(
         self,
         *,
-        model: LoadedModel,
+        model: ModelWorker,
         prompt: str,
         prompt_tokens: int,
         sampling: Sampling,

@@ -246,6 +246,9 @@ LLM_MAX_QUEUED_REQUESTS = env_number("LLM_MAX_QUEUED_REQUESTS", 16, minimum=0)
 LLM_QUEUE_TIMEOUT_SECONDS = env_number("LLM_QUEUE_TIMEOUT_SECONDS", 30.0, kind=float, minimum=0)
 # Engines kept loaded at once; the least recently used one is unloaded past this.
 LLM_MAX_LOADED_MODELS = env_number("LLM_MAX_LOADED_MODELS", 2, minimum=1)
+# Each loaded model runs in a worker process. An unloaded model's worker finishes the
+# generations under way, then exits; it is killed if it has not after this many seconds.
+LLM_ENGINE_STOP_TIMEOUT_SECONDS = env_number("LLM_ENGINE_STOP_TIMEOUT_SECONDS", 30.0, kind=float, minimum=0)
 # A comment line is sent on an idle SSE stream this often, so proxies keep it open.
 LLM_SSE_KEEPALIVE_SECONDS = env_number("LLM_SSE_KEEPALIVE_SECONDS", 15.0, kind=float, minimum=0.01)
 

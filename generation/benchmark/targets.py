@@ -8,12 +8,15 @@ non-empty text and to the end of the stream.
 import asyncio
 import concurrent.futures
 import json
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
 from httpx_sse import EventSource, ServerSentEvent, SSEError
+
+from generation.engine import Finished, Sampling, TextDelta
 
 
 @dataclass(frozen=True)
@@ -150,20 +153,20 @@ class NativeStreamTarget(HttpTarget):
 
 
 class DirectEngineTarget:
-    """The mistral.rs `Runner` called in-process, with no service in between.
+    """The mistral.rs engine called in-process, with no service and no worker process in between.
 
-    It submits what the service submits for a raw continuation and honours the same
-    engine constraints (a lock from the submit call to the first chunk: one prompt in
-    prefill at a time), one thread per stream: the floor that the service's overhead is
-    measured against.
+    `engine` is a generation.engine.runner.LoadedEngine: it submits what a worker submits
+    for a raw continuation, with the same workarounds (one prompt in prefill at a time,
+    the leading space restored), one thread per stream: the floor that the service's
+    overhead is measured against.
     """
 
     kind = "direct"
 
-    def __init__(self, name: str, loaded, *, bos_token: str, max_streams: int = 16):
+    def __init__(self, name: str, engine, *, bos_token: str, max_streams: int = 16):
         self.name = name
         self.url = "in-process"
-        self._loaded = loaded
+        self._engine = engine
         self._bos_token = bos_token
         self._threads = concurrent.futures.ThreadPoolExecutor(max_workers=max_streams, thread_name_prefix="direct")
 
@@ -172,31 +175,19 @@ class DirectEngineTarget:
         return await loop.run_in_executor(self._threads, self._generate, prompt, max_tokens)
 
     def _generate(self, prompt: str, max_tokens: int) -> RequestResult:
-        from mistralrs import ChatCompletionRequest
-
-        request = ChatCompletionRequest(
-            messages=[{"role": "user", "content": self._bos_token + prompt}],
-            model=self._loaded.config.model_id,
-            max_tokens=max_tokens,
-            temperature=0,
-            stream=True,
-            logprobs=True,
-        )
         timing = _Timing()
         tokens = None
         try:
-            with self._loaded.admission:
-                chunks = self._loaded.runner.send_chat_completion_request(request)
-                chunk = next(chunks, None)
-            while chunk is not None:
-                choice = chunk.choices[0]
-                # The chat path strips leading whitespace; the logprobs keep the token's text.
-                timing.text(choice.delta.content or (choice.logprobs.token if choice.logprobs else ""))
-                if chunk.usage is not None:
-                    tokens = chunk.usage.completion_tokens
-                if choice.finish_reason is not None:
-                    break
-                chunk = next(chunks, None)
+            for event in self._engine.generate(
+                self._bos_token + prompt,
+                Sampling(max_tokens=max_tokens, temperature=0),
+                keep_leading_whitespace=True,
+                cancelled=threading.Event(),
+            ):
+                if isinstance(event, TextDelta):
+                    timing.text(event.text)
+                elif isinstance(event, Finished):
+                    tokens = event.completion_tokens
         except Exception as exc:  # an engine failure is a failed request, not a crashed benchmark
             return timing.result(error=f"{type(exc).__name__}: {exc}")
         return timing.result(tokens)

@@ -119,13 +119,12 @@ class Command(BaseCommand):
         targets = [OpenAICompletionsTarget(name, url, **http) for name, url in options["openai"]]
         targets += [NativeStreamTarget(name, url, **http) for name, url in options["native"]]
         if options["direct"]:
-            from generation.engine import EngineCache
+            from generation.engine.runner import load_engine  # mistral.rs, in this process
 
-            cache = EngineCache(cache_dir=settings.LLM_MODEL_CACHE_DIR, max_loaded=1)
             self.stderr.write(f"loading {model} in-process...")
-            loaded = cache.load(servable.engine)
+            engine = load_engine(servable.engine, settings.LLM_MODEL_CACHE_DIR)
             targets.append(
-                DirectEngineTarget(options["direct"], loaded, bos_token=servable.bos_token, max_streams=max_streams)
+                DirectEngineTarget(options["direct"], engine, bos_token=servable.bos_token, max_streams=max_streams)
             )
         return targets
 

@@ -1,0 +1,61 @@
+"""What the service and the engine processes say to each other about a generation.
+
+Plain values, picklable, with no engine types in them: the web process builds them
+without importing mistral.rs, and they cross the channel to a worker process unchanged.
+"""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+MAX_ERROR_SUMMARY_CHARS = 300
+_PATH = re.compile(r"(?:/[^\s'\"/:]+){2,}/?")  # an absolute path of two parts or more
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything that decides how a model is loaded. A change means a reload."""
+
+    model_id: str
+    source: str  # "bundled", "gguf_file", "hf_gguf" or "safetensors"
+    location: str = ""
+    filename: str = ""
+    tokenizer_json: str = ""
+    context_length: int | None = None
+    in_situ_quant: str = ""
+    max_seqs: int = 8
+    seed: int | None = None
+    prefix_cache_n: int = 0
+
+
+@dataclass(frozen=True)
+class Sampling:
+    max_tokens: int
+    temperature: float
+    top_p: float | None = None
+    top_k: int | None = None
+    repetition_penalty: float | None = None
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    finish_reason: str  # as the engine reports it: "stop", "length", "eos"...
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def engine_error_summary(exc: BaseException) -> str:
+    """What a client may read of an engine error: its first line, without server paths.
+
+    The engine's messages can carry a Rust backtrace and file paths; the log keeps those.
+    """
+    lines = str(exc).strip().splitlines()
+    first = lines[0] if lines else type(exc).__name__
+    first = _PATH.sub(lambda match: Path(match.group(0)).name, first)
+    return first[:MAX_ERROR_SUMMARY_CHARS]

@@ -1,0 +1,297 @@
+"""The models of this process: one worker process per loaded model, started on demand.
+
+A model is started on its first request (or at start-up), once: requests that arrive
+while it starts wait for the same start, and a start for another configuration of the
+same model waits for the one under way. The least recently used model is stopped past
+`max_loaded`; a model is stopped when it is withdrawn from the catalog (`unload`), and
+replaced when its engine settings change (the next request brings the new
+configuration). Stopping the process is how its memory is given back.
+
+A configuration that failed to load is not tried again before its back-off has passed
+(doubling from `retry_after_failure` up to `max_retry_after_failure`): requests meanwhile
+get the same error at once, instead of each starting a process that fails again. A
+changed configuration is tried at once. A worker that dies is forgotten at once: its
+generations end with an error, and the next request starts a new one.
+"""
+
+import asyncio
+import concurrent.futures
+import logging
+import math
+import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from generation.engine.api import EngineConfig, Finished, Sampling, TextDelta
+from generation.engine.client import ModelWorker
+from generation.errors import ModelUnavailable
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadFailure:
+    config: EngineConfig
+    message: str  # for clients: no server paths (the log has the whole error)
+    backoff: float
+    retry_at: float  # time.monotonic()
+
+    def retry_in(self) -> float:
+        return self.retry_at - time.monotonic()
+
+    def error(self) -> ModelUnavailable:
+        retry_in = max(1, math.ceil(self.retry_in()))
+        return ModelUnavailable(f"{self.message} (next try in {retry_in} s)", retry_after=retry_in)
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """Where a model stands in this process, for readiness, metrics and logs."""
+
+    state: str  # "loading", "loaded", "failed", "stopped" or "crashed"
+    error: str | None = None  # why it failed or crashed, for clients
+    load_seconds: float | None = None  # the engine's load, as its worker reported it
+
+
+@dataclass(eq=False)
+class _Start:
+    config: EngineConfig
+    worker: ModelWorker
+    future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+    began: float = field(default_factory=time.perf_counter)
+
+
+class EngineCache:
+    """Loaded models of this process, keyed by model id, each in its own worker process.
+
+    `listeners` are called as `listener(event, model_id, seconds)` on each change of a
+    model's state: "loading", "loaded" (with the seconds until it could serve),
+    "load_failed", "stopped" and "crashed".
+    """
+
+    def __init__(
+        self,
+        *,
+        cache_dir: Path,
+        max_loaded: int,
+        retry_after_failure: float = 10.0,
+        max_retry_after_failure: float = 300.0,
+        stop_timeout: float = 30.0,
+        log_level: str = "INFO",
+    ):
+        self.cache_dir = Path(cache_dir)
+        self.max_loaded = max_loaded
+        self.retry_after_failure = retry_after_failure
+        self.max_retry_after_failure = max_retry_after_failure
+        self.stop_timeout = stop_timeout
+        self.log_level = log_level
+        self._lock = threading.Lock()
+        self._workers: OrderedDict[str, ModelWorker] = OrderedDict()
+        self._starting: dict[str, _Start] = {}
+        self._states: dict[str, ModelState] = {}
+        self.failures: dict[str, LoadFailure] = {}
+        self.load_counts: Counter[str] = Counter()
+        self.listeners: list = []
+
+    # --- loading ---------------------------------------------------------------------
+
+    def _load_future(self, config: EngineConfig) -> concurrent.futures.Future:
+        with self._lock:
+            worker = self._workers.get(config.model_id)
+            if worker is not None and worker.config == config:
+                self._workers.move_to_end(config.model_id)
+                return _resolved(worker)
+            start = self._starting.get(config.model_id)
+            if start is not None and start.config == config:
+                return start.future
+            if start is None:
+                failure = self.failures.get(config.model_id)
+                if failure is not None and failure.config == config and failure.retry_in() > 0:
+                    return _failed(failure.error())
+                start = self._begin(config)
+                under_way = None
+            else:
+                under_way, start = start, None
+        if under_way is not None:
+            # One start per model at a time: this configuration's begins when that one is over.
+            after = concurrent.futures.Future()
+            under_way.future.add_done_callback(lambda _: _chain(self._load_future(config), after))
+            return after
+        logger.info("loading model %s", config.model_id, extra={"model": config.model_id})
+        self._notify("loading", config.model_id, 0.0)
+        start.worker.ready.add_done_callback(lambda _: self._started(start))
+        return start.future
+
+    def _begin(self, config: EngineConfig) -> _Start:
+        """With the lock held: start a worker for this configuration."""
+        worker = ModelWorker(
+            config,
+            cache_dir=self.cache_dir,
+            log_level=self.log_level,
+            stop_timeout=self.stop_timeout,
+            on_exit=self._worker_ended,
+        )
+        start = _Start(config=config, worker=worker)
+        self._starting[config.model_id] = start
+        self.load_counts[config.model_id] += 1
+        self._states[config.model_id] = ModelState("loading")
+        return start
+
+    def _started(self, start: _Start) -> None:
+        """The worker of `start` is ready, or will never be."""
+        model_id, worker = start.config.model_id, start.worker
+        error = worker.ready.exception()
+        seconds = time.perf_counter() - start.began
+        replaced, evicted = None, []
+        with self._lock:
+            if self._starting.get(model_id) is start:
+                del self._starting[model_id]
+            if worker.stopping:
+                outcome = ModelUnavailable(f"Model {model_id} was unloaded while it loaded.", retry_after=1)
+            elif error is not None:
+                outcome = self._record_failure(start.config, f"Model {model_id} could not be loaded: {error}").error()
+            else:
+                outcome = worker
+                replaced = self._workers.pop(model_id, None)  # its previous configuration
+                self._workers[model_id] = worker
+                while len(self._workers) > self.max_loaded:
+                    evicted_id, evicted_worker = self._workers.popitem(last=False)
+                    self._states[evicted_id] = ModelState("stopped")
+                    evicted.append(evicted_worker)
+                self.failures.pop(model_id, None)
+                self._states[model_id] = ModelState("loaded", load_seconds=worker.load_seconds)
+        if outcome is not worker:
+            if not worker.stopping:
+                logger.error("model %s failed to load: %s", model_id, error, extra={"model": model_id})
+                self._notify("load_failed", model_id, seconds)
+            start.future.set_exception(outcome)
+            return
+        if replaced is not None:
+            replaced.stop()
+        for stopped in evicted:
+            stopped.stop()
+            logger.info("unloaded model %s (least recently used)", stopped.config.model_id,
+                        extra={"model": stopped.config.model_id})
+            self._notify("stopped", stopped.config.model_id, 0.0)
+        logger.info(
+            "loaded model %s in %.1f s (the engine's load: %.1f s, in worker pid %d)",
+            model_id, seconds, worker.load_seconds, worker.pid,
+            extra={"model": model_id, "worker_pid": worker.pid, "load_seconds": worker.load_seconds},
+        )
+        self._notify("loaded", model_id, seconds)
+        start.future.set_result(worker)
+
+    def _record_failure(self, config: EngineConfig, message: str) -> LoadFailure:
+        """With the lock held: the failure of this configuration's load, its back-off doubled if it failed before."""
+        previous = self.failures.get(config.model_id)
+        backoff = self.retry_after_failure
+        if previous is not None and previous.config == config:
+            backoff = min(previous.backoff * 2, self.max_retry_after_failure)
+        failure = LoadFailure(config=config, message=message, backoff=backoff, retry_at=time.monotonic() + backoff)
+        self.failures[config.model_id] = failure
+        self._states[config.model_id] = ModelState("failed", error=message)
+        return failure
+
+    def _worker_ended(self, worker: ModelWorker, how: str) -> None:
+        """A worker that was ready has ended: stopped as asked, or died."""
+        model_id = worker.config.model_id
+        if worker.stopping:
+            return  # its model's state changed when it was stopped
+        message = f"The engine process of {model_id} ended unexpectedly ({how})."
+        with self._lock:
+            if self._workers.get(model_id) is worker:
+                del self._workers[model_id]
+            if model_id not in self._starting:
+                self._states[model_id] = ModelState("crashed", error=message)
+        logger.error("%s Its generations ended with an error; the next request starts a new one.", message,
+                     extra={"model": model_id, "worker_pid": worker.pid})
+        self._notify("crashed", model_id, 0.0)
+
+    def _notify(self, event: str, model_id: str, seconds: float) -> None:
+        for listener in self.listeners:
+            listener(event, model_id, seconds)
+
+    async def get(self, config: EngineConfig) -> ModelWorker:
+        """The loaded model for this configuration, starting (or restarting) its worker if needed."""
+        return await asyncio.wrap_future(self._load_future(config))
+
+    def load(self, config: EngineConfig) -> ModelWorker:
+        """Blocking form of `get`, for start-up and management commands."""
+        return self._load_future(config).result()
+
+    def unload(self, model_id: str) -> bool:
+        """Stop a model's worker (once its generations under way are over), and a start under way.
+
+        True when the model was loaded.
+        """
+        with self._lock:
+            self.failures.pop(model_id, None)
+            worker = self._workers.pop(model_id, None)
+            start = self._starting.pop(model_id, None)
+            stopping = [w for w in (worker, start.worker if start else None) if w is not None]
+            if stopping:
+                self._states[model_id] = ModelState("stopped")
+        for stopped in stopping:
+            stopped.stop()
+        if stopping:
+            logger.info("unloaded model %s", model_id, extra={"model": model_id})
+            self._notify("stopped", model_id, 0.0)
+        return worker is not None
+
+    def loaded_model_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._workers)
+
+    def model_states(self) -> dict[str, dict]:
+        """Each model this process has loaded or tried to: its state, and its error or load time."""
+        with self._lock:
+            return {model_id: asdict(state) for model_id, state in self._states.items()}
+
+    def failure(self, config: EngineConfig) -> "LoadFailure | None":
+        """The last failed load of this very configuration, if it has not loaded since."""
+        with self._lock:
+            failure = self.failures.get(config.model_id)
+            return failure if failure is not None and failure.config == config else None
+
+    # --- generation ------------------------------------------------------------------
+
+    def stream(
+        self,
+        model: ModelWorker,
+        prompt: str,
+        sampling: Sampling,
+        *,
+        keep_leading_whitespace: bool,
+        released: Callable[[], None],
+    ) -> AsyncIterator[TextDelta | Finished]:
+        """Generate from a rendered prompt: text deltas, then one Finished.
+
+        Closing the iterator early (a client went away) cancels the generation: a request
+        still waiting for the prefill gate is never submitted, and one in prefill is
+        dropped at its first token (mistral.rs 0.9.5 cannot interrupt a prefill).
+        `released` is called once, from any thread, when the engine has let the request
+        go: only then is the work it caused over. Engine failures, the worker's death
+        included, raise EngineFailed.
+        """
+        return model.stream(prompt, sampling, keep_leading_whitespace=keep_leading_whitespace, released=released)
+
+
+def _resolved(value) -> concurrent.futures.Future:
+    future = concurrent.futures.Future()
+    future.set_result(value)
+    return future
+
+
+def _failed(error: BaseException) -> concurrent.futures.Future:
+    future = concurrent.futures.Future()
+    future.set_exception(error)
+    return future
+
+
+def _chain(source: concurrent.futures.Future, target: concurrent.futures.Future) -> None:
+    source.add_done_callback(
+        lambda done: target.set_exception(done.exception()) if done.exception() else target.set_result(done.result())
+    )

@@ -1,0 +1,348 @@
+"""A model's worker process, seen from the web process.
+
+`ModelWorker` starts the process (generation.engine.worker), sends it its Load, and then
+speaks for it: `stream()` is "a stream of text deltas for this prompt on this model",
+`count_tokens()` asks the worker's tokenizer. Nothing here blocks the event loop: a
+writer thread sends, a reader thread receives and hands each delta to the event loop
+that waits for it, a third thread logs what the process writes.
+
+When the process dies (a crash, an OOM kill, kill -9), its channel closes: the reader
+notices at once, ends each of its generations with EngineFailed (and releases its
+slot), and reports the exit. `stop()` lets the generations under way finish, then the
+process exits; it is killed if it has not after `stop_timeout` seconds.
+"""
+
+import asyncio
+import concurrent.futures
+import itertools
+import json
+import logging
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from generation.engine import protocol
+from generation.engine.api import EngineConfig, Finished, Sampling, TextDelta, engine_error_summary
+from generation.errors import EngineFailed
+
+logger = logging.getLogger(__name__)
+worker_logger = logging.getLogger("generation.engine.worker")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# After its channel closed, how long a process may take to exit before it is killed.
+EXIT_GRACE_SECONDS = 5
+
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+_ENGINE_LINE = re.compile(r"^\S+\s+(TRACE|DEBUG|INFO|WARN|ERROR)\s+(.*)$")  # mistral.rs: time, level, text
+_LEVELS = {"TRACE": logging.DEBUG, "WARN": logging.WARNING, **logging.getLevelNamesMapping()}
+
+
+class WorkerLoadError(Exception):
+    """The worker did not become ready; the message is for clients (no server paths)."""
+
+
+class _Spawner:
+    """Starts worker processes from one thread that lives as long as the web process.
+
+    Linux sends a worker its parent-death signal when the thread that forked it ends,
+    not only when the web process does: a worker forked from a passing thread (a
+    start-up load's, the event loop's executor's) would be killed with that thread.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._jobs = None
+
+    def submit(self, function: Callable[[], None]) -> None:
+        with self._lock:
+            if self._jobs is None:
+                self._jobs = queue.SimpleQueue()
+                threading.Thread(target=self._run, name="engine spawner", daemon=True).start()
+            self._jobs.put(function)
+
+    def _run(self) -> None:
+        while True:
+            self._jobs.get()()
+
+
+_spawner = _Spawner()
+
+
+@dataclass(eq=False)
+class _Generation:
+    loop: asyncio.AbstractEventLoop
+    events: asyncio.Queue  # TextDelta, Finished, or the EngineFailed that ends it
+    released: Callable[[], None]
+
+
+class ModelWorker:
+    """One model's engine process. `ready` resolves to this worker, or fails with WorkerLoadError.
+
+    `on_exit(worker, how)` is called once, from the reader thread, when a worker that was
+    ready has ended (stopped or died); a worker that never got ready reports through `ready`.
+    """
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        *,
+        cache_dir: Path,
+        log_level: str,
+        stop_timeout: float,
+        on_exit: Callable[["ModelWorker", str], None],
+    ):
+        self.config = config
+        self.ready: concurrent.futures.Future = concurrent.futures.Future()
+        self.pid: int | None = None
+        self.load_seconds: float | None = None  # the engine's load, as the worker's handshake reports it
+        self.context_length: int | None = None
+        self.stopping = False
+        self._stop_timeout = stop_timeout
+        self._on_exit = on_exit
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen | None = None
+        self._connection: Connection | None = None
+        self._outbox: queue.SimpleQueue = queue.SimpleQueue()  # messages for the writer thread; None ends it
+        self._writer: threading.Thread | None = None
+        self._ids = itertools.count(1)
+        self._generations: dict[int, _Generation] = {}
+        self._counts: dict[int, concurrent.futures.Future] = {}
+        self._ended: str | None = None  # how the process ended, once it has
+        self._outbox.put(protocol.Load(config=config, cache_dir=Path(cache_dir), log_level=log_level))
+        _spawner.submit(self._spawn)
+
+    # --- the process ----------------------------------------------------------------
+
+    def _spawn(self) -> None:
+        """Runs on the spawner thread: start the process and the threads that talk to it."""
+        with self._lock:
+            if self.stopping:
+                self.ready.set_exception(WorkerLoadError("the model was unloaded before its engine started"))
+                return
+            ours, theirs = socket.socketpair()
+            try:
+                self._process = subprocess.Popen(
+                    [sys.executable, "-m", "generation.engine.worker", str(theirs.fileno()), str(os.getpid())],
+                    pass_fds=(theirs.fileno(),),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    env=_worker_environment(),
+                )
+            except OSError as exc:
+                ours.close()
+                logger.exception("could not start the engine process of %s", self.config.model_id)
+                self.ready.set_exception(WorkerLoadError(f"its engine process could not start: {engine_error_summary(exc)}"))
+                return
+            finally:
+                theirs.close()
+            self.pid = self._process.pid
+            self._connection = Connection(ours.detach())
+        logger.info("started the engine process of %s (pid %d)", self.config.model_id, self.pid,
+                    extra={"model": self.config.model_id, "worker_pid": self.pid})
+        threads = [
+            threading.Thread(target=target, name=f"engine {name} {self.config.model_id}", daemon=True)
+            for target, name in ((self._write, "send"), (self._read, "receive"), (self._forward_logs, "logs"))
+        ]
+        self._writer = threads[0]
+        for thread in threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Let the generations under way finish, then end the process (killed after the stop timeout).
+
+        A worker still loading has nothing to finish: it is killed at once.
+        """
+        with self._lock:
+            if self.stopping:
+                return
+            self.stopping = True
+            if self._process is None:
+                return  # not started yet: _spawn will not start it
+        if not self.ready.done():
+            self._kill()
+            return
+        self._outbox.put(protocol.Stop())
+        timer = threading.Timer(self._stop_timeout, self._kill_if_running)
+        timer.daemon = True
+        timer.start()
+
+    def _kill_if_running(self) -> None:
+        if self._process.poll() is None:
+            logger.warning("the engine process of %s (pid %d) did not stop within %s s: killing it",
+                           self.config.model_id, self.pid, self._stop_timeout)
+            self._kill()
+
+    def _kill(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+
+    def _exited(self) -> str:
+        """Reap the process once its channel has closed; how it ended, in words."""
+        try:
+            code = self._process.wait(timeout=EXIT_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            self._kill()
+            code = self._process.wait()
+        if code < 0:
+            return f"killed by {signal.Signals(-code).name}"
+        return f"exit code {code}"
+
+    # --- the channel ------------------------------------------------------------------
+
+    def _write(self) -> None:
+        while (message := self._outbox.get()) is not None:
+            try:
+                self._connection.send(message)
+            except OSError:  # the process is gone; the reader reports it
+                return
+
+    def _read(self) -> None:
+        try:
+            while True:
+                self._receive(self._connection.recv())
+        except (EOFError, OSError):
+            pass
+        self._end(self._exited())
+
+    def _receive(self, message) -> None:
+        match message:
+            case protocol.Output(id=generation_id, event=event):
+                self._deliver(self._generations.get(generation_id), event)
+            case protocol.Released(id=generation_id):
+                with self._lock:
+                    generation = self._generations.pop(generation_id, None)
+                if generation is not None:
+                    generation.released()
+            case protocol.TokenCount(id=count_id, count=count):
+                with self._lock:
+                    self._counts.pop(count_id).set_result(count)
+            case protocol.Failed(id=request_id, message=text):
+                with self._lock:
+                    count = self._counts.pop(request_id, None)
+                if count is not None:
+                    count.set_exception(EngineFailed(text))
+                else:
+                    self._deliver(self._generations.get(request_id), EngineFailed(text))
+            case protocol.Ready(load_seconds=load_seconds, context_length=context_length):
+                self.load_seconds, self.context_length = load_seconds, context_length
+                self.ready.set_result(self)
+            case protocol.LoadFailed(message=text):
+                self.ready.set_exception(WorkerLoadError(text))
+
+    @staticmethod
+    def _deliver(generation: _Generation | None, item) -> None:
+        if generation is None:
+            return
+        try:
+            generation.loop.call_soon_threadsafe(generation.events.put_nowait, item)
+        except RuntimeError:  # that event loop is closed: nobody is listening any more
+            pass
+
+    def _end(self, how: str) -> None:
+        """The process is gone: end what was waiting for it, then report."""
+        with self._lock:
+            self._ended = how
+            generations, self._generations = self._generations, {}
+            counts, self._counts = self._counts, {}
+        self._outbox.put(None)
+        self._writer.join()
+        self._connection.close()
+        if self.stopping:
+            logger.info("the engine process of %s (pid %d) ended (%s)", self.config.model_id, self.pid, how,
+                        extra={"model": self.config.model_id, "worker_pid": self.pid})
+            error = EngineFailed(f"Model {self.config.model_id} was unloaded before this generation finished.")
+        else:
+            error = EngineFailed(f"The engine process of {self.config.model_id} ended unexpectedly ({how}).")
+        for generation in generations.values():
+            self._deliver(generation, error)
+            generation.released()
+        for count in counts.values():
+            count.set_exception(error)
+        if not self.ready.done():
+            self.ready.set_exception(WorkerLoadError(f"its engine process ended while it loaded ({how})"))
+        else:
+            self._on_exit(self, how)
+
+    def _open(self, table: dict, entry) -> int:
+        """Register a request on this worker; EngineFailed if the worker takes no more."""
+        with self._lock:
+            if self._ended is not None:
+                raise EngineFailed(f"The engine process of {self.config.model_id} ended ({self._ended}).")
+            if self.stopping:
+                raise EngineFailed(f"Model {self.config.model_id} was just unloaded; try again.", retry_after=1)
+            request_id = next(self._ids)
+            table[request_id] = entry
+            return request_id
+
+    # --- what the service asks ----------------------------------------------------------
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of a rendered prompt, as the engine counts them. Blocks: call it from a thread."""
+        count: concurrent.futures.Future = concurrent.futures.Future()
+        self._outbox.put(protocol.CountTokens(self._open(self._counts, count), text))
+        return count.result()
+
+    async def stream(
+        self, prompt: str, sampling: Sampling, *, keep_leading_whitespace: bool, released: Callable[[], None]
+    ) -> AsyncIterator[TextDelta | Finished]:
+        """Text deltas of a rendered prompt, then one Finished. See EngineCache.stream."""
+        events: asyncio.Queue = asyncio.Queue()
+        try:
+            generation_id = self._open(self._generations, _Generation(asyncio.get_running_loop(), events, released))
+        except BaseException:
+            released()  # the engine never saw it
+            raise
+        self._outbox.put(protocol.Generate(generation_id, prompt, sampling, keep_leading_whitespace))
+        over = False
+        try:
+            while not over:
+                item = await events.get()
+                over = isinstance(item, (Finished, EngineFailed))
+                if isinstance(item, EngineFailed):
+                    raise item
+                yield item
+        finally:
+            if not over:  # the client left: the worker drops it, or never submits it
+                self._outbox.put(protocol.Cancel(generation_id))
+
+    # --- the process's own output -----------------------------------------------------
+
+    def _forward_logs(self) -> None:
+        """Log each line the process writes (its JSON records, the engine's text), tagged with the model."""
+        fields = {"model": self.config.model_id, "worker_pid": self.pid}
+        with self._process.stdout as output:
+            for raw in output:
+                level, text = parse_worker_line(raw.decode(errors="replace"))
+                if text:
+                    worker_logger.log(level, "[%s] %s", self.config.model_id, text, extra=fields)
+
+
+def _worker_environment() -> dict:
+    """The web process's environment (HF_HOME, HF_HUB_OFFLINE... are read by the engine), with this
+    project importable whatever the working directory."""
+    path = os.pathsep.join(filter(None, (str(PROJECT_ROOT), os.environ.get("PYTHONPATH"))))
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def parse_worker_line(line: str) -> tuple[int, str]:
+    """The level and text of a line from a worker: one of its JSON records, or the engine's own line."""
+    line = _ANSI_ESCAPE.sub("", line).rstrip()
+    if line.startswith("{"):
+        try:
+            record = json.loads(line)
+            return _LEVELS.get(record["level"], logging.INFO), record["message"]
+        except (ValueError, KeyError, TypeError):
+            pass
+    if match := _ENGINE_LINE.match(line):
+        return _LEVELS[match.group(1)], match.group(2)
+    return logging.INFO, line

@@ -1,0 +1,89 @@
+"""The messages between the web process and a model's worker process.
+
+They travel over one Unix socket per worker, framed and pickled by
+`multiprocessing.connection.Connection` (a length, then the pickle). Both ends are
+this code base, started by the web process itself: nothing else can reach the socket.
+
+web process -> worker: Load once, first; then Generate, Cancel, CountTokens, and Stop.
+worker -> web process: Ready or LoadFailed in answer to Load; then, for each generation,
+its Output messages, Failed if the engine failed, and Released once the engine has let
+it go (every Generate gets exactly one Released); TokenCount or Failed for a CountTokens.
+Many generations share the channel: each message carries its request's id.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from generation.engine.api import EngineConfig, Finished, Sampling, TextDelta
+
+# --- web process -> worker ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Load:
+    config: EngineConfig
+    cache_dir: Path
+    log_level: str
+
+
+@dataclass(frozen=True)
+class Generate:
+    id: int
+    prompt: str
+    sampling: Sampling
+    keep_leading_whitespace: bool
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """The client left: never submit the request if it is not yet, drop it at its next token if it is."""
+
+    id: int
+
+
+@dataclass(frozen=True)
+class CountTokens:
+    id: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Finish the generations under way (no new ones will come), then exit."""
+
+
+# --- worker -> web process ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ready:
+    load_seconds: float  # the engine's own load, in the worker: files prepared and Runner built
+    context_length: int | None
+
+
+@dataclass(frozen=True)
+class LoadFailed:
+    message: str  # for clients: no server paths (the worker's log has the whole error)
+
+
+@dataclass(frozen=True)
+class Output:
+    id: int
+    event: TextDelta | Finished
+
+
+@dataclass(frozen=True)
+class Failed:
+    id: int
+    message: str  # for clients, as Output's events are
+
+
+@dataclass(frozen=True)
+class Released:
+    id: int
+
+
+@dataclass(frozen=True)
+class TokenCount:
+    id: int
+    count: int

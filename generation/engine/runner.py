@@ -1,0 +1,167 @@
+"""One mistral.rs `Runner`, in the process that imports it, with the ways around the
+defects of mistral.rs 0.9.5 measured on CPU.
+
+This is the only module that imports `mistralrs`. The service runs it inside a worker
+process per model (generation.engine.worker); the benchmark runs it in-process, to
+measure the engine without the service.
+
+- `Runner` is not re-entrant ("Already borrowed"): submitting a request and tokenizing
+  text both take the runner, so one lock is held around each of those calls.
+- Two prompts prefilled in the same step crash on CPU ("input tensor is not
+  contiguous"). A prefill gate per model is held from the submit call until the first
+  chunk arrives: only one prompt is ever in prefill. A request still waiting for the
+  gate when it is cancelled is never submitted; one in prefill is dropped at its first
+  chunk (0.9.5 cannot interrupt a prefill).
+- The chat path strips the leading whitespace of the output, which a raw continuation
+  must keep: it is restored from the token text that the logprobs carry.
+- The engine only sees prompts the service rendered itself, through a pass-through chat
+  template (a base model's GGUF has none, and the engine refuses chat without one).
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mistralrs import ChatCompletionRequest, Runner, Which
+
+from generation import model_files
+from generation.engine.api import EngineConfig, Finished, Sampling, TextDelta
+from generation.errors import EngineFailed
+
+logger = logging.getLogger(__name__)
+
+# How often a request waiting for the prefill gate checks whether it was cancelled.
+PREFILL_GATE_POLL_SECONDS = 0.05
+
+PASSTHROUGH_TEMPLATE = Path(__file__).with_name("passthrough_chat_template.jinja")
+
+
+def restore_leading_whitespace(delta: str, token_text: str | None) -> str:
+    """The delta with the leading whitespace that the engine's chat path stripped.
+
+    `token_text` is the text of the same token as the logprobs report it, unstripped.
+    """
+    if token_text is None or delta == token_text or not token_text.endswith(delta):
+        return delta
+    missing = token_text[: len(token_text) - len(delta)]
+    return missing + delta if missing.isspace() else delta
+
+
+@dataclass(eq=False)
+class LoadedEngine:
+    config: EngineConfig
+    runner: Runner
+    context_length: int | None
+    load_seconds: float
+    _runner_lock: threading.Lock = field(default_factory=threading.Lock)
+    _prefill_gate: threading.Lock = field(default_factory=threading.Lock)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of a rendered prompt, which carries its special tokens as text (e.g. "<bos>")."""
+        with self._runner_lock:
+            return len(self.runner.tokenize_text(text, False, False))
+
+    def generate(
+        self, prompt: str, sampling: Sampling, *, keep_leading_whitespace: bool, cancelled: threading.Event
+    ) -> Iterator[TextDelta | Finished]:
+        """Text deltas of a rendered prompt, then one Finished; nothing once `cancelled` is set.
+
+        Blocks while it waits for the prefill gate and for each token: run it in a thread
+        of its own. Returning (or closing the iterator) drops the engine's stream, and the
+        engine drops the sequence at its next step. Engine errors are raised.
+        """
+        request = ChatCompletionRequest(
+            messages=[{"role": "user", "content": prompt}],
+            model=self.config.model_id,
+            max_tokens=sampling.max_tokens,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            top_k=sampling.top_k,
+            repetition_penalty=sampling.repetition_penalty,
+            stop_seqs=list(sampling.stop) or None,
+            stream=True,
+            logprobs=keep_leading_whitespace,
+        )
+        if not self._pass_prefill_gate(cancelled):
+            logger.debug("not submitted to %s: cancelled while it waited", self.config.model_id)
+            return
+        try:
+            with self._runner_lock:
+                chunks = self.runner.send_chat_completion_request(request)
+            chunk = next(chunks, None)  # the prefill
+        finally:
+            self._prefill_gate.release()
+        stripping = keep_leading_whitespace  # until the first non-whitespace text
+        while chunk is not None and not cancelled.is_set():
+            choice = chunk.choices[0]
+            text = choice.delta.content or ""
+            if stripping:
+                token_text = choice.logprobs.token if choice.logprobs is not None else None
+                text = restore_leading_whitespace(text, token_text)
+                stripping = not text.strip()
+            if text:
+                yield TextDelta(text)
+            if choice.finish_reason is not None:
+                usage = chunk.usage
+                yield Finished(
+                    finish_reason=choice.finish_reason,
+                    prompt_tokens=usage.prompt_tokens if usage else 0,
+                    completion_tokens=usage.completion_tokens if usage else 0,
+                )
+                return
+            chunk = next(chunks, None)
+        if cancelled.is_set():
+            logger.debug("dropped by %s: cancelled", self.config.model_id)
+        else:
+            raise EngineFailed("The engine ended the stream without a finish reason")
+
+    def _pass_prefill_gate(self, cancelled: threading.Event) -> bool:
+        """Wait for the prefill gate, giving up as soon as the request is cancelled.
+
+        True with the gate held; False (gate not held) when the request was cancelled first.
+        """
+        while not self._prefill_gate.acquire(timeout=PREFILL_GATE_POLL_SECONDS):
+            if cancelled.is_set():
+                return False
+        if cancelled.is_set():
+            self._prefill_gate.release()
+            return False
+        return True
+
+
+def load_engine(config: EngineConfig, cache_dir: Path) -> LoadedEngine:
+    """Prepare the model's files and load its Runner. Holds the GIL for the whole load."""
+    started = time.perf_counter()
+    tokenizer_json = config.tokenizer_json or None
+    context_length = config.context_length
+    gguf_path = model_files.local_gguf(
+        source=config.source, location=config.location, filename=config.filename, cache_dir=cache_dir
+    )
+    if gguf_path is None:
+        which = Which.Plain(model_id=config.location, tokenizer_json=tokenizer_json)
+    else:
+        prepared = model_files.prepare_gguf(gguf_path, cache_dir)
+        tokenizer_json = tokenizer_json or str(prepared.tokenizer_json)
+        context_length = context_length or prepared.context_length
+        which = Which.GGUF(
+            quantized_model_id=str(gguf_path.parent),
+            quantized_filename=gguf_path.name,
+            tokenizer_json=tokenizer_json,
+        )
+    if tokenizer_json is None:
+        raise ValueError("A safetensors model needs a tokenizer.json path in the catalog")
+    runner = Runner(
+        which=which,
+        token_source="none",
+        max_seqs=config.max_seqs,
+        jinja_explicit=str(PASSTHROUGH_TEMPLATE),
+        in_situ_quant=config.in_situ_quant or None,
+        seed=config.seed,
+        prefix_cache_n=config.prefix_cache_n,
+    )
+    return LoadedEngine(
+        config=config, runner=runner, context_length=context_length, load_seconds=time.perf_counter() - started
+    )

@@ -1,0 +1,160 @@
+"""A model's worker process: `python -m generation.engine.worker CHANNEL_FD PARENT_PID`.
+
+Started by the web process (generation.engine.client), one per loaded model, like
+Ollama's runner per model or vLLM's engine core process. Here the engine may hold the
+GIL for a whole load, abort, or keep memory it never gives back: the web process stays
+responsive, loses only this model's streams, and gets the memory back by ending the
+process.
+
+It receives its Load over the channel, loads the engine, answers Ready (with the load
+time) or LoadFailed, then serves the web process's messages (generation.engine.protocol):
+each generation in a thread of its own, tokens sent as they come. It ends when it is
+told to Stop (once the generations under way are over), when the channel closes, and,
+on Linux, when the web process dies, even by kill -9 (PR_SET_PDEATHSIG).
+
+Its log records go to standard error as JSON lines; the engine writes its own lines to
+standard output. The web process reads both and logs them, tagged with the model id.
+"""
+
+import ctypes
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from multiprocessing.connection import Connection
+
+from generation.engine import protocol
+from generation.engine.api import engine_error_summary
+from generation.engine.runner import LoadedEngine, load_engine
+from generation.errors import EngineFailed
+
+logger = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+# While stopping, how often the loop looks whether the last generation has ended.
+STOP_POLL_SECONDS = 0.05
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Have the kernel kill this process when the web process dies, however it dies.
+
+    The channel's end tells the main loop too, but not while a load holds the GIL.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent_pid:  # the web process died before prctl: no signal will come
+        os._exit(1)
+
+
+class JsonLineFormatter(logging.Formatter):
+    """One JSON object per record, a traceback included, so that the web process logs it as one record."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.exc_info:
+            message += "\n" + self.formatException(record.exc_info)
+        return json.dumps({"level": record.levelname, "logger": record.name, "message": message})
+
+
+class Worker:
+    """Serves one loaded engine to the web process over the channel."""
+
+    def __init__(self, engine: LoadedEngine, connection: Connection):
+        self.engine = engine
+        self.connection = connection
+        self._send_lock = threading.Lock()
+        self._cancelled: dict[int, threading.Event] = {}  # the generations under way, by id
+        self._stopping = False
+
+    def send(self, message) -> None:
+        with self._send_lock:
+            try:
+                self.connection.send(message)
+            except OSError:  # the web process is gone; the main loop sees the channel close and exits
+                pass
+
+    def serve(self) -> None:
+        """Handle messages until told to stop (and the generations under way are over) or the channel closes."""
+        while not (self._stopping and not self._cancelled):
+            if self._stopping and not self.connection.poll(STOP_POLL_SECONDS):
+                continue
+            try:
+                message = self.connection.recv()
+            except EOFError:
+                logger.info("the web process closed the channel: exiting")
+                return
+            match message:
+                case protocol.Generate():
+                    self._start(message)
+                case protocol.Cancel(id=generation_id):
+                    if (cancelled := self._cancelled.get(generation_id)) is not None:
+                        cancelled.set()
+                case protocol.CountTokens():
+                    threading.Thread(target=self._count, args=(message,), name="count tokens", daemon=True).start()
+                case protocol.Stop():
+                    logger.info("stopping once %d generations are over", len(self._cancelled))
+                    self._stopping = True
+
+    def _start(self, request: protocol.Generate) -> None:
+        cancelled = threading.Event()
+        self._cancelled[request.id] = cancelled
+        threading.Thread(
+            target=self._generate, args=(request, cancelled), name=f"generate {request.id}", daemon=True
+        ).start()
+
+    def _generate(self, request: protocol.Generate, cancelled: threading.Event) -> None:
+        try:
+            events = self.engine.generate(
+                request.prompt,
+                request.sampling,
+                keep_leading_whitespace=request.keep_leading_whitespace,
+                cancelled=cancelled,
+            )
+            for event in events:
+                self.send(protocol.Output(request.id, event))
+        except EngineFailed as exc:
+            self.send(protocol.Failed(request.id, exc.message))
+        except Exception as exc:  # engine errors end this generation only
+            logger.exception("generation failed")
+            self.send(protocol.Failed(request.id, f"The engine failed: {engine_error_summary(exc)}"))
+        finally:
+            # The engine's stream is dropped: the engine lets the sequence go at its next step.
+            self.send(protocol.Released(request.id))
+            del self._cancelled[request.id]
+
+    def _count(self, request: protocol.CountTokens) -> None:
+        try:
+            self.send(protocol.TokenCount(request.id, self.engine.count_tokens(request.text)))
+        except Exception as exc:
+            logger.exception("token count failed")
+            self.send(protocol.Failed(request.id, f"The engine failed: {engine_error_summary(exc)}"))
+
+
+def main(channel_fd: int, parent_pid: int) -> None:
+    die_with_parent(parent_pid)
+    connection = Connection(channel_fd)
+    load: protocol.Load = connection.recv()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLineFormatter())
+    logging.basicConfig(level=load.log_level, handlers=[handler])
+    try:
+        engine = load_engine(load.config, load.cache_dir)
+    except Exception as exc:  # reported to the web process, which keeps serving other models
+        logger.exception("the model failed to load")
+        connection.send(protocol.LoadFailed(engine_error_summary(exc)))
+        return
+    logger.info("loaded in %.1f s", engine.load_seconds)
+    connection.send(protocol.Ready(load_seconds=engine.load_seconds, context_length=engine.context_length))
+    Worker(engine, connection).serve()
+
+
+if __name__ == "__main__":
+    main(channel_fd=int(sys.argv[1]), parent_pid=int(sys.argv[2]))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Neither the engine's threads nor its destructors are waited for: the process's memory goes with it.
+    os._exit(0)
