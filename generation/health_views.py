@@ -47,6 +47,7 @@ READINESS = inline_serializer(
                     "state": serializers.ChoiceField(choices=["loading", "loaded", "failed", "stopped", "crashed"]),
                     "error": serializers.CharField(allow_null=True),
                     "load_seconds": serializers.FloatField(allow_null=True),
+                    "pid": serializers.IntegerField(allow_null=True),
                 },
             ),
             help_text="Each model this process has loaded or tried to, with its engine worker's state.",

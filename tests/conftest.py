@@ -1,4 +1,5 @@
-"""Shared fixtures: a real Daphne server with the real bundled model, and the engine in-process.
+"""Shared fixtures: a real Daphne server with the real bundled model, and the engine cache
+of this process (the model in its worker process).
 
 Each loads the model once per test session.
 """
@@ -139,7 +140,7 @@ def bundled_config():
 
 @pytest.fixture(scope="session")
 def engine_cache(bundled_config):
-    """An in-process engine cache with the bundled model loaded."""
+    """An engine cache of this process, with the bundled model loaded in its worker process."""
     from generation.engine import EngineCache
 
     cache = EngineCache(cache_dir=settings.LLM_MODEL_CACHE_DIR, max_loaded=2)

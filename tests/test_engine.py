@@ -1,5 +1,7 @@
 """The engine layer with the real bundled model: each workaround of ENGINE_NOTES.md is
-exercised here by a test that fails without it."""
+exercised here by a test that fails without it, through the engine cache and its worker
+processes as the service uses them. tests/test_engine_workers.py has the processes' own
+behaviour (a load that freezes nothing, memory, crashes) through a real server."""
 
 import asyncio
 import dataclasses
@@ -8,15 +10,8 @@ import time
 
 import pytest
 
-from generation.engine import (
-    EngineCache,
-    EngineConfig,
-    Finished,
-    Sampling,
-    TextDelta,
-    engine_error_summary,
-    restore_leading_whitespace,
-)
+from generation.engine import EngineCache, EngineConfig, Finished, Sampling, TextDelta, engine_error_summary
+from generation.engine.runner import load_engine, restore_leading_whitespace
 from generation.errors import ModelUnavailable
 
 GREEDY = dict(temperature=0.0)
@@ -38,14 +33,21 @@ async def generate(cache, model, prompt, *, keep_leading_whitespace=True, releas
     return "".join(parts), finished
 
 
-def direct_completion(model, prompt, max_tokens):
+@pytest.fixture(scope="module")
+def in_process_engine(bundled_config):
+    """The bundled model's engine loaded in this process, to compare with its own completion path."""
+    from django.conf import settings
+
+    return load_engine(bundled_config, settings.LLM_MODEL_CACHE_DIR)
+
+
+def direct_completion(engine, prompt, max_tokens):
     """The engine's own non-streaming completion path, which keeps leading whitespace."""
     from mistralrs import CompletionRequest
 
-    with model.admission:
-        response = model.runner.send_completion_request(
-            CompletionRequest(prompt=prompt, model="x", max_tokens=max_tokens, temperature=0.0)
-        )
+    response = engine.runner.send_completion_request(
+        CompletionRequest(prompt=prompt, model="x", max_tokens=max_tokens, temperature=0.0)
+    )
     return response.choices[0].text
 
 
@@ -56,20 +58,20 @@ async def test_greedy_generation_is_deterministic(engine_cache, bundled_model):
     assert first[1].completion_tokens == 24
 
 
-async def test_raw_continuation_keeps_leading_whitespace(engine_cache, bundled_model):
+async def test_raw_continuation_keeps_leading_whitespace(engine_cache, bundled_model, in_process_engine):
     """Streamed text equals the engine's completion path, leading space included."""
     prompt = "<bos>The capital of France is"
     text, finished = await generate(engine_cache, bundled_model, prompt, max_tokens=12)
     assert text.startswith(" ")
-    assert text == direct_completion(bundled_model, prompt, 12)
+    assert text == direct_completion(in_process_engine, prompt, 12)
     assert finished.prompt_tokens == 6
 
 
-async def test_whitespace_only_first_token_is_kept(engine_cache, bundled_model):
+async def test_whitespace_only_first_token_is_kept(engine_cache, bundled_model, in_process_engine):
     prompt = "<bos>def fib(n):\n"
     text, _ = await generate(engine_cache, bundled_model, prompt, max_tokens=10)
     assert text.startswith("    ")  # the indentation the engine's chat path would drop
-    assert text == direct_completion(bundled_model, prompt, 10)
+    assert text == direct_completion(in_process_engine, prompt, 10)
 
 
 async def test_chat_output_is_not_given_leading_whitespace(engine_cache, bundled_model):
@@ -122,12 +124,8 @@ async def test_closing_a_stream_frees_the_engine(engine_cache, bundled_model):
     for _ in range(3):
         await anext(stream)
     await stream.aclose()
+    # The worker drops the engine's iterator at its next token, and says so.
     assert await asyncio.to_thread(released.wait, 5)
-    # The producer thread drops the engine's iterator at its next token and ends.
-    deadline = time.monotonic() + 5
-    while any(t.name.startswith("generate ") for t in threading.enumerate()) and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
-    assert not any(t.name.startswith("generate ") for t in threading.enumerate())
     started = time.monotonic()
     text, _ = await generate(engine_cache, bundled_model, "<bos>Hello", max_tokens=2)
     assert time.monotonic() - started < 5
@@ -193,7 +191,10 @@ def test_engine_errors_reach_clients_without_backtraces_or_paths():
 def fresh_cache(tmp_path_factory):
     from django.conf import settings
 
-    return EngineCache(cache_dir=settings.LLM_MODEL_CACHE_DIR, max_loaded=1)
+    cache = EngineCache(cache_dir=settings.LLM_MODEL_CACHE_DIR, max_loaded=1)
+    yield cache
+    for model_id in cache.loaded_model_ids():
+        cache.unload(model_id)
 
 
 async def test_concurrent_first_requests_load_the_model_once(fresh_cache, bundled_config):

@@ -54,6 +54,7 @@ class ModelState:
     state: str  # "loading", "loaded", "failed", "stopped" or "crashed"
     error: str | None = None  # why it failed or crashed, for clients
     load_seconds: float | None = None  # the engine's load, as its worker reported it
+    pid: int | None = None  # its worker process, while loaded
 
 
 @dataclass(eq=False)
@@ -162,7 +163,7 @@ class EngineCache:
                     self._states[evicted_id] = ModelState("stopped")
                     evicted.append(evicted_worker)
                 self.failures.pop(model_id, None)
-                self._states[model_id] = ModelState("loaded", load_seconds=worker.load_seconds)
+                self._states[model_id] = ModelState("loaded", load_seconds=worker.load_seconds, pid=worker.pid)
         if outcome is not worker:
             if not worker.stopping:
                 logger.error("model %s failed to load: %s", model_id, error, extra={"model": model_id})

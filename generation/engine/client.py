@@ -263,15 +263,15 @@ class ModelWorker:
             error = EngineFailed(f"Model {self.config.model_id} was unloaded before this generation finished.")
         else:
             error = EngineFailed(f"The engine process of {self.config.model_id} ended unexpectedly ({how}).")
+        if not self.ready.done():
+            self.ready.set_exception(WorkerLoadError(f"its engine process ended while it loaded ({how})"))
+        else:
+            self._on_exit(self, how)  # first: a client that sees the error finds the crash reported
         for generation in generations.values():
             self._deliver(generation, error)
             generation.released()
         for count in counts.values():
             count.set_exception(error)
-        if not self.ready.done():
-            self.ready.set_exception(WorkerLoadError(f"its engine process ended while it loaded ({how})"))
-        else:
-            self._on_exit(self, how)
 
     def _open(self, table: dict, entry) -> int:
         """Register a request on this worker; EngineFailed if the worker takes no more."""
