@@ -6,6 +6,7 @@ memory back (RSS 1.0 GB -> 3.6 GB over 8 disable/enable cycles), and an abort in
 engine took the whole server down.
 """
 
+import asyncio
 import contextlib
 import json
 import os
@@ -24,6 +25,8 @@ from django.conf import settings
 from prometheus_client.parser import text_string_to_metric_families
 
 from generation import model_files
+from generation.engine import EngineCache
+from generation.errors import ModelUnavailable
 from tests.admin_forms import admin_session, change_form
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USER, start_server, stop_server
 from tests.processes import alive, rss_mb, total_rss_mb, worker_pids
@@ -334,3 +337,25 @@ def test_kill_9_of_the_web_process_leaves_no_worker_behind(cycling_server):
     os.kill(pid, signal.SIGKILL)
     server.process.wait()
     wait_until(lambda: not any(alive(worker) for worker in workers), 10, "no worker left")
+
+
+async def test_a_worker_that_dies_while_it_loads_is_a_load_failure_that_backs_off(bundled_config):
+    """The engine cache of this process: its worker killed in the middle of the load (an
+    abort, an OOM kill) is reported as the load's failure, and not retried at once."""
+    cache = EngineCache(cache_dir=settings.LLM_MODEL_CACHE_DIR, max_loaded=1, retry_after_failure=60)
+    others = set(worker_pids(os.getpid()))
+    loading = asyncio.ensure_future(cache.get(bundled_config))
+    deadline = time.monotonic() + 30
+    while not (started := set(worker_pids(os.getpid())) - others) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    (pid,) = started
+    await asyncio.sleep(1)  # into the load
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(ModelUnavailable, match=r"ended while it loaded \(killed by SIGKILL\)"):
+        await loading
+    with pytest.raises(ModelUnavailable) as again:
+        await cache.get(bundled_config)
+    assert again.value.retry_after > 50
+    assert cache.load_counts[bundled_config.model_id] == 1
+    assert cache.model_states()[bundled_config.model_id]["state"] == "failed"
+    assert not alive(pid) and cache.loaded_model_ids() == []

@@ -4,7 +4,8 @@
 Then: every client that stayed got a complete stream or a clean 429 (nothing else: no
 5xx, no cut stream, no hang: each client has CLIENT_TIMEOUT), the server answers a normal
 request, the in-flight and queued gauges are back to 0, the server logged no error, and
-its RSS stays within RSS_GROWTH_BOUND_MB of what it was before the storm.
+its RSS (with its engine worker's) stays within RSS_GROWTH_BOUND_MB of what it was before
+the storm.
 
 The server runs 4 generations at once with 16 waiting places and a 10 s queue timeout,
 so that some clients are served, some wait, and most are refused at once. On the 2-core
@@ -28,6 +29,7 @@ import websockets
 from websockets.asyncio.client import connect
 
 from tests.conftest import start_server, stop_server
+from tests.processes import total_rss_mb
 from tests.sse_client import parse_events
 
 SSE_CLIENTS = 100
@@ -45,7 +47,7 @@ LEAVE_DELAY = (0.05, 1.0)
 # batch, yet a leak of 2.5 MB per client (130 of them here) would cross it.
 RSS_GROWTH_BOUND_MB = 300
 # The bundled model and Django alone are over this: a smaller RSS means we measured the
-# wrong process (not the one running Daphne and the engine).
+# wrong processes (not Daphne's and its engine worker's).
 RSS_MINIMUM_MB = 500
 
 COMPLETE, REFUSED, LEFT = "complete", "429", "left"
@@ -88,14 +90,6 @@ def leave_plan(i: int) -> str | None:
     if i % 2 == 0:
         return None
     return "after_first_delta" if i % 4 == 1 else "after_delay"
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for process {pid}")
 
 
 def gauges(url: str) -> dict[str, float]:
@@ -286,14 +280,14 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def storm(server):
-    # `manage.py serve` runs Daphne in its own process (no fork, no exec): this pid holds the engine.
+    # `manage.py serve` runs Daphne in its own process (no fork, no exec); the engine runs in its worker.
     pid = server.process.pid
     # A warm-up request first: the engine's first generation allocates its buffers, which
     # belong to the baseline rather than to the storm.
     warm_up = httpx.post(f"{server.url}/api/generate", json={"prompt": "Hello", "max_tokens": MAX_TOKENS}, timeout=60)
     assert warm_up.status_code == 200, warm_up.text
     assert wait_for_idle_gauges(server.url) == {"llm_requests_in_flight": 0, "llm_requests_queued": 0}
-    rss_before = rss_mb(pid)
+    rss_before = total_rss_mb(pid)
     assert rss_before > RSS_MINIMUM_MB, f"process {pid} has {rss_before:.0f} MB: not the server with its model"
 
     log_offset = server.log.stat().st_size
@@ -375,7 +369,7 @@ def test_the_server_logged_no_error_during_the_storm(storm, server):
 
 def test_rss_stays_within_its_bound(storm, server):
     wait_for_idle_gauges(server.url)
-    rss_after = rss_mb(storm.server_pid)
+    rss_after = total_rss_mb(storm.server_pid)
     print(f"\nstorm: RSS before {storm.rss_before_mb:.0f} MB, after {rss_after:.0f} MB "
           f"({rss_after - storm.rss_before_mb:+.0f} MB, bound +{RSS_GROWTH_BOUND_MB} MB)")
     assert rss_after - storm.rss_before_mb < RSS_GROWTH_BOUND_MB
