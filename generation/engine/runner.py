@@ -16,8 +16,14 @@ measure the engine without the service.
   must keep: it is restored from the token text that the logprobs carry.
 - The engine only sees prompts the service rendered itself, through a pass-through chat
   template (a base model's GGUF has none, and the engine refuses chat without one).
+- The engine applies a seed to its device, and its CPU device cannot be seeded ("cannot
+  seed the CPU rng with set_seed"): on a CPU build, a seeded load would fail, so the seed
+  is left out, with a warning. (While the engine ran in the web process, only the
+  process's first load created the device: a reload's seed was ignored silently.) The
+  builds for an accelerator carry a local version, e.g. 0.9.5+cuda130.sm90.
 """
 
+import importlib.metadata
 import logging
 import threading
 import time
@@ -37,6 +43,7 @@ logger = logging.getLogger(__name__)
 PREFILL_GATE_POLL_SECONDS = 0.05
 
 PASSTHROUGH_TEMPLATE = Path(__file__).with_name("passthrough_chat_template.jinja")
+ENGINE_CAN_SEED = "+" in importlib.metadata.version("mistralrs")
 
 
 def restore_leading_whitespace(delta: str, token_text: str | None) -> str:
@@ -153,13 +160,15 @@ def load_engine(config: EngineConfig, cache_dir: Path) -> LoadedEngine:
         )
     if tokenizer_json is None:
         raise ValueError("A safetensors model needs a tokenizer.json path in the catalog")
+    if config.seed is not None and not ENGINE_CAN_SEED:
+        logger.warning("seed %d not applied: this CPU build of the engine cannot seed sampling", config.seed)
     runner = Runner(
         which=which,
         token_source="none",
         max_seqs=config.max_seqs,
         jinja_explicit=str(PASSTHROUGH_TEMPLATE),
         in_situ_quant=config.in_situ_quant or None,
-        seed=config.seed,
+        seed=config.seed if ENGINE_CAN_SEED else None,
         prefix_cache_n=config.prefix_cache_n,
     )
     return LoadedEngine(
