@@ -212,6 +212,9 @@ class ModelWorker:
                 self._receive(self._connection.recv())
         except (EOFError, OSError):
             pass
+        except Exception:  # a message this side cannot take: the worker cannot be trusted any more
+            logger.exception("unreadable message from the engine process of %s: killing it", self.config.model_id)
+            self._kill()
         self._end(self._exited())
 
     def _receive(self, message) -> None:
