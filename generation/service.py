@@ -39,6 +39,7 @@ def engine_cache() -> EngineCache:
         max_loaded=settings.LLM_MAX_LOADED_MODELS,
         stop_timeout=settings.LLM_ENGINE_STOP_TIMEOUT_SECONDS,
         log_level=settings.LOG_LEVEL,
+        worker_nice=settings.LLM_ENGINE_WORKER_NICE,
     )
     metrics.observe_engine_cache(cache)
     return cache

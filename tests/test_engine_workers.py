@@ -9,6 +9,7 @@ engine took the whole server down.
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -26,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from generation import model_files
 from generation.engine import EngineCache
+from generation.engine.client import parse_worker_line
 from generation.errors import ModelUnavailable
 from tests.admin_forms import admin_session, change_form
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USER, start_server, stop_server
@@ -359,3 +361,16 @@ async def test_a_worker_that_dies_while_it_loads_is_a_load_failure_that_backs_of
     assert cache.load_counts[bundled_config.model_id] == 1
     assert cache.model_states()[bundled_config.model_id]["state"] == "failed"
     assert not alive(pid) and cache.loaded_model_ids() == []
+
+
+def test_a_workers_lines_keep_their_level():
+    """Its own records come as JSON lines; the engine's are text, coloured, with Rust's level names;
+    anything else (a panic) is a warning."""
+    record = json.dumps({"level": "WARNING", "logger": "generation.engine.runner", "message": "seed not applied"})
+    assert parse_worker_line(record + "\n") == (logging.WARNING, "seed not applied")
+    engine = ("\x1b[2m2026-11-25T17:45:02.207965Z\x1b[0m \x1b[33m WARN\x1b[0m \x1b[2mmistralrs_core::pipeline\x1b[0m"
+              "\x1b[2m:\x1b[0m No chat template.\n")
+    assert parse_worker_line(engine) == (logging.WARNING, "mistralrs_core::pipeline: No chat template.")
+    assert parse_worker_line("thread 'main' panicked at src/lib.rs:1:1\n") == (
+        logging.WARNING, "thread 'main' panicked at src/lib.rs:1:1"
+    )

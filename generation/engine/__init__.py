@@ -18,15 +18,13 @@ The web process never imports `runner` or `worker`.
 """
 
 from generation.engine.api import EngineConfig, Finished, Sampling, TextDelta, engine_error_summary
-from generation.engine.cache import EngineCache, LoadFailure, ModelState
+from generation.engine.cache import EngineCache
 from generation.engine.client import ModelWorker
 
 __all__ = [
     "EngineCache",
     "EngineConfig",
     "Finished",
-    "LoadFailure",
-    "ModelState",
     "ModelWorker",
     "Sampling",
     "TextDelta",

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from generation.engine.api import EngineConfig, Finished, Sampling, TextDelta
-from generation.engine.client import ModelWorker
+from generation.engine.client import ModelWorker, WorkerSettings
 from generation.errors import ModelUnavailable
 
 logger = logging.getLogger(__name__)
@@ -82,13 +82,15 @@ class EngineCache:
         max_retry_after_failure: float = 300.0,
         stop_timeout: float = 30.0,
         log_level: str = "INFO",
+        worker_nice: int = 10,
     ):
         self.cache_dir = Path(cache_dir)
         self.max_loaded = max_loaded
         self.retry_after_failure = retry_after_failure
         self.max_retry_after_failure = max_retry_after_failure
-        self.stop_timeout = stop_timeout
-        self.log_level = log_level
+        self.worker_settings = WorkerSettings(
+            cache_dir=self.cache_dir, log_level=log_level, stop_timeout=stop_timeout, nice=worker_nice
+        )
         self._lock = threading.Lock()
         self._workers: OrderedDict[str, ModelWorker] = OrderedDict()
         self._starting: dict[str, _Start] = {}
@@ -128,13 +130,7 @@ class EngineCache:
 
     def _begin(self, config: EngineConfig) -> _Start:
         """With the lock held: start a worker for this configuration."""
-        worker = ModelWorker(
-            config,
-            cache_dir=self.cache_dir,
-            log_level=self.log_level,
-            stop_timeout=self.stop_timeout,
-            on_exit=self._worker_ended,
-        )
+        worker = ModelWorker(config, self.worker_settings, on_exit=self._worker_ended)
         start = _Start(config=config, worker=worker)
         self._starting[config.model_id] = start
         self.load_counts[config.model_id] += 1

@@ -24,6 +24,7 @@ class Load:
     config: EngineConfig
     cache_dir: Path
     log_level: str
+    nice: int
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,7 @@ def main(channel_fd: int, parent_pid: int) -> None:
     die_with_parent(parent_pid)
     connection = Connection(channel_fd)
     load: protocol.Load = connection.recv()
+    os.nice(load.nice)  # before the engine starts its threads, which inherit it
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLineFormatter())
     logging.basicConfig(level=load.log_level, handlers=[handler])
