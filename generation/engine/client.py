@@ -249,12 +249,14 @@ class ModelWorker:
                     generation.released()
             case protocol.TokenCount(id=count_id, count=count):
                 with self._lock:
-                    self._counts.pop(count_id).set_result(count)
+                    waiting = self._counts.pop(count_id, None)
+                if waiting is not None:
+                    waiting.set_result(count)
             case protocol.Failed(id=request_id, message=text):
                 with self._lock:
-                    count = self._counts.pop(request_id, None)
-                if count is not None:
-                    count.set_exception(EngineFailed(text))
+                    waiting = self._counts.pop(request_id, None)
+                if waiting is not None:
+                    waiting.set_exception(EngineFailed(text))
                 else:
                     self._deliver(self._generations.get(request_id), EngineFailed(text))
             case protocol.Ready(load_seconds=load_seconds, context_length=context_length):
