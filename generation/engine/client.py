@@ -291,7 +291,7 @@ class ModelWorker:
             error = EngineFailed(f"The engine process of {self.config.model_id} ended unexpectedly ({how}).")
         if not self.ready.done():
             self.ready.set_exception(WorkerLoadError(f"its engine process ended while it loaded ({how})"))
-        else:
+        elif self.ready.exception() is None:  # it had been ready (a failed load was reported already)
             self._on_exit(self, how)  # first: a client that sees the error finds the crash reported
         for generation in generations.values():
             self._deliver(generation, error)
