@@ -187,6 +187,8 @@ class EngineCache:
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._loading: dict[str, tuple[EngineConfig, concurrent.futures.Future]] = {}
         self.failures: dict[str, LoadFailure] = {}
+        # The streams being consumed, as (emit, cancelled), so that a shutdown can end them.
+        self._streams: set[tuple[Callable, threading.Event]] = set()
         self.load_counts: Counter[str] = Counter()
         self.listeners: list = []  # callables(event: str, model_id: str, seconds: float)
 
@@ -313,17 +315,18 @@ class EngineCache:
                 stream=True,
                 logprobs=keep_leading_whitespace,
             )
-            loop = asyncio.get_running_loop()
             queue: asyncio.Queue = asyncio.Queue()
+            emit = _emitter(asyncio.get_running_loop(), queue, cancelled)
             threading.Thread(
                 target=_produce,
-                args=(model, request, keep_leading_whitespace, cancelled, _emitter(loop, queue, cancelled), released),
+                args=(model, request, keep_leading_whitespace, cancelled, emit, released),
                 name=f"generate {model.config.model_id}",
                 daemon=True,
             ).start()
         except BaseException:
             released()  # the engine never saw it
             raise
+        self._streams.add((emit, cancelled))
         try:
             while True:
                 item = await queue.get()
@@ -334,6 +337,13 @@ class EngineCache:
                     return
         finally:
             cancelled.set()
+            self._streams.discard((emit, cancelled))
+
+    def abort_streams(self, error: Exception) -> None:
+        """End every stream with `error` (the engine drops their sequences at their next token)."""
+        for emit, cancelled in list(self._streams):
+            cancelled.set()
+            emit(error)
 
 
 def _emitter(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue, cancelled: threading.Event):

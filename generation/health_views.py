@@ -10,6 +10,7 @@ from rest_framework import serializers
 from catalog.models import ServiceSettings
 from catalog.selectors import startup_engine_configs
 from generation.service import engine_cache
+from generation.shutdown import draining
 from generation.startup import startup_loads
 
 
@@ -35,7 +36,7 @@ def _readiness() -> dict:
 READINESS = inline_serializer(
     "Readiness",
     {
-        "status": serializers.ChoiceField(choices=["ready", "loading", "error"]),
+        "status": serializers.ChoiceField(choices=["ready", "loading", "error", "draining"]),
         "llm_models_loaded": serializers.BooleanField(),
         "database": serializers.ChoiceField(choices=["ok", "unreachable"]),
         "loaded_models": serializers.ListField(child=serializers.CharField()),
@@ -59,7 +60,7 @@ class ReadyView(APIView):
     authentication_classes = ()
     @extend_schema(
         summary="Readiness: 200 once the start-up models are loaded and the catalog can be read",
-        description="503 while start-up models load, while one of the catalog's start-up models fails to load, "
+        description="503 while the server drains before it stops, while start-up models load, while one of the catalog's start-up models fails to load, "
         "or when the catalog tables cannot be read (database unreachable, missing, corrupt or locked).",
         responses={(200, "application/json"): READINESS, (503, "application/json"): READINESS},
         tags=["health"],
@@ -70,7 +71,9 @@ class ReadyView(APIView):
         # the process unready.
         readiness = await sync_to_async(_readiness)()
         database_ok, models_loaded, errors = readiness["database_ok"], readiness["models_loaded"], readiness["errors"]
-        if not database_ok or errors:
+        if draining.is_set():
+            status = "draining"  # shutting down: send new requests elsewhere
+        elif not database_ok or errors:
             status = "error"
         elif not models_loaded:
             status = "loading"

@@ -246,6 +246,9 @@ LLM_MAX_QUEUED_REQUESTS = env_number("LLM_MAX_QUEUED_REQUESTS", 16, minimum=0)
 LLM_QUEUE_TIMEOUT_SECONDS = env_number("LLM_QUEUE_TIMEOUT_SECONDS", 30.0, kind=float, minimum=0)
 # Engines kept loaded at once; the least recently used one is unloaded past this.
 LLM_MAX_LOADED_MODELS = env_number("LLM_MAX_LOADED_MODELS", 2, minimum=1)
+# On SIGTERM, generations in flight may run on this long before they are ended with an
+# error event; keep Kubernetes' terminationGracePeriodSeconds a few seconds longer.
+LLM_SHUTDOWN_GRACE_SECONDS = env_number("LLM_SHUTDOWN_GRACE_SECONDS", 25.0, kind=float, minimum=0)
 # A comment line is sent on an idle SSE stream this often, so proxies keep it open.
 LLM_SSE_KEEPALIVE_SECONDS = env_number("LLM_SSE_KEEPALIVE_SECONDS", 15.0, kind=float, minimum=0.01)
 
