@@ -1,7 +1,11 @@
 """Liveness and readiness probes for Kubernetes."""
 
+import contextlib
+
+import redis
 from adrf.views import APIView
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import DatabaseError
 from django.http import JsonResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -12,6 +16,24 @@ from catalog.selectors import startup_engine_configs
 from generation.service import engine_cache
 from generation.shutdown import draining
 from generation.startup import startup_loads
+
+
+def _channel_layer_state() -> str:
+    """"ok" or "unreachable" for the Redis channel layer, "in-memory" without REDIS_URL.
+
+    Reported, not required: while Redis is down the HTTP API still serves (only WebSockets
+    and the cross-process catalog signal need it), and taking every replica out of the
+    load balancer would turn a Redis outage into a full one.
+    """
+    if not settings.REDIS_URL:
+        return "in-memory"
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+        with contextlib.closing(client):
+            client.ping()
+        return "ok"
+    except redis.RedisError:
+        return "unreachable"
 
 
 def _readiness() -> dict:
@@ -40,6 +62,7 @@ READINESS = inline_serializer(
         "llm_models_loaded": serializers.BooleanField(),
         "database": serializers.ChoiceField(choices=["ok", "unreachable"]),
         "loaded_models": serializers.ListField(child=serializers.CharField()),
+        "channel_layer": serializers.ChoiceField(choices=["in-memory", "ok", "unreachable"]),
         "errors": serializers.DictField(child=serializers.CharField()),
     },
 )
@@ -84,6 +107,7 @@ class ReadyView(APIView):
             "llm_models_loaded": models_loaded,
             "database": "ok" if database_ok else "unreachable",
             "loaded_models": engine_cache().loaded_model_ids(),
+            "channel_layer": await sync_to_async(_channel_layer_state)(),
             "errors": errors,
         }
         return JsonResponse(body, status=200 if status == "ready" else 503)

@@ -63,6 +63,13 @@ if not SECRET_KEY:
             "(`make serve` writes one), or set DJANGO_DEBUG=true for local development."
         )
     SECRET_KEY = "insecure-development-key-do-not-use-in-production"
+# Keys copied from examples instead of generated: anyone who read the example can sign sessions.
+PLACEHOLDER_SECRET_KEY_PREFIXES = ("change-me", "changeme", "django-insecure-", "insecure-development-key", "your-")
+if not DEBUG and SECRET_KEY.lower().startswith(PLACEHOLDER_SECRET_KEY_PREFIXES):
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is a placeholder from an example. Generate one, e.g. "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+    )
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 
@@ -150,6 +157,9 @@ DATABASES = {
 # under ASGI (Django's deployment docs), and Django refuses them together with a pool.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_POOL", True):
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Django then gives the pool a check of each connection before use: after a database
+    # restart, pooled connections are dead, and an idle process's first requests failed on them.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env_number("DATABASE_POOL_MIN_SIZE", 2, minimum=0),
         "max_size": env_number("DATABASE_POOL_MAX_SIZE", 20, minimum=1),

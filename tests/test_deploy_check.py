@@ -34,3 +34,11 @@ def test_check_deploy_names_what_plain_http_lacks(tmp_path):
     assert result.returncode != 0
     for warning in ["security.W004", "security.W008", "security.W012", "security.W016"]:  # HSTS, redirect, cookies
         assert warning in result.stderr
+
+
+def test_a_placeholder_secret_key_is_refused_outside_debug(tmp_path):
+    for placeholder in ["change-me-to-a-long-random-string", "django-insecure-abc", "CHANGEME"]:
+        result = check_deploy(tmp_path, DJANGO_SECRET_KEY=placeholder)
+        assert result.returncode != 0
+        assert "DJANGO_SECRET_KEY is a placeholder" in result.stderr
+    assert check_deploy(tmp_path, DJANGO_SECRET_KEY="change-me", DJANGO_DEBUG="true").returncode == 0
