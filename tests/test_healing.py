@@ -105,3 +105,14 @@ def test_catalog_changes_reach_every_process_after_a_redis_restart(tmp_path_fact
         for server in servers:
             stop_server(server)
         redis_server.stop()
+
+
+def test_the_server_refuses_to_start_while_migrations_are_pending(tmp_path):
+    server = start_server(tmp_path, wait=False, migrate=False)
+    try:
+        assert server.process.wait(timeout=60) != 0
+        log = (tmp_path / "server.log").read_text()
+        assert "migrations are not applied" in log and "manage.py migrate" in log
+    finally:
+        if server.process.poll() is None:
+            stop_server(server)
