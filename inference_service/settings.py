@@ -282,8 +282,10 @@ LLM_REQUIRE_API_KEY = env_bool("LLM_REQUIRE_API_KEY", False)
 # LLM_PROXY_HEADERS): redirect plain HTTP, mark cookies secure, send HSTS.
 DJANGO_HTTPS = env_bool("DJANGO_HTTPS", False)
 SECURE_SSL_REDIRECT = DJANGO_HTTPS
-# Probes and scrapes inside the cluster speak plain HTTP to the pod.
-SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$"]
+# Probes, scrapes and in-cluster API clients speak plain HTTP to the pod (through the
+# Service); outside clients are redirected by the ingress. A redirect cannot protect an
+# API key that was already sent in clear, and API clients do not follow it with their body.
+SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$", r"^api/", r"^v1/"]
 SESSION_COOKIE_SECURE = DJANGO_HTTPS
 CSRF_COOKIE_SECURE = DJANGO_HTTPS
 SECURE_HSTS_SECONDS = env_number("DJANGO_SECURE_HSTS_SECONDS", 31536000 if DJANGO_HTTPS else 0, minimum=0)
