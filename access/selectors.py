@@ -4,6 +4,10 @@ import hashlib
 
 from access.models import ApiKey
 
+# Every secret this service issues starts with it: a presented key in this format is judged
+# (valid, or refused), a key in any other format is not one of ours.
+SECRET_PREFIX = "llm-"
+
 
 def hash_secret(secret: str) -> str:
     # Keys are 256 random bits: a fast hash is enough (no dictionary to guess from), and

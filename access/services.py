@@ -18,11 +18,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from access.models import ApiKey, KeyUsage, RateWindow
-from access.selectors import hash_secret
+from access.selectors import SECRET_PREFIX, hash_secret
 from generation.errors import InvalidRequest, ModelNotAllowed, RateLimited
-
-SECRET_PREFIX = "llm-"
-
 
 def assign_new_secret(*, api_key: ApiKey) -> str:
     """Give an unsaved key a fresh secret; returns it (only its hash is stored: show it once)."""

@@ -3,13 +3,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog.serializers import ModelListSerializer
+from generation.native_serializers import ErrorSerializer
+from generation.native_views import ERROR_HEADERS, LISTING_ERRORS, error_responses
 from generation.service import listed_models
 
 
 class ModelListView(APIView):
     @extend_schema(
         summary="List the models this service serves",
-        responses={200: ModelListSerializer},
+        responses={200: ModelListSerializer, **error_responses(ErrorSerializer, LISTING_ERRORS)},
+        parameters=ERROR_HEADERS,
         examples=[
             OpenApiExample(
                 "Bundled model",

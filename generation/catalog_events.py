@@ -9,6 +9,7 @@ layer reaches no other process, so then nothing is sent or listened for.
 """
 
 import asyncio
+import contextlib
 import logging
 import threading
 
@@ -19,8 +20,8 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 GROUP = "catalog-changes"
-# channels_redis forgets a group member after a day (group_expiry); membership is renewed well before.
-RENEW_MEMBERSHIP_SECONDS = 3600
+# Membership is renewed this often (channels_redis forgets a member after a day anyway).
+RENEW_MEMBERSHIP_SECONDS = 30
 RETRY_SECONDS = 2
 
 
@@ -56,15 +57,27 @@ async def _listen() -> None:
     layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
     channel = await layer.new_channel()
 
+    # Group membership lives in Redis: a Redis restart (without persistence) forgets it.
+    # It is renewed often, and at once after a failed receive, which is how a restart shows.
+    rejoin = asyncio.Event()
+
     async def keep_membership():
         while True:
             await _retrying(lambda: layer.group_add(GROUP, channel), "joining the catalog change group")
-            await asyncio.sleep(RENEW_MEMBERSHIP_SECONDS)
+            rejoin.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(rejoin.wait(), RENEW_MEMBERSHIP_SECONDS)
 
     membership = asyncio.create_task(keep_membership())
     try:
         while True:
-            message = await _retrying(lambda: layer.receive(channel), "receiving catalog changes")
+            try:
+                message = await layer.receive(channel)
+            except Exception as exc:
+                logger.warning("receiving catalog changes failed (%s); retrying in %s s", exc, RETRY_SECONDS)
+                rejoin.set()
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
             if message.get("type") == "model.withdrawn" and engine_cache().unload(message["model_id"]):
                 logger.info("unloaded model %s: withdrawn from the catalog", message["model_id"])
     finally:

@@ -13,7 +13,9 @@ and receives `{"type": "delta", "id", "text"}` messages, then one
 run in sequence on one connection; a bad message gets an error message and the
 connection stays open; a closed socket cancels its generation at once.
 
-API keys: the handshake's `Authorization: Bearer <key>` header, checked as for HTTP. A
+API keys, checked as for HTTP: the handshake's `Authorization: Bearer <key>` header, or,
+for browsers (whose WebSocket API cannot set headers), the subprotocols
+`["llm.v1", "bearer.<key>"]`: the server selects `llm.v1` and never echoes the key. A
 connection without a valid key where one is required gets an `unauthorized` error
 message, then is closed with code 4401 (HTTP's 401, in the application's range).
 """
@@ -39,6 +41,19 @@ logger = logging.getLogger(__name__)
 
 REQUEST_SERIALIZERS = {"generate": GenerateRequestSerializer, "chat": ChatRequestSerializer}
 CLOSE_UNAUTHORIZED = 4401
+SUBPROTOCOL = "llm.v1"
+KEY_SUBPROTOCOL_PREFIX = "bearer."
+
+
+def handshake_authorization(scope) -> str | None:
+    """The Authorization header, or one made of a `bearer.<key>` subprotocol (browsers)."""
+    header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+    if header:
+        return header
+    for protocol in scope.get("subprotocols", []):
+        if protocol.startswith(KEY_SUBPROTOCOL_PREFIX):
+            return "Bearer " + protocol.removeprefix(KEY_SUBPROTOCOL_PREFIX)
+    return None
 
 
 class GenerationConsumer(AsyncJsonWebsocketConsumer):
@@ -47,10 +62,9 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
         self.running_id = None
         self.api_key = None
         self.refused = False
-        await self.accept()
-        authorization = dict(self.scope["headers"]).get(b"authorization", b"").decode("latin-1")
+        await self.accept(SUBPROTOCOL if SUBPROTOCOL in self.scope.get("subprotocols", []) else None)
         try:
-            self.api_key = await sync_to_async(authenticate_bearer)(authorization or None)
+            self.api_key = await sync_to_async(authenticate_bearer)(handshake_authorization(self.scope))
         except Unauthorized as exc:
             self.refused = True  # frames already on their way are ignored, not served
             await self.send_error(None, exc)

@@ -64,3 +64,10 @@ class RateLimited(ServiceError):
 
     status = 429
     code = "rate_limited"
+
+
+class ShuttingDown(ServiceError):
+    """The server is draining before it stops; other replicas can serve the request."""
+
+    status = 503
+    code = "shutting_down"

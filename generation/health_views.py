@@ -1,7 +1,11 @@
 """Liveness and readiness probes for Kubernetes."""
 
+import contextlib
+
+import redis
 from adrf.views import APIView
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import DatabaseError
 from django.http import JsonResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -10,7 +14,26 @@ from rest_framework import serializers
 from catalog.models import ServiceSettings
 from catalog.selectors import startup_engine_configs
 from generation.service import engine_cache
+from generation.shutdown import draining
 from generation.startup import startup_loads
+
+
+def _channel_layer_state() -> str:
+    """"ok" or "unreachable" for the Redis channel layer, "in-memory" without REDIS_URL.
+
+    Reported, not required: while Redis is down the HTTP API still serves (only WebSockets
+    and the cross-process catalog signal need it), and taking every replica out of the
+    load balancer would turn a Redis outage into a full one.
+    """
+    if not settings.REDIS_URL:
+        return "in-memory"
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+        with contextlib.closing(client):
+            client.ping()
+        return "ok"
+    except redis.RedisError:
+        return "unreachable"
 
 
 def _readiness() -> dict:
@@ -35,10 +58,11 @@ def _readiness() -> dict:
 READINESS = inline_serializer(
     "Readiness",
     {
-        "status": serializers.ChoiceField(choices=["ready", "loading", "error"]),
+        "status": serializers.ChoiceField(choices=["ready", "loading", "error", "draining"]),
         "llm_models_loaded": serializers.BooleanField(),
         "database": serializers.ChoiceField(choices=["ok", "unreachable"]),
         "loaded_models": serializers.ListField(child=serializers.CharField()),
+        "channel_layer": serializers.ChoiceField(choices=["in-memory", "ok", "unreachable"]),
         "errors": serializers.DictField(child=serializers.CharField()),
         "models": serializers.DictField(
             child=inline_serializer(
@@ -71,7 +95,7 @@ class ReadyView(APIView):
     authentication_classes = ()
     @extend_schema(
         summary="Readiness: 200 once the start-up models are loaded and the catalog can be read",
-        description="503 while start-up models load, while one of the catalog's start-up models fails to load, "
+        description="503 while the server drains before it stops, while start-up models load, while one of the catalog's start-up models fails to load, "
         "or when the catalog tables cannot be read (database unreachable, missing, corrupt or locked).",
         responses={(200, "application/json"): READINESS, (503, "application/json"): READINESS},
         tags=["health"],
@@ -82,7 +106,9 @@ class ReadyView(APIView):
         # the process unready.
         readiness = await sync_to_async(_readiness)()
         database_ok, models_loaded, errors = readiness["database_ok"], readiness["models_loaded"], readiness["errors"]
-        if not database_ok or errors:
+        if draining.is_set():
+            status = "draining"  # shutting down: send new requests elsewhere
+        elif not database_ok or errors:
             status = "error"
         elif not models_loaded:
             status = "loading"
@@ -93,6 +119,7 @@ class ReadyView(APIView):
             "llm_models_loaded": models_loaded,
             "database": "ok" if database_ok else "unreachable",
             "loaded_models": engine_cache().loaded_model_ids(),
+            "channel_layer": await sync_to_async(_channel_layer_state)(),
             "errors": errors,
             "models": engine_cache().model_states(),
         }

@@ -13,6 +13,7 @@ from any thread.
 import asyncio
 import threading
 from collections import deque
+from collections.abc import Callable
 
 from generation.errors import Overloaded
 
@@ -25,6 +26,7 @@ class ConcurrencyLimiter:
         self._lock = threading.Lock()
         self._active = 0
         self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = deque()
+        self._refusal: Callable[[], Exception] | None = None  # set by close()
 
     @property
     def active(self) -> int:
@@ -41,9 +43,26 @@ class ConcurrencyLimiter:
             retry_after=max(1, round(self.timeout / 2)) if self.timeout else 1,
         )
 
+    def close(self, refusal: Callable[[], Exception]) -> None:
+        """Refuse every later `acquire` with `refusal()`; those already waiting keep their places."""
+        with self._lock:
+            self._refusal = refusal
+
+    def refuse_waiting(self, error: Exception) -> None:
+        """End the wait of every queued request with `error`."""
+        with self._lock:
+            waiters, self._waiters = list(self._waiters), deque()
+        for loop, waiter in waiters:
+            try:
+                loop.call_soon_threadsafe(_refuse, waiter, error)
+            except RuntimeError:  # that waiter's loop is closed
+                continue
+
     async def acquire(self) -> None:
         loop = asyncio.get_running_loop()
         with self._lock:
+            if self._refusal is not None:
+                raise self._refusal()
             if self._active < self.max_active and not self._waiters:
                 self._active += 1
                 return
@@ -55,7 +74,7 @@ class ConcurrencyLimiter:
             await asyncio.wait_for(asyncio.shield(waiter), self.timeout)
         except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
             with self._lock:
-                granted = waiter.done() and not waiter.cancelled()
+                granted = waiter.done() and not waiter.cancelled() and waiter.exception() is None
                 if not granted:
                     # Cancelled, a slot already on its way (see _grant) is passed on.
                     waiter.cancel()
@@ -80,6 +99,11 @@ class ConcurrencyLimiter:
                 except RuntimeError:  # that waiter's loop is closed
                     continue
             self._active -= 1
+
+
+def _refuse(waiter: asyncio.Future, error: Exception) -> None:
+    if not waiter.done():
+        waiter.set_exception(error)
 
 
 def _grant(limiter: ConcurrencyLimiter, waiter: asyncio.Future) -> None:

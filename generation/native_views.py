@@ -9,8 +9,7 @@ from collections.abc import AsyncIterator
 
 from adrf.views import APIView
 from django.conf import settings
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
 from generation.api_errors import error_body
@@ -22,38 +21,77 @@ from generation.native_serializers import (
     ErrorSerializer,
     GenerateRequestSerializer,
     GenerateResponseSerializer,
+    NativeStreamEventSerializer,
 )
 from generation.service import Generation, GenerationRequest, prepare_generation
 from generation.sse import KEEPALIVE, KEEPALIVE_COMMENT, event_stream_response, sse_event, with_keepalive
 
-ERROR_RESPONSES = {
-    status: OpenApiResponse(ErrorSerializer, description=description)
-    for status, description in {
-        400: "Invalid request: a parameter out of range, an empty prompt, a prompt over the context.",
-        403: "The model exists but is not allowed.",
-        404: "No such model.",
-        413: "Request body too large.",
-        415: "Content type is not application/json.",
-        429: "Too many generations in flight; see Retry-After.",
-        503: "The model could not be loaded, or the engine failed.",
-    }.items()
+ERROR_DESCRIPTIONS = {
+    400: "Invalid JSON or parameter: out of range, an empty prompt or messages, `max_tokens` over the limit, "
+    "a prompt longer than the model's context or the API key's tokens per minute.",
+    401: "No API key where LLM_REQUIRE_API_KEY is on, or a key that is unknown or revoked.",
+    403: "The model exists but is not allowed (disabled, outside LLM_ALLOWED_MODELS or the API key's models).",
+    404: "No such model.",
+    413: "Request body over LLM_MAX_REQUEST_BYTES.",
+    415: "Content type other than application/json.",
+    429: "Too many generations in flight (`overloaded`), or the API key is over a limit (`rate_limited`).",
+    503: "The model could not be loaded, the engine failed, or the database is unavailable.",
 }
 
+
+def error_responses(serializer, statuses, descriptions=None) -> dict:
+    """The documented errors of an operation, in its API's error shape."""
+    descriptions = {**ERROR_DESCRIPTIONS, **(descriptions or {})}
+    return {status: OpenApiResponse(serializer, description=descriptions[status]) for status in statuses}
+
+
+GENERATION_ERRORS = (400, 401, 403, 404, 413, 415, 429, 503)
+LISTING_ERRORS = (401, 503)
+ERROR_RESPONSES = error_responses(ErrorSerializer, GENERATION_ERRORS)
+
+# Headers of the error responses, on every API operation.
+ERROR_HEADERS = [
+    OpenApiParameter(
+        "Retry-After",
+        int,
+        location=OpenApiParameter.HEADER,
+        response=[429],
+        required=True,
+        description="Seconds to wait before retrying.",
+    ),
+    OpenApiParameter(
+        "WWW-Authenticate",
+        str,
+        location=OpenApiParameter.HEADER,
+        response=[401],
+        required=True,
+        description='`Bearer realm="api"`: send `Authorization: Bearer <key>`.',
+    ),
+]
+
 SSE_DESCRIPTION = (
-    "Server-Sent Events. Each text delta is one event whose data is the text itself "
+    "Server-Sent Events (`text/event-stream`). Each text delta is one event whose data is the text itself "
     "(text with line breaks spans several `data:` lines). A final `event: done` carries JSON "
-    "`{finish_reason, tokens_generated, prompt_tokens}`; a failure after the stream started is an "
-    "`event: error` with JSON `{error: {code, message}}`. Comment lines keep an idle stream open."
+    "`{model, finish_reason, tokens_generated, prompt_tokens}`; a failure after the stream started is an "
+    "`event: error` with JSON `{error: {code, message}}`. Comment lines keep an idle stream open. "
+    "The schema of the 200 response is that of one event. Errors before the stream starts are JSON."
 )
+SSE_RESPONSE = OpenApiResponse(NativeStreamEventSerializer, description="Server-Sent Events: text deltas, then done.")
+
+
+def example_max_tokens(tokens: int) -> int:
+    """`max_tokens` in an example, within this process's limit: an example must be valid."""
+    return min(tokens, settings.LLM_MAX_TOKENS_LIMIT)
+
 
 GENERATE_EXAMPLE = OpenApiExample(
     "Greedy continuation",
-    value={"prompt": "The capital of France is", "max_tokens": 16, "temperature": 0},
+    value={"prompt": "The capital of France is", "max_tokens": example_max_tokens(16), "temperature": 0},
     request_only=True,
 )
 CHAT_EXAMPLE = OpenApiExample(
     "One question",
-    value={"messages": [{"role": "user", "content": "Name a primary colour."}], "max_tokens": 32},
+    value={"messages": [{"role": "user", "content": "Name a primary colour."}], "max_tokens": example_max_tokens(32)},
     request_only=True,
 )
 
@@ -110,6 +148,7 @@ class GenerateView(NativeGenerationView):
         description="A raw continuation of the prompt (no chat template).",
         request=GenerateRequestSerializer,
         responses={200: GenerateResponseSerializer, **ERROR_RESPONSES},
+        parameters=ERROR_HEADERS,
         examples=[GENERATE_EXAMPLE],
         tags=["generation"],
     )
@@ -128,7 +167,8 @@ class GenerateStreamView(GenerateView):
         summary="Continue a prompt, streamed",
         description=SSE_DESCRIPTION,
         request=GenerateRequestSerializer,
-        responses={(200, "text/event-stream"): OpenApiTypes.STR, **ERROR_RESPONSES},
+        responses={(200, "text/event-stream"): SSE_RESPONSE, **ERROR_RESPONSES},
+        parameters=ERROR_HEADERS,
         examples=[GENERATE_EXAMPLE],
         tags=["generation"],
     )
@@ -145,6 +185,7 @@ class ChatView(NativeGenerationView):
         description="The messages are rendered with the model's chat template; the reply is the assistant's turn.",
         request=ChatRequestSerializer,
         responses={200: ChatResponseSerializer, **ERROR_RESPONSES},
+        parameters=ERROR_HEADERS,
         examples=[CHAT_EXAMPLE],
         tags=["generation"],
     )
@@ -163,7 +204,8 @@ class ChatStreamView(ChatView):
         summary="Chat, streamed",
         description=SSE_DESCRIPTION,
         request=ChatRequestSerializer,
-        responses={(200, "text/event-stream"): OpenApiTypes.STR, **ERROR_RESPONSES},
+        responses={(200, "text/event-stream"): SSE_RESPONSE, **ERROR_RESPONSES},
+        parameters=ERROR_HEADERS,
         examples=[CHAT_EXAMPLE],
         tags=["generation"],
     )

@@ -11,7 +11,14 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from catalog.sampling_ranges import STOP_SEQUENCE_MAX_CHARS
-from generation.native_serializers import AssistantMessageSerializer, SamplingSerializer
+from generation.native_serializers import (
+    AssistantMessageSerializer,
+    EventStreamSerializer,
+    MaxTokensField,
+    SamplingRequestSchema,
+    SamplingSerializer,
+    TextField,
+)
 
 # Parameter -> the values that mean "off", which are accepted as if absent.
 NEUTRAL_VALUES = {
@@ -29,6 +36,29 @@ NEUTRAL_VALUES = {
     "tool_choice": ("none",),
     "response_format": ({"type": "text"},),
 }
+
+# The schema of each parameter of NEUTRAL_VALUES: its neutral values only (or null).
+NEUTRAL_SCHEMAS = {
+    "n": {"type": "integer", "enum": [1]},
+    "best_of": {"type": "integer", "enum": [1]},
+    "echo": {"type": "boolean", "enum": [False]},
+    "suffix": {"type": "string", "enum": [""]},
+    "logprobs": {"oneOf": [{"type": "boolean", "enum": [False]}, {"type": "integer", "enum": [0]}]},
+    "top_logprobs": {"type": "integer", "enum": [0]},
+    "presence_penalty": {"type": "number", "enum": [0]},
+    "frequency_penalty": {"type": "number", "enum": [0]},
+    "logit_bias": {"type": "object", "maxProperties": 0},
+    "tools": {"type": "array", "maxItems": 0},
+    "functions": {"type": "array", "maxItems": 0},
+    "tool_choice": {"type": "string", "enum": ["none"]},
+    "response_format": {
+        "type": "object",
+        "properties": {"type": {"allOf": [{"type": "string", "enum": ["text"]}]}},
+        "required": ["type"],
+        "additionalProperties": False,
+    },
+}
+assert set(NEUTRAL_SCHEMAS) == set(NEUTRAL_VALUES)
 
 # Roles of OpenAI's chat API -> the roles of the catalog's chat templates.
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
@@ -71,6 +101,8 @@ class StreamOptionsSerializer(serializers.Serializer):
 
 
 class OpenAIRequestSerializer(SamplingSerializer):
+    """OpenAI's request: null means "not set" for every parameter."""
+
     stop = StopField(required=False)
     stream = serializers.BooleanField(default=False)
     stream_options = StreamOptionsSerializer(required=False)
@@ -90,8 +122,75 @@ class OpenAIRequestSerializer(SamplingSerializer):
         return attrs
 
 
+class OpenAIRequestSchema(SamplingRequestSchema):
+    """What the fields alone do not say: null is "not set" for the optional parameters,
+    `stream_options` needs `stream: true`, and the unsupported parameters are accepted with
+    their neutral values only."""
+
+    target_class = OpenAIRequestSerializer
+    match_subclasses = True
+    priority = 1  # over SamplingRequestSchema, which it extends
+
+    def map_serializer(self, auto_schema, direction):
+        schema = super().map_serializer(auto_schema, direction)
+        properties = schema["properties"]
+        required = set(schema.get("required", ()))
+        for name, prop in list(properties.items()):
+            if name not in required:
+                # OpenAPI 3.0 ignores the siblings of a $ref: wrapped, to be nullable.
+                properties[name] = {"allOf": [prop], "nullable": True} if "$ref" in prop else {**prop, "nullable": True}
+        for name, neutral in NEUTRAL_SCHEMAS.items():
+            # In allOf, so that drf-spectacular's enum hook leaves these one-value enums inline.
+            properties[name] = {
+                "allOf": [neutral],
+                "nullable": True,
+                "description": "Not supported: accepted with this neutral value only.",
+            }
+        # `stream_options` (unless absent or null) only with `stream: true`.
+        schema["anyOf"] = [
+            {"not": {"required": ["stream_options"]}},
+            {"properties": {"stream_options": {"not": {"type": "object"}}}},
+            {"properties": {"stream": {"allOf": [{"type": "boolean", "enum": [True]}]}}, "required": ["stream"]},
+        ]
+        return schema
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "minLength": 1},
+            {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "maxItems": 1},
+        ]
+    }
+)
+class PromptField(serializers.JSONField):
+    """OpenAI's `prompt`: a string, or a list holding one (token arrays and batches are not supported)."""
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string"},
+            {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "type": {"allOf": [{"type": "string", "enum": ["text"]}]},
+                        "text": {"type": "string"},
+                    },
+                    "required": ["type", "text"],
+                },
+            },
+        ]
+    }
+)
+class ContentField(serializers.JSONField):
+    """A chat message's `content`: a string, or a list of text parts (no images)."""
+
+
 class CompletionRequestSerializer(OpenAIRequestSerializer):
-    prompt = serializers.JSONField(help_text="A string, or a list holding one string.")
+    prompt = PromptField(help_text="A string, or a list holding one string.")
 
     def validate_prompt(self, value):
         prompt = value[0] if isinstance(value, list) and len(value) == 1 else value
@@ -104,8 +203,8 @@ class CompletionRequestSerializer(OpenAIRequestSerializer):
 
 class ChatMessageSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=list(ROLES))
-    content = serializers.JSONField(help_text="A string, or a list of text parts.", allow_null=True)
-    name = serializers.CharField(required=False, help_text="Accepted and ignored.")
+    content = ContentField(help_text="A string, or a list of text parts.", allow_null=True)
+    name = TextField(required=False, min_length=1, help_text="Accepted and ignored.")
 
     def validate_content(self, value):
         if value is None or isinstance(value, str):
@@ -121,7 +220,7 @@ class ChatMessageSerializer(serializers.Serializer):
 
 class ChatCompletionRequestSerializer(OpenAIRequestSerializer):
     messages = ChatMessageSerializer(many=True, allow_empty=False)
-    max_completion_tokens = serializers.IntegerField(required=False, min_value=1)
+    max_completion_tokens = MaxTokensField()
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
@@ -141,11 +240,21 @@ class UsageSerializer(serializers.Serializer):
 
 class ChoiceSerializer(serializers.Serializer):
     index = serializers.IntegerField()
-    logprobs = serializers.JSONField(allow_null=True)
+    logprobs = serializers.JSONField(allow_null=True, help_text="Always null.")
     finish_reason = serializers.ChoiceField(choices=["stop", "length"])
 
 
+class ChunkChoiceSerializer(ChoiceSerializer):
+    finish_reason = serializers.ChoiceField(
+        choices=["stop", "length"], allow_null=True, help_text="null until the chunk that ends the choice."
+    )
+
+
 class CompletionChoiceSerializer(ChoiceSerializer):
+    text = serializers.CharField()
+
+
+class CompletionChunkChoiceSerializer(ChunkChoiceSerializer):
     text = serializers.CharField()
 
 
@@ -171,6 +280,37 @@ class ChatCompletionResponseSerializer(ResponseSerializer):
     choices = ChatChoiceSerializer(many=True)
 
 
+class CompletionChunkSerializer(serializers.Serializer):
+    """A chunk of a streamed completion."""
+
+    id = serializers.CharField()
+    object = serializers.CharField(help_text='"text_completion"')
+    created = serializers.IntegerField(help_text="Unix time.")
+    model = serializers.CharField()
+    choices = CompletionChunkChoiceSerializer(many=True)
+    usage = UsageSerializer(
+        required=False,
+        allow_null=True,
+        help_text="With `stream_options.include_usage`: null on every chunk but the last, whose `choices` is empty.",
+    )
+
+
+class ChatDeltaSerializer(serializers.Serializer):
+    role = serializers.CharField(required=False, help_text='"assistant", on the first chunk only.')
+    content = serializers.CharField(required=False)
+
+
+class ChatChunkChoiceSerializer(ChunkChoiceSerializer):
+    delta = ChatDeltaSerializer()
+
+
+class ChatCompletionChunkSerializer(CompletionChunkSerializer):
+    """A chunk of a streamed chat completion."""
+
+    object = serializers.CharField(help_text='"chat.completion.chunk"')
+    choices = ChatChunkChoiceSerializer(many=True)
+
+
 class OpenAIModelSerializer(serializers.Serializer):
     id = serializers.CharField()
     object = serializers.CharField(default="model")
@@ -192,3 +332,16 @@ class OpenAIErrorDetailSerializer(serializers.Serializer):
 
 class OpenAIErrorSerializer(serializers.Serializer):
     error = OpenAIErrorDetailSerializer()
+
+
+# --- Server-Sent Events (for the OpenAPI schema) ------------------------------------------
+
+STREAM_DATA = "JSON: a chunk, or an error after the stream started; the last event's data is `[DONE]` (not JSON)."
+
+
+class CompletionStreamEventSerializer(EventStreamSerializer):
+    events = (("message", STREAM_DATA, (CompletionChunkSerializer, OpenAIErrorSerializer)),)
+
+
+class ChatCompletionStreamEventSerializer(EventStreamSerializer):
+    events = (("message", STREAM_DATA, (ChatCompletionChunkSerializer, OpenAIErrorSerializer)),)

@@ -14,18 +14,26 @@ from collections.abc import AsyncIterator
 
 from adrf.views import APIView
 from django.conf import settings
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
 from generation.api_errors import describe_exception, openai_error_body, render_openai
 from generation.engine import Finished, TextDelta
 from generation.errors import ServiceError
+from generation.native_views import (
+    ERROR_HEADERS,
+    GENERATION_ERRORS,
+    LISTING_ERRORS,
+    error_responses,
+    example_max_tokens,
+)
 from generation.openai_serializers import (
     ChatCompletionRequestSerializer,
     ChatCompletionResponseSerializer,
+    ChatCompletionStreamEventSerializer,
     CompletionRequestSerializer,
     CompletionResponseSerializer,
+    CompletionStreamEventSerializer,
     OpenAIErrorSerializer,
     OpenAIModelListSerializer,
 )
@@ -53,18 +61,15 @@ def usage(finished: Finished) -> dict:
     }
 
 
-ERROR_RESPONSES = {
-    status: OpenApiResponse(OpenAIErrorSerializer, description=description)
-    for status, description in {
-        400: "Invalid or unsupported parameter (`param` names it), or a prompt over the context.",
-        401: "Missing or invalid API key.",
-        403: "The model exists but is not allowed.",
-        404: "No such model.",
-        413: "Request body too large.",
-        429: "Too many generations in flight, or a rate limit; see Retry-After.",
-        503: "The model could not be loaded, or the engine failed.",
-    }.items()
-}
+ERROR_RESPONSES = error_responses(
+    OpenAIErrorSerializer,
+    GENERATION_ERRORS,
+    {
+        400: "Invalid JSON, or an invalid or unsupported parameter (`param` names it): out of range, an empty "
+        "prompt or messages, `max_tokens` over the limit, a prompt longer than the model's context or the API "
+        "key's tokens per minute.",
+    },
+)
 
 
 class OpenAIView(APIView):
@@ -139,7 +144,12 @@ def openai_error_event(exc: ServiceError) -> bytes:
 
 COMPLETION_EXAMPLE = OpenApiExample(
     "Greedy continuation",
-    value={"model": "google/gemma-3-270m", "prompt": "The capital of France is", "max_tokens": 16, "temperature": 0},
+    value={
+        "model": "google/gemma-3-270m",
+        "prompt": "The capital of France is",
+        "max_tokens": example_max_tokens(16),
+        "temperature": 0,
+    },
     request_only=True,
 )
 CHAT_EXAMPLE = OpenApiExample(
@@ -147,16 +157,18 @@ CHAT_EXAMPLE = OpenApiExample(
     value={
         "model": "google/gemma-3-270m",
         "messages": [{"role": "user", "content": "Name a primary colour."}],
-        "max_completion_tokens": 32,
+        "max_completion_tokens": example_max_tokens(32),
         "stream": True,
         "stream_options": {"include_usage": True},
     },
     request_only=True,
 )
 STREAM_DESCRIPTION = (
-    " With `stream: true` the answer is `text/event-stream`: one `data: {chunk}` event per text delta, "
-    "a chunk with the `finish_reason`, a usage chunk (empty `choices`) when `stream_options.include_usage`, "
-    "then `data: [DONE]`. An error after the stream started is a `data: {error}` event."
+    " The answer is `application/json` unless `stream` is true; with `stream: true` it is `text/event-stream`: "
+    "one `data: {chunk}` event per text delta, a chunk with the `finish_reason`, a usage chunk (empty `choices`) "
+    "when `stream_options.include_usage`, then `data: [DONE]`. An error after the stream started is a "
+    "`data: {error}` event. The schema of the `text/event-stream` response is that of one event. "
+    "Errors before the stream starts are JSON."
 )
 
 
@@ -176,10 +188,15 @@ class CompletionsView(OpenAIGenerationView):
         description="A raw continuation of the prompt (no chat template)." + STREAM_DESCRIPTION,
         request=CompletionRequestSerializer,
         responses={
-            200: CompletionResponseSerializer,
-            (200, "text/event-stream"): OpenApiTypes.STR,
+            (200, "application/json"): OpenApiResponse(
+                CompletionResponseSerializer, description="The completion (`stream` false or omitted)."
+            ),
+            (200, "text/event-stream"): OpenApiResponse(
+                CompletionStreamEventSerializer, description="With `stream: true`: chunks, as Server-Sent Events."
+            ),
             **ERROR_RESPONSES,
         },
+        parameters=ERROR_HEADERS,
         examples=[COMPLETION_EXAMPLE],
         tags=["openai"],
     )
@@ -214,10 +231,15 @@ class ChatCompletionsView(OpenAIGenerationView):
         description="The messages are rendered with the model's chat template." + STREAM_DESCRIPTION,
         request=ChatCompletionRequestSerializer,
         responses={
-            200: ChatCompletionResponseSerializer,
-            (200, "text/event-stream"): OpenApiTypes.STR,
+            (200, "application/json"): OpenApiResponse(
+                ChatCompletionResponseSerializer, description="The chat completion (`stream` false or omitted)."
+            ),
+            (200, "text/event-stream"): OpenApiResponse(
+                ChatCompletionStreamEventSerializer, description="With `stream: true`: chunks, as Server-Sent Events."
+            ),
             **ERROR_RESPONSES,
         },
+        parameters=ERROR_HEADERS,
         examples=[CHAT_EXAMPLE],
         tags=["openai"],
     )
@@ -228,7 +250,8 @@ class ChatCompletionsView(OpenAIGenerationView):
 class ModelsView(OpenAIView):
     @extend_schema(
         summary="List the models (OpenAI-compatible)",
-        responses={200: OpenAIModelListSerializer},
+        responses={200: OpenAIModelListSerializer, **error_responses(OpenAIErrorSerializer, LISTING_ERRORS)},
+        parameters=ERROR_HEADERS,
         tags=["openai"],
     )
     def get(self, request):

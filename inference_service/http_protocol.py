@@ -1,5 +1,6 @@
-"""The request body limit (LLM_MAX_REQUEST_BYTES), enforced by Daphne's HTTP protocol while
-the body arrives, not by Django after it arrived.
+"""Daphne as this service runs it: the request body limit (LLM_MAX_REQUEST_BYTES) enforced
+by the HTTP protocol while the body arrives, not by Django after it arrived; and a graceful
+drain before the server stops (`Server` below, `generation.shutdown`).
 
 Why this exists: Twisted's `http.Request`, which Daphne's `WebRequest` extends, receives
 the whole body (into a temporary file once it is large) before Daphne starts the ASGI
@@ -34,6 +35,7 @@ works around that is `Server.http_factory`. It covers every endpoint Daphne list
 plain TCP and TLS alike (HTTP/2 is not enabled: Twisted's http2 extra is not installed).
 """
 
+import asyncio
 import json
 import logging
 from io import BytesIO
@@ -43,10 +45,12 @@ from daphne import cli as daphne_cli
 from daphne import http_protocol as daphne_http
 from daphne import server as daphne_server
 from django.conf import settings
+from twisted.internet import defer
 from twisted.internet.interfaces import IHalfCloseableDescriptor
 from twisted.web.http_headers import Headers
 
 from generation.api_errors import ApiError, error_body_for_path
+from generation.shutdown import drain
 
 logger = logging.getLogger(__name__)
 
@@ -151,11 +155,34 @@ class HTTPFactory(daphne_http.HTTPFactory):
 
 
 class Server(daphne_server.Server):
-    """Daphne's server with `HTTPFactory` above.
+    """Daphne's server with `HTTPFactory` above, and a graceful drain before it stops.
 
     `Server.run` builds `daphne.http_protocol.HTTPFactory(self)` and stores it in
     `self.http_factory` before it listens with it; this attribute stores ours instead.
+
+    On SIGTERM (or SIGINT) Twisted runs its "before shutdown" triggers and waits for the
+    Deferreds they return while it still serves connections. Daphne's trigger,
+    `kill_all_applications`, cancels every request at once; here it first waits for
+    `generation.shutdown.drain` (LLM_SHUTDOWN_GRACE_SECONDS at most).
     """
+
+    def kill_all_applications(self):
+        drained = defer.Deferred.fromFuture(
+            asyncio.ensure_future(drain(settings.LLM_SHUTDOWN_GRACE_SECONDS, open_responses=self._open_responses))
+        )
+        drained.addErrback(lambda failure: logger.error("the drain failed: %s", failure.getErrorMessage()))
+        drained.addCallback(lambda _: super(Server, self).kill_all_applications())
+        return drained
+
+    def _open_responses(self) -> int:
+        """HTTP requests whose answer is not sent yet (WebSockets live on, and are not counted)."""
+        return sum(
+            1
+            for protocol, details in list(self.connections.items())
+            if isinstance(protocol, daphne_http.WebRequest)
+            and details.get("application_instance") is not None
+            and not details["application_instance"].done()
+        )
 
     @property
     def http_factory(self):

@@ -63,6 +63,13 @@ if not SECRET_KEY:
             "(`make serve` writes one), or set DJANGO_DEBUG=true for local development."
         )
     SECRET_KEY = "insecure-development-key-do-not-use-in-production"
+# Keys copied from examples instead of generated: anyone who read the example can sign sessions.
+PLACEHOLDER_SECRET_KEY_PREFIXES = ("change-me", "changeme", "django-insecure-", "insecure-development-key", "your-")
+if not DEBUG and SECRET_KEY.lower().startswith(PLACEHOLDER_SECRET_KEY_PREFIXES):
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is a placeholder from an example. Generate one, e.g. "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+    )
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 
@@ -150,6 +157,9 @@ DATABASES = {
 # under ASGI (Django's deployment docs), and Django refuses them together with a pool.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_POOL", True):
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Django then gives the pool a check of each connection before use: after a database
+    # restart, pooled connections are dead, and an idle process's first requests failed on them.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env_number("DATABASE_POOL_MIN_SIZE", 2, minimum=0),
         "max_size": env_number("DATABASE_POOL_MAX_SIZE", 20, minimum=1),
@@ -251,6 +261,9 @@ LLM_MAX_LOADED_MODELS = env_number("LLM_MAX_LOADED_MODELS", 2, minimum=1)
 LLM_ENGINE_STOP_TIMEOUT_SECONDS = env_number("LLM_ENGINE_STOP_TIMEOUT_SECONDS", 30.0, kind=float, minimum=0)
 # How far below the web process the workers run (nice): the web process gets the CPU first.
 LLM_ENGINE_WORKER_NICE = env_number("LLM_ENGINE_WORKER_NICE", 10, minimum=0, maximum=19)
+# On SIGTERM, generations in flight may run on this long before they are ended with an
+# error event; keep Kubernetes' terminationGracePeriodSeconds a few seconds longer.
+LLM_SHUTDOWN_GRACE_SECONDS = env_number("LLM_SHUTDOWN_GRACE_SECONDS", 25.0, kind=float, minimum=0)
 # A comment line is sent on an idle SSE stream this often, so proxies keep it open.
 LLM_SSE_KEEPALIVE_SECONDS = env_number("LLM_SSE_KEEPALIVE_SECONDS", 15.0, kind=float, minimum=0.01)
 
@@ -274,8 +287,10 @@ LLM_REQUIRE_API_KEY = env_bool("LLM_REQUIRE_API_KEY", False)
 # LLM_PROXY_HEADERS): redirect plain HTTP, mark cookies secure, send HSTS.
 DJANGO_HTTPS = env_bool("DJANGO_HTTPS", False)
 SECURE_SSL_REDIRECT = DJANGO_HTTPS
-# Probes and scrapes inside the cluster speak plain HTTP to the pod.
-SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$"]
+# Probes, scrapes and in-cluster API clients speak plain HTTP to the pod (through the
+# Service); outside clients are redirected by the ingress. A redirect cannot protect an
+# API key that was already sent in clear, and API clients do not follow it with their body.
+SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$", r"^api/", r"^v1/"]
 SESSION_COOKIE_SECURE = DJANGO_HTTPS
 CSRF_COOKIE_SECURE = DJANGO_HTTPS
 SECURE_HSTS_SECONDS = env_number("DJANGO_SECURE_HSTS_SECONDS", 31536000 if DJANGO_HTTPS else 0, minimum=0)

@@ -6,42 +6,23 @@ WebSocket generation works over the Redis layer.
 """
 
 import json
-import shutil
-import subprocess
 import time
 
 import httpx
 import pytest
-import redis
 from websockets.sync.client import connect
 
-from tests.conftest import free_port, start_server, stop_server
+from tests.conftest import start_server, stop_server
+from tests.services import RedisServer
 
 MODEL = "google/gemma-3-270m"
 
 
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory):
-    executable = shutil.which("redis-server")
-    assert executable, "redis-server is needed (make test installs it)"
-    port = free_port()
-    process = subprocess.Popen(
-        [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path_factory.mktemp("redis"))],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            redis.Redis.from_url(url).ping()
-            break
-        except redis.ConnectionError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture(scope="module")

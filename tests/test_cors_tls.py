@@ -43,9 +43,8 @@ def self_signed_certificate(directory) -> tuple:
     return cert_file, key_file
 
 
-@pytest.fixture(scope="module")
-def tls_server(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("tls-server")
+def start_tls_server(tmp_path, **overrides: str):
+    """A server with Daphne's own TLS on a self-signed certificate (`server.cert_file`), HTTPS only."""
     cert_file, key_file = self_signed_certificate(tmp_path)
     server = start_server(
         tmp_path,
@@ -53,9 +52,17 @@ def tls_server(tmp_path_factory):
         LLM_TLS_CERT_FILE=str(cert_file),
         LLM_TLS_KEY_FILE=str(key_file),
         DJANGO_HTTPS="true",
-        CORS_ALLOWED_ORIGINS=f"{ALLOWED_ORIGIN},https://other.example.com",
+        **overrides,
     )
     server.cert_file = cert_file
+    return server
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory):
+    server = start_tls_server(
+        tmp_path_factory.mktemp("tls-server"), CORS_ALLOWED_ORIGINS=f"{ALLOWED_ORIGIN},https://other.example.com"
+    )
     yield server
     stop_server(server)
 
@@ -124,3 +131,16 @@ def test_other_origins_get_no_cors_headers(client):
         headers = {"Origin": "https://evil.example.com", "Access-Control-Request-Method": "GET"}
         response = client.request(method, "/api/models", headers=headers)
         assert "access-control-allow-origin" not in response.headers
+
+
+def test_with_https_on_the_api_answers_plain_http_and_pages_are_redirected(settings):
+    """In-cluster callers reach the pod over plain HTTP through the Service: the API must not
+    answer them with a 301 to an https address that nothing serves inside the cluster."""
+    from django.test import Client
+
+    settings.SECURE_SSL_REDIRECT = True
+    client = Client()
+    for path in ["/api/nowhere", "/v1/nowhere", "/health/live"]:
+        assert client.get(path).status_code != 301, path
+    redirected = client.get("/admin/login/")
+    assert redirected.status_code == 301 and redirected["Location"].startswith("https://")

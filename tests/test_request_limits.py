@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import start_server, stop_server
-from tests.test_cors_tls import self_signed_certificate
+from tests.test_cors_tls import start_tls_server
 
 LIMIT = 4096
 ANNOUNCED = 300_000_000
@@ -226,18 +226,9 @@ def test_an_unknown_url_under_v1_is_a_404_in_openai_shape(server):
 
 
 def test_the_limit_applies_behind_tls_too(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("limits-tls")
-    cert_file, key_file = self_signed_certificate(tmp_path)
-    server = start_server(
-        tmp_path,
-        scheme="https",
-        LLM_TLS_CERT_FILE=str(cert_file),
-        LLM_TLS_KEY_FILE=str(key_file),
-        DJANGO_HTTPS="true",
-        LLM_MAX_REQUEST_BYTES=str(LIMIT),
-    )
+    server = start_tls_server(tmp_path_factory.mktemp("limits-tls"), LLM_MAX_REQUEST_BYTES=str(LIMIT))
     try:
-        context = ssl.create_default_context(cafile=str(cert_file))
+        context = ssl.create_default_context(cafile=str(server.cert_file))
         status, headers, body, elapsed = refused_announced_body(server.url, "/v1/completions", context)
         assert status == 413
         assert elapsed < 3

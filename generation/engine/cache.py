@@ -20,6 +20,7 @@ import logging
 import math
 import threading
 import time
+import weakref
 from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
@@ -98,6 +99,8 @@ class EngineCache:
         self.failures: dict[str, LoadFailure] = {}
         self.load_counts: Counter[str] = Counter()
         self.listeners: list = []
+        # Every worker still alive, stopping ones included (they finish their generations).
+        self._all_workers: weakref.WeakSet[ModelWorker] = weakref.WeakSet()
 
     # --- loading ---------------------------------------------------------------------
 
@@ -131,6 +134,7 @@ class EngineCache:
     def _begin(self, config: EngineConfig) -> _Start:
         """With the lock held: start a worker for this configuration."""
         worker = ModelWorker(config, self.worker_settings, on_exit=self._worker_ended)
+        self._all_workers.add(worker)
         start = _Start(config=config, worker=worker)
         self._starting[config.model_id] = start
         self.load_counts[config.model_id] += 1
@@ -274,6 +278,13 @@ class EngineCache:
         included, raise EngineFailed.
         """
         return model.stream(prompt, sampling, keep_leading_whitespace=keep_leading_whitespace, released=released)
+
+    def abort_streams(self, error: Exception) -> None:
+        """End every generation of every worker with `error` (a shutdown whose grace is over)."""
+        with self._lock:
+            workers = list(self._all_workers)
+        for worker in workers:
+            worker.abort_generations(error)
 
 
 def _resolved(value) -> concurrent.futures.Future:

