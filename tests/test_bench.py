@@ -1,4 +1,4 @@
-"""The benchmark command runs against the real server and the engine in-process, and its
+"""The benchmark command runs against the real server, the engine in-process and in a worker, and its
 output is well formed. No assertion on speed: timings on a shared machine mean nothing here."""
 
 import json
@@ -10,13 +10,14 @@ from generation.benchmark.runner import LevelStats, TargetLevel, percentile, rat
 from generation.benchmark.targets import RequestResult
 
 
-def test_bench_against_the_live_server_and_the_engine_in_process(live_server, tmp_path):
+def test_bench_against_the_live_server_and_the_engine_in_process_and_in_a_worker(live_server, tmp_path):
     plot = tmp_path / "bench.png"
     output = live_server.manage(
         "bench",
         "--openai", f"service={live_server.url}",
         "--native", f"native={live_server.url}",
         "--direct",
+        "--worker",
         "--concurrency", "1", "2",  # the live server runs one generation and queues one
         "--requests", "2",
         "--max-tokens", "4",
@@ -29,10 +30,10 @@ def test_bench_against_the_live_server_and_the_engine_in_process(live_server, tm
 
     assert document["plan"]["concurrency"] == [1, 2]
     assert {(t["name"], t["kind"]) for t in document["targets"]} == {
-        ("service", "openai"), ("native", "native"), ("direct", "direct")
+        ("service", "openai"), ("native", "native"), ("direct", "direct"), ("worker", "worker")
     }
     assert {(r["target"], r["concurrency"]) for r in document["results"]} == {
-        (name, level) for name in ("service", "native", "direct") for level in (1, 2)
+        (name, level) for name in ("service", "native", "direct", "worker") for level in (1, 2)
     }
     for result in document["results"]:
         (stats,) = result["rounds"]
@@ -43,7 +44,10 @@ def test_bench_against_the_live_server_and_the_engine_in_process(live_server, tm
         assert result["median"]["tokens_per_second"] == stats["tokens_per_second"]
     assert {(row["target"], row["baseline"], row["concurrency"]) for row in document["ratios"]} == {
         (name, baseline, level)
-        for name, baseline in (("service", "direct"), ("native", "direct"), ("service", "native"), ("direct", "native"))
+        for name, baseline in (
+            ("service", "direct"), ("native", "direct"), ("worker", "direct"),
+            ("service", "native"), ("direct", "native"), ("worker", "native"),
+        )
         for level in (1, 2)
     }
     for row in document["ratios"]:

@@ -158,7 +158,7 @@ class DirectEngineTarget:
     `engine` is a generation.engine.runner.LoadedEngine: it submits what a worker submits
     for a raw continuation, with the same workarounds (one prompt in prefill at a time,
     the leading space restored), one thread per stream: the floor that the service's
-    overhead is measured against.
+    overhead is measured against, and the design before the engine moved to worker processes.
     """
 
     kind = "direct"
@@ -194,3 +194,42 @@ class DirectEngineTarget:
 
     async def aclose(self) -> None:
         self._threads.shutdown(wait=False)
+
+
+class WorkerEngineTarget:
+    """The engine in its worker process, driven as the service drives it, with no HTTP in between.
+
+    Against DirectEngineTarget in the same run, this is the cost of the process hop
+    (the channel, the reader thread, the hand-over to the event loop) alone.
+    """
+
+    kind = "worker"
+
+    def __init__(self, name: str, cache, worker, *, bos_token: str):
+        self.name = name
+        self.url = f"worker pid {worker.pid}"
+        self._cache = cache  # a generation.engine.EngineCache
+        self._worker = worker
+        self._bos_token = bos_token
+
+    async def generate(self, prompt: str, max_tokens: int) -> RequestResult:
+        timing = _Timing()
+        tokens = None
+        try:
+            async for event in self._cache.stream(
+                self._worker,
+                self._bos_token + prompt,
+                Sampling(max_tokens=max_tokens, temperature=0),
+                keep_leading_whitespace=True,
+                released=lambda: None,
+            ):
+                if isinstance(event, TextDelta):
+                    timing.text(event.text)
+                else:
+                    tokens = event.completion_tokens
+        except Exception as exc:  # an engine failure is a failed request, not a crashed benchmark
+            return timing.result(error=f"{type(exc).__name__}: {exc}")
+        return timing.result(tokens)
+
+    async def aclose(self) -> None:
+        self._cache.unload(self._worker.config.model_id)

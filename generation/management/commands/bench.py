@@ -13,7 +13,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from generation.benchmark import report
 from generation.benchmark.runner import Plan, TargetFailed, ratios, run_benchmark
-from generation.benchmark.targets import DirectEngineTarget, NativeStreamTarget, OpenAICompletionsTarget
+from generation.benchmark.targets import (
+    DirectEngineTarget,
+    NativeStreamTarget,
+    OpenAICompletionsTarget,
+    WorkerEngineTarget,
+)
 
 
 @contextlib.contextmanager
@@ -51,6 +56,9 @@ class Command(BaseCommand):
                             help="this service's native POST /api/generate/stream")
         parser.add_argument("--direct", nargs="?", const="direct", metavar="NAME",
                             help="also the engine in-process, loaded with the catalog entry's settings")
+        parser.add_argument("--worker", nargs="?", const="worker", metavar="NAME",
+                            help="also the engine in a worker process, driven as the service drives it, "
+                            "without HTTP (against --direct: the cost of the process hop)")
         parser.add_argument("--model", help="model id sent to the servers (default: the catalog's default model)")
         parser.add_argument("--api-key", default="", help="Bearer key for the HTTP targets")
         parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16], metavar="N")
@@ -75,10 +83,11 @@ class Command(BaseCommand):
         if min(plan.concurrency) < 1 or plan.requests < 1 or plan.max_tokens < 1 or plan.rounds < 1:
             raise CommandError("--concurrency, --requests, --max-tokens and --rounds must be positive")
         names = [name for name, _ in options["openai"] + options["native"]]
-        if options["direct"]:
-            names.append(options["direct"])
+        names += [options[kind] for kind in ("direct", "worker") if options[kind]]
         if not names:
-            raise CommandError("Name at least one target: --openai NAME=URL, --native NAME=URL or --direct")
+            raise CommandError(
+                "Name at least one target: --openai NAME=URL, --native NAME=URL, --direct or --worker"
+            )
         if len(set(names)) != len(names):
             raise CommandError(f"Target names must differ: {names}")
         for baseline in options["baseline"]:
@@ -110,7 +119,7 @@ class Command(BaseCommand):
     def targets(self, options, *, max_streams: int) -> list:
         model = options["model"]
         servable = None
-        if options["direct"] or not model:
+        if options["direct"] or options["worker"] or not model:
             from catalog.selectors import resolve_model
 
             servable = resolve_model(model_id=model)
@@ -126,6 +135,13 @@ class Command(BaseCommand):
             targets.append(
                 DirectEngineTarget(options["direct"], engine, bos_token=servable.bos_token, max_streams=max_streams)
             )
+        if options["worker"]:
+            from generation.service import engine_cache
+
+            self.stderr.write(f"loading {model} in a worker process...")
+            cache = engine_cache()
+            worker = cache.load(servable.engine)
+            targets.append(WorkerEngineTarget(options["worker"], cache, worker, bos_token=servable.bos_token))
         return targets
 
     async def run(self, targets: list, plan: Plan):
