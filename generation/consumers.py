@@ -13,6 +13,11 @@ and receives `{"type": "delta", "id", "text"}` messages, then one
 run in sequence on one connection; a bad message gets an error message and the
 connection stays open; a closed socket cancels its generation at once.
 
+Every log line of a connection carries its id (the handshake's X-Request-ID when it is a
+sensible one, else a fresh one, returned in the handshake's X-Request-ID header); a
+generation's lines carry `<connection id>:<message id>` (the message's `id` when it is a
+short string or number, else the request's number on the connection).
+
 API keys, checked as for HTTP: the handshake's `Authorization: Bearer <key>` header, or,
 for browsers (whose WebSocket API cannot set headers), the subprotocols
 `["llm.v1", "bearer.<key>"]`: the server selects `llm.v1` and never echoes the key. A
@@ -22,6 +27,7 @@ message, then is closed with code 4401 (HTTP's 401, in the application's range).
 
 import asyncio
 import contextlib
+import itertools
 import logging
 
 from asgiref.sync import sync_to_async
@@ -33,8 +39,10 @@ from generation import json_input
 from generation.api_errors import describe_exception, error_body
 from generation.engine import TextDelta
 from generation.errors import InvalidRequest, ServiceError, Unauthorized
+from generation.log_context import VALID_ID, current_request_id, request_id_from
 from generation.native_serializers import ChatRequestSerializer, GenerateRequestSerializer
 from generation.native_views import usage_fields
+from generation.observation import refused_before_core
 from generation.service import GenerationRequest, prepare_generation
 
 logger = logging.getLogger(__name__)
@@ -56,21 +64,38 @@ def handshake_authorization(scope) -> str | None:
     return None
 
 
+def log_id(message_id, number: int) -> str:
+    """What a generation's log lines call it on its connection: the client's id when it is a sensible one."""
+    if isinstance(message_id, (str, int)) and not isinstance(message_id, bool) and VALID_ID.fullmatch(str(message_id)):
+        return str(message_id)
+    return str(number)
+
+
 class GenerationConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         self.running: asyncio.Task | None = None
         self.running_id = None
         self.api_key = None
         self.refused = False
-        await self.accept(SUBPROTOCOL if SUBPROTOCOL in self.scope.get("subprotocols", []) else None)
+        self.requests = itertools.count(1)
+        headers = dict(self.scope["headers"])
+        # The consumer's handlers all run in the connection's task: its lines carry this id.
+        self.connection_id = request_id_from(headers.get(b"x-request-id", b"").decode("latin-1"))
+        current_request_id.set(self.connection_id)
+        logger.info("WebSocket %s connected", self.scope["path"], extra={"path": self.scope["path"]})
+        await self.accept(
+            SUBPROTOCOL if SUBPROTOCOL in self.scope.get("subprotocols", []) else None,
+            headers=[(b"x-request-id", self.connection_id.encode())],
+        )
         try:
             self.api_key = await sync_to_async(authenticate_bearer)(handshake_authorization(self.scope))
         except Unauthorized as exc:
             self.refused = True  # frames already on their way are ignored, not served
-            await self.send_error(None, exc)
+            await self.refuse(None, exc)
             await self.close(code=CLOSE_UNAUTHORIZED)
 
     async def disconnect(self, code):
+        logger.info("WebSocket closed (code %s)", code, extra={"close_code": code})
         await self.cancel_running()
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
@@ -79,9 +104,9 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
         try:
             content = json_input.loads(text_data) if text_data is not None else None
         except json_input.InvalidJSON as exc:
-            return await self.send_error(None, InvalidRequest(str(exc)))
+            return await self.refuse(None, InvalidRequest(str(exc)))
         if not isinstance(content, dict):
-            return await self.send_error(None, InvalidRequest("Send a JSON object with a type."))
+            return await self.refuse(None, InvalidRequest("Send a JSON object with a type."))
         await self.receive_json(content)
 
     async def receive_json(self, content, **kwargs):
@@ -89,22 +114,29 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
         if message_type == "cancel":
             if await self.cancel_running():
                 return await self.send_json({"type": "cancelled", "id": self.running_id})
-            return await self.send_error(request_id, InvalidRequest("No generation is running on this connection."))
+            return await self.refuse(request_id, InvalidRequest("No generation is running on this connection."))
         if message_type not in REQUEST_SERIALIZERS:
             types = ", ".join([*REQUEST_SERIALIZERS, "cancel"])
-            return await self.send_error(request_id, InvalidRequest(f"type must be one of {types}.", field="type"))
+            return await self.refuse(request_id, InvalidRequest(f"type must be one of {types}.", field="type"))
         if self.running is not None and not self.running.done():
             error = InvalidRequest("A generation is running on this connection: wait for its end, or send cancel.")
-            return await self.send_error(request_id, error)
+            return await self.refuse(request_id, error)
         self.running_id = request_id
         self.running = asyncio.create_task(self.generate(message_type, request_id, content))
 
     async def generate(self, message_type: str, request_id, content: dict) -> None:
+        # This task's own copy of the context: the generation's lines carry its id.
+        current_request_id.set(f"{self.connection_id}:{log_id(request_id, next(self.requests))}")
+        endpoint = f"ws_{message_type}"
         try:
             serializer = REQUEST_SERIALIZERS[message_type](data=content)
-            serializer.is_valid(raise_exception=True)
+            try:
+                serializer.is_valid(raise_exception=True)
+            except ValidationError:
+                refused_before_core(endpoint, 400)
+                raise
             request = GenerationRequest.from_validated(
-                serializer.validated_data, endpoint=f"ws_{message_type}", api_key=self.api_key
+                serializer.validated_data, endpoint=endpoint, api_key=self.api_key
             )
             generation = await prepare_generation(request)
             async for event in generation.events():
@@ -126,6 +158,11 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
         with contextlib.suppress(asyncio.CancelledError):
             await self.running
         return True
+
+    async def refuse(self, request_id, exc: ServiceError) -> None:
+        """A message refused before any generation: counted as the WebSocket's, then answered."""
+        refused_before_core("ws", exc.status)
+        await self.send_error(request_id, exc)
 
     async def send_error(self, request_id, exc: ServiceError | ValidationError) -> None:
         error = describe_exception(exc, {})

@@ -1,6 +1,7 @@
 """Liveness and readiness probes for Kubernetes."""
 
 import contextlib
+import logging
 
 import redis
 from adrf.views import APIView
@@ -16,6 +17,8 @@ from catalog.selectors import startup_engine_configs
 from generation.service import engine_cache
 from generation.shutdown import draining
 from generation.startup import startup_loads
+
+logger = logging.getLogger(__name__)
 
 
 def _channel_layer_state() -> str:
@@ -123,4 +126,12 @@ class ReadyView(APIView):
             "errors": errors,
             "models": engine_cache().model_states(),
         }
-        return JsonResponse(body, status=200 if status == "ready" else 503)
+        response = JsonResponse(body, status=200 if status == "ready" else 503)
+        # Django logs every 5xx at ERROR. A readiness 503 is an answer, not a fault: while
+        # models load or the server drains it is routine; a failing model or an unreachable
+        # database is for an operator to act on.
+        if status != "ready":
+            level = logging.WARNING if status == "error" else logging.DEBUG
+            logger.log(level, "not ready: %s %s", status, errors or "", extra={"readiness": status})
+            response._has_been_logged = True  # what django.utils.log.log_response checks
+        return response

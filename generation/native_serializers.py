@@ -8,6 +8,7 @@ from django.conf import settings
 from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
+from catalog.selectors import allowed_models
 from catalog.sampling_ranges import (
     REPETITION_PENALTY,
     SEED,
@@ -56,29 +57,65 @@ class MaxTokensFieldSchema(OpenApiSerializerFieldExtension):
         }
 
 
+MODEL_DEFAULT = "default: the model's default (set in the admin), else the service's"
+
+
+class ModelIdField(TextField):
+    """`model`: a catalog id. The schema lists the ids this service serves now."""
+
+
+class ModelIdFieldSchema(OpenApiSerializerFieldExtension):
+    """The catalog's ids as the schema's enum, read each time the schema is served: Swagger UI
+    offers them, and an admin's change shows at the next load of the page."""
+
+    target_class = ModelIdField
+
+    def map_serializer_field(self, auto_schema, direction):
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        model_ids = [entry.model_id for entry in allowed_models()]
+        return {**schema, "pattern": NO_NUL_PATTERN, **({"enum": model_ids} if model_ids else {})}
+
+
 class SamplingSerializer(serializers.Serializer):
     # min_length: the schema's minLength (an empty string is refused as blank before it applies).
-    model = TextField(
+    model = ModelIdField(
         required=False,
         allow_blank=False,
         min_length=1,
         max_length=200,
-        help_text="Catalog id; default model if omitted.",
+        help_text="Catalog id of the model (GET /api/models lists them); default: the service's default model.",
     )
-    temperature = serializers.FloatField(required=False, min_value=TEMPERATURE[0], max_value=TEMPERATURE[1])
-    top_p = serializers.FloatField(required=False, min_value=TOP_P[0], max_value=TOP_P[1])
-    top_k = serializers.IntegerField(required=False, min_value=TOP_K[0], max_value=TOP_K[1])
+    temperature = serializers.FloatField(
+        required=False, min_value=TEMPERATURE[0], max_value=TEMPERATURE[1],
+        help_text=f"Sampling temperature, {TEMPERATURE[0]:g} to {TEMPERATURE[1]:g}; 0 is greedy (the most likely "
+        f"token each time); {MODEL_DEFAULT}.",
+    )
+    top_p = serializers.FloatField(
+        required=False, min_value=TOP_P[0], max_value=TOP_P[1],
+        help_text=f"Nucleus sampling: only the most likely tokens whose probabilities add up to this, "
+        f"{TOP_P[0]:g} to {TOP_P[1]:g}; {MODEL_DEFAULT} (none: every token).",
+    )
+    top_k = serializers.IntegerField(
+        required=False, min_value=TOP_K[0], max_value=TOP_K[1],
+        help_text=f"Only the k most likely tokens, {TOP_K[0]} to {TOP_K[1]:,}; {MODEL_DEFAULT} (none: every token).",
+    )
     max_tokens = MaxTokensField()
     stop = serializers.ListField(
         child=TextField(allow_blank=False, trim_whitespace=False, min_length=1, max_length=STOP_SEQUENCE_MAX_CHARS),
         required=False,
         max_length=8,
+        help_text=f"Up to 8 strings (1 to {STOP_SEQUENCE_MAX_CHARS} characters each) that end the text where they "
+        "appear, themselves left out; added to the model's own stop sequences.",
     )
     seed = serializers.IntegerField(
-        required=False, min_value=SEED[0], max_value=SEED[1], help_text="Accepted; sampling seeds are set per model."
+        required=False, min_value=SEED[0], max_value=SEED[1],
+        help_text="Accepted for compatibility (a 64-bit integer) and ignored: sampling seeds are set per model "
+        "in the catalog.",
     )
     repetition_penalty = serializers.FloatField(
-        required=False, min_value=REPETITION_PENALTY[0], max_value=REPETITION_PENALTY[1]
+        required=False, min_value=REPETITION_PENALTY[0], max_value=REPETITION_PENALTY[1],
+        help_text=f"Penalty on tokens already in the text, {REPETITION_PENALTY[0]:g} to {REPETITION_PENALTY[1]:g}; "
+        f"1 is none, above 1 repeats less; {MODEL_DEFAULT} (none).",
     )
 
 
@@ -97,16 +134,22 @@ class SamplingRequestSchema(OpenApiSerializerExtension):
 
 
 class GenerateRequestSerializer(SamplingSerializer):
-    prompt = TextField(allow_blank=False, trim_whitespace=False, min_length=1)
+    prompt = TextField(
+        allow_blank=False, trim_whitespace=False, min_length=1,
+        help_text="Text to continue, as is (no chat template); with the prompt, at most the model's context.",
+    )
 
 
 class MessageSerializer(serializers.Serializer):
-    role = serializers.ChoiceField(choices=["system", "user", "assistant"])
-    content = TextField(allow_blank=True, trim_whitespace=False)
+    role = serializers.ChoiceField(choices=["system", "user", "assistant"], help_text="Who says it.")
+    content = TextField(allow_blank=True, trim_whitespace=False, help_text="What is said.")
 
 
 class ChatRequestSerializer(SamplingSerializer):
-    messages = MessageSerializer(many=True, allow_empty=False)
+    messages = MessageSerializer(
+        many=True, allow_empty=False,
+        help_text="The conversation so far, oldest first; rendered with the model's chat template.",
+    )
 
 
 class UsageFieldsSerializer(serializers.Serializer):

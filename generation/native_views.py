@@ -23,7 +23,8 @@ from generation.native_serializers import (
     GenerateResponseSerializer,
     NativeStreamEventSerializer,
 )
-from generation.service import Generation, GenerationRequest, prepare_generation
+from generation.generation_view import GenerationViewMixin
+from generation.service import Generation, GenerationRequest
 from generation.sse import KEEPALIVE, KEEPALIVE_COMMENT, event_stream_response, sse_event, with_keepalive
 
 ERROR_DESCRIPTIONS = {
@@ -119,15 +120,14 @@ def native_error_event(exc: ServiceError) -> bytes:
     return sse_event(json.dumps(error_body(exc.code, exc.message)), event="error")
 
 
-class NativeGenerationView(APIView):
+class NativeGenerationView(GenerationViewMixin, APIView):
     request_serializer = None
     streaming = False
-    endpoint = ""  # the name metrics and traces know this view by
 
     async def post(self, request):
         serializer = self.request_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        generation = await prepare_generation(
+        generation = await self.prepare(
             GenerationRequest.from_validated(serializer.validated_data, endpoint=self.endpoint, api_key=request.auth)
         )
         if self.streaming:

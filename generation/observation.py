@@ -24,6 +24,12 @@ tracer = trace.get_tracer("generation")
 CLIENT_CLOSED = "499"
 
 
+def refused_before_core(endpoint: str, status: int) -> None:
+    """A request refused before it reached the generation core: its credentials, a body that
+    does not parse, a field out of range. Counted with no model (none was resolved)."""
+    metrics.requests_total.labels(model="", endpoint=endpoint, status=str(status)).inc()
+
+
 class Observation:
     """One generation, from the request reaching the core to its last token."""
 

@@ -14,6 +14,7 @@ from catalog.sampling_ranges import STOP_SEQUENCE_MAX_CHARS
 from generation.native_serializers import (
     AssistantMessageSerializer,
     EventStreamSerializer,
+    NO_NUL_PATTERN,
     MaxTokensField,
     SamplingRequestSchema,
     SamplingSerializer,
@@ -60,6 +61,13 @@ NEUTRAL_SCHEMAS = {
 }
 assert set(NEUTRAL_SCHEMAS) == set(NEUTRAL_VALUES)
 
+def refuse_nul(text: str) -> str:
+    """The native API's rule (DRF's for every CharField), for the fields that take JSON values."""
+    if "\x00" in text:
+        raise serializers.ValidationError("Null characters are not allowed.")
+    return text
+
+
 # Roles of OpenAI's chat API -> the roles of the catalog's chat templates.
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
@@ -67,10 +75,12 @@ ROLES = {"system": "system", "developer": "system", "user": "user", "assistant":
 @extend_schema_field(
     {
         "oneOf": [
-            {"type": "string", "minLength": 1, "maxLength": STOP_SEQUENCE_MAX_CHARS},
+            {"type": "string", "minLength": 1, "maxLength": STOP_SEQUENCE_MAX_CHARS, "pattern": NO_NUL_PATTERN},
             {
                 "type": "array",
-                "items": {"type": "string", "minLength": 1, "maxLength": STOP_SEQUENCE_MAX_CHARS},
+                "items": {
+                    "type": "string", "minLength": 1, "maxLength": STOP_SEQUENCE_MAX_CHARS, "pattern": NO_NUL_PATTERN
+                },
                 "maxItems": 4,
             },
         ]
@@ -90,22 +100,25 @@ class StopField(serializers.Field):
             self.fail("invalid")
         if not all(isinstance(s, str) and 0 < len(s) <= STOP_SEQUENCE_MAX_CHARS for s in stops):
             self.fail("invalid")
-        return stops
+        return [refuse_nul(stop) for stop in stops]
 
     def to_representation(self, value):
         return value
 
 
 class StreamOptionsSerializer(serializers.Serializer):
-    include_usage = serializers.BooleanField(default=False)
+    include_usage = serializers.BooleanField(
+        default=False, help_text="A last chunk with the token counts (`usage`) and no choices; default false."
+    )
 
 
 class OpenAIRequestSerializer(SamplingSerializer):
     """OpenAI's request: null means "not set" for every parameter."""
 
-    stop = StopField(required=False)
-    stream = serializers.BooleanField(default=False)
-    stream_options = StreamOptionsSerializer(required=False)
+    stop = StopField(required=False, help_text="A string, or up to 8, that end the text where they appear.")
+    stream = serializers.BooleanField(default=False, help_text="Server-sent events, one chunk per piece of text, "
+                                      "then `data: [DONE]`; default false.")
+    stream_options = StreamOptionsSerializer(required=False, help_text="Only with `stream: true`.")
 
     def to_internal_value(self, data):
         if isinstance(data, dict):  # OpenAI clients send null for "not set"
@@ -158,8 +171,13 @@ class OpenAIRequestSchema(SamplingRequestSchema):
 @extend_schema_field(
     {
         "oneOf": [
-            {"type": "string", "minLength": 1},
-            {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "maxItems": 1},
+            {"type": "string", "minLength": 1, "pattern": NO_NUL_PATTERN},
+            {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1, "pattern": NO_NUL_PATTERN},
+                "minItems": 1,
+                "maxItems": 1,
+            },
         ]
     }
 )
@@ -170,14 +188,14 @@ class PromptField(serializers.JSONField):
 @extend_schema_field(
     {
         "oneOf": [
-            {"type": "string"},
+            {"type": "string", "pattern": NO_NUL_PATTERN},
             {
                 "type": "array",
                 "items": {
                     "type": "object",
                     "properties": {
                         "type": {"allOf": [{"type": "string", "enum": ["text"]}]},
-                        "text": {"type": "string"},
+                        "text": {"type": "string", "pattern": NO_NUL_PATTERN},
                     },
                     "required": ["type", "text"],
                 },
@@ -198,20 +216,20 @@ class CompletionRequestSerializer(OpenAIRequestSerializer):
             raise serializers.ValidationError("Use a string (token arrays and several prompts are not supported).")
         if not prompt:
             raise serializers.ValidationError("The prompt is empty.")
-        return prompt
+        return refuse_nul(prompt)
 
 
 class ChatMessageSerializer(serializers.Serializer):
-    role = serializers.ChoiceField(choices=list(ROLES))
+    role = serializers.ChoiceField(choices=list(ROLES), help_text='"developer" is taken as "system".')
     content = ContentField(help_text="A string, or a list of text parts.", allow_null=True)
     name = TextField(required=False, min_length=1, help_text="Accepted and ignored.")
 
     def validate_content(self, value):
         if value is None or isinstance(value, str):
-            return value or ""
+            return refuse_nul(value or "")
         if isinstance(value, list) and all(isinstance(part, dict) and part.get("type") == "text" for part in value):
             if all(isinstance(part.get("text"), str) for part in value):
-                return "".join(part["text"] for part in value)
+                return refuse_nul("".join(part["text"] for part in value))
         raise serializers.ValidationError("Use a string or a list of {type: text, text} parts (text only).")
 
     def validate_role(self, value):
@@ -219,7 +237,9 @@ class ChatMessageSerializer(serializers.Serializer):
 
 
 class ChatCompletionRequestSerializer(OpenAIRequestSerializer):
-    messages = ChatMessageSerializer(many=True, allow_empty=False)
+    messages = ChatMessageSerializer(
+        many=True, allow_empty=False, help_text="The conversation so far, oldest first."
+    )
     max_completion_tokens = MaxTokensField()
 
     def validate(self, attrs):

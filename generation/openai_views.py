@@ -37,7 +37,8 @@ from generation.openai_serializers import (
     OpenAIErrorSerializer,
     OpenAIModelListSerializer,
 )
-from generation.service import Generation, GenerationRequest, listed_models, prepare_generation
+from generation.generation_view import GenerationViewMixin
+from generation.service import Generation, GenerationRequest, listed_models
 from generation.sse import KEEPALIVE, KEEPALIVE_COMMENT, event_stream_response, sse_event, with_keepalive
 
 DONE = sse_event("[DONE]")
@@ -77,11 +78,10 @@ class OpenAIView(APIView):
         return openai_exception_handler
 
 
-class OpenAIGenerationView(OpenAIView):
+class OpenAIGenerationView(GenerationViewMixin, OpenAIView):
     """One request in, a completion or a stream of chunks out; subclasses give the wire format."""
 
     request_serializer = None
-    endpoint = ""
     id_prefix = ""
     object_name = ""
     chunk_object_name = ""
@@ -99,7 +99,7 @@ class OpenAIGenerationView(OpenAIView):
         serializer = self.request_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        generation = await prepare_generation(
+        generation = await self.prepare(
             GenerationRequest.from_validated(data, endpoint=self.endpoint, api_key=request.auth)
         )
         header = {"id": f"{self.id_prefix}-{uuid.uuid4().hex}", "created": int(time.time()), "model": generation.model_id}

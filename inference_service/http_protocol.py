@@ -61,6 +61,11 @@ LINGER_SECONDS = 2.0
 class LimitedWebRequest(daphne_http.WebRequest):
     """Daphne's request, with the body limit applied while the body is received."""
 
+    # Twisted parses form bodies into `args`, which Daphne never reads, and answers a
+    # multipart body it cannot parse with a bare text 400 before Django sees it. Django and
+    # the API's parsers decide what a body is (a JSON 415 for a form sent to the API).
+    _parsePOSTFormSubmission = False
+
     def __init__(self, *args, **kwargs):
         self._refused = False
         self._chunked = False

@@ -7,38 +7,17 @@ is handled, its streamed response included.
 """
 
 import asyncio
-import contextvars
 import logging
-import re
 import time
-import uuid
 
+from generation.log_context import current_request_id, request_id_from
 from generation.observation import CLIENT_CLOSED
 from inference_service.middleware import HybridMiddleware
 
 HEADER = "X-Request-ID"
-# Ids are copied into logs and headers: accept only short, printable, unambiguous ones.
-VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-
 QUIET_PATHS = ("/health/", "/metrics")
 
-current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
-
 access_logger = logging.getLogger("inference_service.access")
-
-
-def request_id_from(header: str | None) -> str:
-    if header and VALID_ID.fullmatch(header):
-        return header
-    return uuid.uuid4().hex
-
-
-class RequestIdFilter(logging.Filter):
-    """Adds `request_id` to every record (a handler filter, so library loggers get it too)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = current_request_id.get()
-        return True
 
 
 class RequestIdMiddleware(HybridMiddleware):

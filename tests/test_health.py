@@ -1,6 +1,8 @@
 """Readiness when a start-up model fails to load, and when the database is unreachable or unreadable."""
 
+import json
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -127,3 +129,16 @@ def test_an_unreachable_database_makes_the_service_unready(tmp_path):
         assert generate.status_code == 503 and generate.json()["error"]["code"] == "database_unavailable"
     finally:
         stop_server(server)
+
+
+def test_readiness_503s_are_not_logged_as_errors(server_with_a_broken_startup_model):
+    """Django logs each 5xx at ERROR; a probe's 503 is an answer: routine while models load
+    (DEBUG), a WARNING when an operator has something to fix (here a failing model)."""
+    server = server_with_a_broken_startup_model
+    assert wait_for(f"{server.url}/health/ready", lambda r: r.json()["status"] == "error").status_code == 503
+    log = Path(server.env["DATABASE_URL"].removeprefix("sqlite:///")).with_name("server.log")
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    about_readiness = [r for r in records if "/health/ready" in r["message"] or r["logger"] == "generation.health_views"]
+    assert not [r for r in about_readiness if r["level"] in ("ERROR", "CRITICAL")], about_readiness
+    warnings = [r for r in about_readiness if r["level"] == "WARNING"]
+    assert warnings and all("not ready: error" in r["message"] and "local/broken" in r["message"] for r in warnings)

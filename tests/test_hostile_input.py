@@ -105,6 +105,41 @@ def test_json_that_the_engine_cannot_take_is_a_parse_error(client, url, raw):
     assert_still_serving(client)
 
 
+@pytest.mark.parametrize(
+    "url, body, field, openai",
+    [
+        ("/api/generate", {"prompt": "a\x00b"}, "prompt", False),
+        ("/api/chat", {"messages": [{"role": "user", "content": "a\x00b"}]}, "messages[0].content", False),
+        ("/v1/completions", {"model": "google/gemma-3-270m", "prompt": "a\x00b"}, "prompt", True),
+        ("/v1/completions", {"model": "google/gemma-3-270m", "prompt": ["a\x00b"]}, "prompt", True),
+        ("/v1/completions", {"model": "google/gemma-3-270m", "prompt": "a", "stop": "\x00"}, "stop", True),
+        ("/v1/chat/completions", {"model": "google/gemma-3-270m", "messages": [{"role": "user", "content": "a\x00"}]},
+         "messages[0].content", True),
+        ("/v1/chat/completions", {"model": "google/gemma-3-270m", "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "\x00"}]}]}, "messages[0].content", True),
+    ],
+)
+def test_a_nul_character_is_refused_by_every_api(client, url, body, field, openai):
+    """The native API refused NUL characters (DRF's rule) while the OpenAI API passed them on."""
+    error = assert_bad_request(client.post(url, json={**body, "max_tokens": 1}), field=field, openai=openai)
+    assert "Null characters" in error["message"]
+
+
+@pytest.mark.parametrize("url, openai", [("/api/generate", False), ("/v1/completions", True)])
+@pytest.mark.parametrize("body", [b"--x\r\nnot a multipart body", b'--x\r\nContent-Disposition: form-data; name="prompt"'
+                                  b'\r\n\r\nHi\r\n--x--\r\n'])
+def test_a_form_body_is_a_json_415(client, url, openai, body):
+    """Twisted once parsed multipart bodies itself and answered the unparseable with a bare text 400."""
+    response = client.post(url, content=body, headers={"content-type": "multipart/form-data; boundary=x"})
+    assert response.status_code == 415, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    assert error["code"] == "unsupported_media_type" and "multipart/form-data" in error["message"]
+    if openai:
+        assert error["type"] == "invalid_request_error"
+    assert_still_serving(client)
+
+
 @pytest.fixture
 def socket(live_server):
     url = live_server.url.replace("http://", "ws://") + "/ws/generate/"

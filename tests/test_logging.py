@@ -94,3 +94,30 @@ def test_text_logs_for_people_and_prompts_when_asked(text_server):
     assert any(f"generation prompt: '<bos>My code is {secret}'" in line for line in mine), mine
     assert any("generation finished: 2 tokens (length)" in line for line in mine), mine
     assert any(" INFO inference_service.access " in line and "POST /api/generate 200" in line for line in mine)
+
+
+def test_websocket_lines_carry_the_connection_id_and_each_request_its_message_id(live_server):
+    from websockets.sync.client import connect
+
+    connection_id = f"ws-{uuid.uuid4().hex[:12]}"
+    url = live_server.url.replace("http", "ws", 1) + "/ws/generate/"
+    with connect(url, open_timeout=30, additional_headers={"X-Request-ID": connection_id}) as socket:
+        assert socket.response.headers["X-Request-ID"] == connection_id
+        for message_id in ("first", {"not": "an id"}):
+            socket.send(json.dumps({"type": "generate", "id": message_id, "prompt": "Hi", **PROMPT}))
+            while json.loads(socket.recv(timeout=120))["type"] == "delta":
+                pass
+    deadline = time.monotonic() + 20
+    while True:  # until the connection's last line is written
+        lines = server_log(live_server).read_text().splitlines()
+        records = [json.loads(line) for line in lines if line.strip() and not engine_line(line)]
+        closed = [r for r in records if r["request_id"] == connection_id and r["message"].startswith("WebSocket closed")]
+        if closed or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    ids = {record["request_id"] for record in records if record["request_id"].startswith(connection_id)}
+    # The connection's own lines, then each generation's: the client's id, or its number on the connection.
+    assert ids == {connection_id, f"{connection_id}:first", f"{connection_id}:2"}, ids
+    finished = [r for r in records if r["request_id"].startswith(connection_id) and r["message"].startswith(
+        "generation finished")]
+    assert {r["request_id"] for r in finished} == {f"{connection_id}:first", f"{connection_id}:2"}

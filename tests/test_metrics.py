@@ -90,6 +90,28 @@ def test_refusals_are_counted_by_status_without_an_unknown_model_label(client):
     assert not any(("no/such-model" in str(labels)) for _, labels in after)
 
 
+def test_requests_refused_before_the_core_are_counted_too(client, live_server):
+    """Credentials, a body that does not parse, a field out of range: each request counted once,
+    under its endpoint, on HTTP and WebSocket alike."""
+    from websockets.sync.client import connect
+
+    before = scrape(client)
+    assert client.post("/api/generate", json={"prompt": "x", "temperature": "hot"}).status_code == 400
+    assert client.post("/v1/chat/completions", content=b"{not json", headers={"Content-Type": "application/json"}
+                       ).status_code == 400
+    unknown_key = {"Authorization": "Bearer llm-no-such-key-0000000000000000"}
+    assert client.post("/api/chat", json={"messages": []}, headers=unknown_key).status_code == 401
+    with connect(live_server.url.replace("http", "ws", 1) + "/ws/generate/", open_timeout=30) as socket:
+        socket.send(json.dumps({"type": "generate", "prompt": ""}))
+        assert json.loads(socket.recv(timeout=30))["type"] == "error"
+        socket.send(json.dumps({"type": "dance"}))
+        assert json.loads(socket.recv(timeout=30))["type"] == "error"
+    after = scrape(client)
+    for endpoint, status in [("generate", "400"), ("openai_chat", "400"), ("chat", "401"), ("ws_generate", "400"),
+                             ("ws", "400")]:
+        assert delta(before, after, "llm_requests_total", model="", endpoint=endpoint, status=status) == 1, endpoint
+
+
 def test_in_flight_and_queued_gauges_and_a_cancelled_stream(client, live_server):
     """live_server runs one generation at a time with one waiting place."""
     before = scrape(client)

@@ -1,0 +1,26 @@
+"""What every HTTP generation view shares, whatever its wire format."""
+
+from generation.observation import refused_before_core
+from generation.service import Generation, GenerationRequest, prepare_generation
+
+
+class GenerationViewMixin:
+    """An endpoint name for metrics and traces, and every request counted once with its outcome.
+
+    The generation core counts what reaches it (refused, finished, failed, abandoned);
+    a request refused before that (its API key, a body that does not parse, a field out of
+    range) is counted here.
+    """
+
+    endpoint = ""
+    _reached_core = False
+
+    async def prepare(self, request: GenerationRequest) -> Generation:
+        self._reached_core = True
+        return await prepare_generation(request)
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        if not self._reached_core:
+            refused_before_core(self.endpoint, response.status_code)
+        return response
