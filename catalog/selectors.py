@@ -55,7 +55,12 @@ def max_tokens_limit(service: ServiceSettings) -> int:
     return settings.LLM_MAX_TOKENS_LIMIT
 
 
-def default_model_id(service: ServiceSettings) -> str:
+def default_model_id(service: ServiceSettings, *, chat: bool = False) -> str:
+    """The model of a request that names none: for a chat, the chat default when one is set."""
+    if chat and service.default_chat_model is not None:
+        return service.default_chat_model.model_id
+    if chat and settings.LLM_DEFAULT_CHAT_MODEL:
+        return settings.LLM_DEFAULT_CHAT_MODEL
     if service.default_model is not None:
         return service.default_model.model_id
     return settings.LLM_DEFAULT_MODEL
@@ -76,10 +81,10 @@ def engine_config(entry: ModelEntry) -> EngineConfig:
     )
 
 
-def resolve_model(*, model_id: str | None) -> ServableModel:
-    """The servable model a request names (or the default), with its effective defaults."""
+def resolve_model(*, model_id: str | None, chat: bool = False) -> ServableModel:
+    """The servable model a request names (or the default for its kind), with its effective defaults."""
     service = ServiceSettings.load()
-    model_id = model_id or default_model_id(service)
+    model_id = model_id or default_model_id(service, chat=chat)
     entry = ModelEntry.objects.filter(model_id=model_id).first()
     if entry is None:
         raise ModelNotFound(f"Model {model_id!r} does not exist.", field="model")

@@ -23,7 +23,7 @@ class ModelListView(APIView):
                             "name": "Gemma 3 270M",
                             "description": "Gemma 3 270M base, GGUF Q4_K_M.",
                             "size": "270M",
-                            "capabilities": ["generate", "chat"],
+                            "capabilities": ["text-generation", "chat"],
                         }
                     ]
                 },

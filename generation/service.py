@@ -263,7 +263,7 @@ async def prepare_generation(request: GenerationRequest) -> Generation:
     """
     observation = Observation(endpoint=request.endpoint, requested_model=request.model)
     try:
-        model = await sync_to_async(resolve_model)(model_id=request.model)
+        model = await sync_to_async(resolve_model)(model_id=request.model, chat=request.is_chat)
         observation.model_id = model.model_id
         if request.api_key is not None:
             await sync_to_async(check_model_allowed)(api_key=request.api_key, model_id=model.model_id)

@@ -245,6 +245,9 @@ if bool(LLM_TLS_CERT_FILE) != bool(LLM_TLS_KEY_FILE):
 LLM_PROXY_HEADERS = env_bool("LLM_PROXY_HEADERS", False)
 # The model used when a request names none, unless the admin picks another.
 LLM_DEFAULT_MODEL = env_str("LLM_DEFAULT_MODEL", "google/gemma-3-270m")
+# The model of a chat request that names none, unless the admin picks another. Empty: the
+# default model. (The migrations make the bundled SmolLM2 Instruct the admin's chat default.)
+LLM_DEFAULT_CHAT_MODEL = env_str("LLM_DEFAULT_CHAT_MODEL")
 # A ceiling on the catalog: when set, only these ids can be served, whatever the admin says.
 LLM_ALLOWED_MODELS = env_list("LLM_ALLOWED_MODELS")
 LLM_DEFAULT_TEMPERATURE = env_number("LLM_DEFAULT_TEMPERATURE", 0.7, kind=float, minimum=0, maximum=2)

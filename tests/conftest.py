@@ -17,8 +17,9 @@ import pytest
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-TOKENIZER_CASES = SHARED / "fixtures" / "gemma3_270m_tokenizer_cases.json"
+FIXTURES = ROOT / "tests" / "fixtures"
+TOKENIZER_CASES = FIXTURES / "gemma3_270m_tokenizer_cases.json"
+SMOLLM2_TOKENIZER_CASES = FIXTURES / "smollm2_135m_instruct_tokenizer_cases.json"
 
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "a-test-password-1234"

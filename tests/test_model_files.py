@@ -13,7 +13,7 @@ from generation import model_files
 
 def assemble_in(cache_dir):
     model_files._verified.clear()
-    return str(model_files.bundled_gguf(cache_dir))
+    return str(model_files.bundled_gguf(model_files.GEMMA_PACKAGE, cache_dir))
 
 
 def test_two_concurrent_starts_assemble_one_whole_file(tmp_path):
@@ -29,12 +29,12 @@ def test_a_corrupted_file_is_replaced(tmp_path):
     target = tmp_path / "bundled" / bundled_package.MODEL_NAME
     target.parent.mkdir()
     target.write_bytes(b"truncated")
-    assert model_files.bundled_gguf(tmp_path) == target
+    assert model_files.bundled_gguf(model_files.GEMMA_PACKAGE, tmp_path) == target
     assert target.stat().st_size > 200_000_000
 
 
 def test_the_tokenizer_is_built_once_and_reused():
-    gguf = model_files.bundled_gguf(settings.LLM_MODEL_CACHE_DIR)
+    gguf = model_files.bundled_gguf(model_files.GEMMA_PACKAGE, settings.LLM_MODEL_CACHE_DIR)
     first = model_files.prepare_gguf(gguf, settings.LLM_MODEL_CACHE_DIR)
     built_at = first.tokenizer_json.stat().st_mtime_ns
     second = model_files.prepare_gguf(gguf, settings.LLM_MODEL_CACHE_DIR)
@@ -45,7 +45,7 @@ def test_the_tokenizer_is_built_once_and_reused():
 
 def test_the_tokenizer_cache_follows_the_content_not_the_path_or_times(tmp_path):
     """A read-only image's files get other times than the ones the cache was built for."""
-    gguf = model_files.bundled_gguf(settings.LLM_MODEL_CACHE_DIR)
+    gguf = model_files.bundled_gguf(model_files.GEMMA_PACKAGE, settings.LLM_MODEL_CACHE_DIR)
     first = model_files.prepare_gguf(gguf, settings.LLM_MODEL_CACHE_DIR)
     copy = tmp_path / "copy.gguf"
     shutil.copyfile(gguf, copy)

@@ -112,6 +112,22 @@ def test_chat_returns_the_assistant_turn(client):
     assert body["finish_reason"] in {"length", "stop"}
 
 
+def test_a_chat_that_names_no_model_is_answered_by_the_bundled_instruct_model(client):
+    """The base model only continues a conversation ("Hi" got "Hiに行使\nHiに行使..."); the chat default answers it."""
+    response = client.post(
+        "/api/chat", json={"messages": [{"role": "user", "content": "Name a primary colour."}], "max_tokens": 40, **GREEDY}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    answer = body["message"]["content"].lower()
+    assert any(colour in answer for colour in ("red", "blue", "yellow")), answer
+    assert "<|im_end|>" not in answer and "<|im_start|>" not in answer
+    # A raw continuation that names no model still goes to the default model.
+    generated = client.post("/api/generate", json={"prompt": "The capital of France is", "max_tokens": 2, **GREEDY})
+    assert generated.json()["model"] == "google/gemma-3-270m"
+
+
 def test_chat_stream_equals_chat(client):
     request = {"messages": [{"role": "user", "content": "Write a short poem about the sea."}], "max_tokens": 24, **GREEDY}
     expected = client.post("/api/chat", json=request).json()
@@ -247,7 +263,7 @@ def test_models_list(client):
         "name": "Gemma 3 270M",
         "description": gemma["description"],
         "size": "270M",
-        "capabilities": ["generate", "chat"],
+        "capabilities": ["text-generation", "chat"],
     }
 
 
