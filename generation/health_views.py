@@ -61,7 +61,7 @@ def _readiness() -> dict:
 READINESS = inline_serializer(
     "Readiness",
     {
-        "status": serializers.ChoiceField(choices=["ready", "loading", "error", "draining"]),
+        "status": serializers.ChoiceField(choices=["ok", "loading", "error", "draining"]),
         "llm_models_loaded": serializers.BooleanField(),
         "database": serializers.ChoiceField(choices=["ok", "unreachable"]),
         "loaded_models": serializers.ListField(child=serializers.CharField()),
@@ -116,7 +116,7 @@ class ReadyView(APIView):
         elif not models_loaded:
             status = "loading"
         else:
-            status = "ready"
+            status = "ok"  # the original service's word, which its clients check
         body = {
             "status": status,
             "llm_models_loaded": models_loaded,
@@ -126,11 +126,11 @@ class ReadyView(APIView):
             "errors": errors,
             "models": engine_cache().model_states(),
         }
-        response = JsonResponse(body, status=200 if status == "ready" else 503)
+        response = JsonResponse(body, status=200 if status == "ok" else 503)
         # Django logs every 5xx at ERROR. A readiness 503 is an answer, not a fault: while
         # models load or the server drains it is routine; a failing model or an unreachable
         # database is for an operator to act on.
-        if status != "ready":
+        if status != "ok":
             level = logging.WARNING if status == "error" else logging.DEBUG
             logger.log(level, "not ready: %s %s", status, errors or "", extra={"readiness": status})
             response._has_been_logged = True  # what django.utils.log.log_response checks

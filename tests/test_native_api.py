@@ -271,7 +271,7 @@ def test_health(client):
     assert client.get("/health/live").json() == {"status": "alive"}
     ready = client.get("/health/ready")
     assert ready.status_code == 200
-    assert ready.json()["status"] == "ready"
+    assert ready.json()["status"] == "ok"
     assert ready.json()["llm_models_loaded"] is True
     assert ready.json()["database"] == "ok"
 
