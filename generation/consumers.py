@@ -14,9 +14,10 @@ run in sequence on one connection; a bad message gets an error message and the
 connection stays open; a closed socket cancels its generation at once.
 
 Every log line of a connection carries its id (the handshake's X-Request-ID when it is a
-sensible one, else a fresh one, returned in the handshake's X-Request-ID header); a
-generation's lines carry `<connection id>:<message id>` (the message's `id` when it is a
-short string or number, else the request's number on the connection).
+sensible one, else a fresh one); a generation's lines carry `<connection id>:<message
+id>` (the message's `id` when it is a short string or number, else the request's number
+on the connection), which its `done` or `error` message returns as `request_id`. (Daphne
+sends no headers of the application's with a WebSocket handshake.)
 
 API keys, checked as for HTTP: the handshake's `Authorization: Bearer <key>` header, or,
 for browsers (whose WebSocket API cannot set headers), the subprotocols
@@ -83,10 +84,7 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
         self.connection_id = request_id_from(headers.get(b"x-request-id", b"").decode("latin-1"))
         current_request_id.set(self.connection_id)
         logger.info("WebSocket %s connected", self.scope["path"], extra={"path": self.scope["path"]})
-        await self.accept(
-            SUBPROTOCOL if SUBPROTOCOL in self.scope.get("subprotocols", []) else None,
-            headers=[(b"x-request-id", self.connection_id.encode())],
-        )
+        await self.accept(SUBPROTOCOL if SUBPROTOCOL in self.scope.get("subprotocols", []) else None)
         try:
             self.api_key = await sync_to_async(authenticate_bearer)(handshake_authorization(self.scope))
         except Unauthorized as exc:
@@ -143,7 +141,8 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
                 if isinstance(event, TextDelta):
                     await self.send_json({"type": "delta", "id": request_id, "text": event.text})
                 else:
-                    await self.send_json({"type": "done", "id": request_id, **usage_fields(generation, event)})
+                    await self.send_json({"type": "done", "id": request_id, "request_id": current_request_id.get(),
+                                          **usage_fields(generation, event)})
         except (ServiceError, ValidationError) as exc:
             await self.send_error(request_id, exc)
         except Exception:  # a crash ends this request with an error message, never the connection
@@ -166,4 +165,5 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
 
     async def send_error(self, request_id, exc: ServiceError | ValidationError) -> None:
         error = describe_exception(exc, {})
-        await self.send_json({"type": "error", "id": request_id, **error_body(error.code, error.message, error.field)})
+        await self.send_json({"type": "error", "id": request_id, "request_id": current_request_id.get(),
+                              **error_body(error.code, error.message, error.field)})

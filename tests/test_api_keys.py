@@ -151,7 +151,8 @@ def test_usage_is_recorded_per_key_and_model_and_shown_in_the_admin(client, serv
     key = new_key(server, "usage-key")
     bodies = [client.post("/api/generate", json=PROMPT, headers=bearer(key)).json() for _ in range(2)]
     chat = client.post(
-        "/api/chat", json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3}, headers=bearer(key)
+        "/api/chat", json={"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3},
+        headers=bearer(key),
     ).json()
     bodies.append(chat)
     usage = key_usage(server, "usage-key")

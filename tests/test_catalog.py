@@ -17,6 +17,7 @@ from tests.conftest import ADMIN_PASSWORD, ADMIN_USER
 pytestmark = pytest.mark.django_db
 
 BUNDLED = "google/gemma-3-270m"
+BUNDLED_CHAT = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
 def add_entry(model_id="local/other", **fields):
@@ -114,7 +115,7 @@ def test_admin_needs_a_login(client):
 
 def test_allowed_models_env_is_a_ceiling_the_admin_cannot_widen(client, settings):
     add_entry("local/other")
-    assert {m["id"] for m in client.get("/api/models").json()["models"]} == {BUNDLED, "local/other"}
+    assert {m["id"] for m in client.get("/api/models").json()["models"]} == {BUNDLED, BUNDLED_CHAT, "local/other"}
 
     settings.LLM_ALLOWED_MODELS = [BUNDLED]
     assert [m["id"] for m in client.get("/api/models").json()["models"]] == [BUNDLED]

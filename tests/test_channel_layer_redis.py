@@ -55,14 +55,14 @@ def test_websocket_generation_over_the_redis_layer(two_servers):
 
 
 def test_a_model_withdrawn_elsewhere_is_unloaded_by_every_server(two_servers):
-    assert all(loaded_models(server) == [MODEL] for server in two_servers)
+    assert all(MODEL in loaded_models(server) for server in two_servers)
     two_servers[0].manage(
         "shell", "-c",
         f"from catalog.models import ModelEntry; entry = ModelEntry.objects.get(model_id={MODEL!r}); "
         "entry.enabled = False; entry.save()",
     )
     deadline = time.monotonic() + 15
-    while any(loaded_models(server) for server in two_servers):
+    while any(MODEL in loaded_models(server) for server in two_servers):
         assert time.monotonic() < deadline, [loaded_models(server) for server in two_servers]
         time.sleep(0.2)
     refused = httpx.post(f"{two_servers[1].url}/api/generate", json={"prompt": "Hi", "max_tokens": 2}, timeout=30)

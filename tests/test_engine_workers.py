@@ -50,6 +50,14 @@ def copy_entry(model_id: str, gguf) -> str:
     )
 
 
+# These servers run one start-up model, whose worker the tests count and measure: the
+# bundled chat model is left to load on demand.
+ONE_STARTUP_MODEL = (
+    "from catalog.models import ModelEntry; "
+    "ModelEntry.objects.exclude(model_id='google/gemma-3-270m').update(load_at_startup=False)"
+)
+
+
 def bundled_gguf():
     return model_files.bundled_gguf(model_files.GEMMA_PACKAGE, settings.LLM_MODEL_CACHE_DIR)
 
@@ -152,7 +160,7 @@ def server(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("workers")
     server = start_server(
         tmp_path,
-        setup=(copy_entry(COPY, bundled_gguf()),),
+        setup=(ONE_STARTUP_MODEL, copy_entry(COPY, bundled_gguf())),
         LLM_MAX_CONCURRENT_REQUESTS="4",
         LLM_MAX_QUEUED_REQUESTS="8",
         LLM_ENGINE_STOP_TIMEOUT_SECONDS=str(STOP_TIMEOUT),
@@ -306,7 +314,7 @@ def test_an_unloaded_models_worker_is_killed_after_the_stop_timeout_and_its_stre
 
 @pytest.fixture(scope="module")
 def cycling_server(tmp_path_factory):
-    server = start_server(tmp_path_factory.mktemp("cycles"), setup=(copy_entry(COPY, bundled_gguf()),))
+    server = start_server(tmp_path_factory.mktemp("cycles"), setup=(ONE_STARTUP_MODEL, copy_entry(COPY, bundled_gguf())))
     server.manage("createsuperuser", "--noinput", "--username", ADMIN_USER, "--email", "admin@example.com")
     yield server
     stop_server(server)

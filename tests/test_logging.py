@@ -102,11 +102,16 @@ def test_websocket_lines_carry_the_connection_id_and_each_request_its_message_id
     connection_id = f"ws-{uuid.uuid4().hex[:12]}"
     url = live_server.url.replace("http", "ws", 1) + "/ws/generate/"
     with connect(url, open_timeout=30, additional_headers={"X-Request-ID": connection_id}) as socket:
-        assert socket.response.headers["X-Request-ID"] == connection_id
+        ends = []
         for message_id in ("first", {"not": "an id"}):
             socket.send(json.dumps({"type": "generate", "id": message_id, "prompt": "Hi", **PROMPT}))
-            while json.loads(socket.recv(timeout=120))["type"] == "delta":
+            while (reply := json.loads(socket.recv(timeout=120)))["type"] == "delta":
                 pass
+            ends.append(reply)
+        socket.send("not json")
+        ends.append(json.loads(socket.recv(timeout=30)))
+    # The ids to look for in the log come back with each request's end.
+    assert [reply["request_id"] for reply in ends] == [f"{connection_id}:first", f"{connection_id}:2", connection_id]
     deadline = time.monotonic() + 20
     while True:  # until the connection's last line is written
         lines = server_log(live_server).read_text().splitlines()

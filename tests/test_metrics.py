@@ -44,7 +44,8 @@ def client(live_server):
 def test_generation_counters_move_by_what_the_responses_report(client):
     before = scrape(client)
     generated = client.post("/api/generate", json={"prompt": "The capital of France is", "max_tokens": 4, **GREEDY})
-    chat = client.post("/api/chat", json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3})
+    chat = client.post("/api/chat", json={"model": MODEL, "messages": [{"role": "user", "content": "Hi"}],
+                                          "max_tokens": 3})
     _, events, _ = stream_events(
         client, "/api/generate/stream", {"prompt": "1, 2, 3", "max_tokens": 3, **GREEDY}, time.monotonic
     )
@@ -149,7 +150,7 @@ def set_engine_seed(live_server, seed) -> None:
 
 def test_loaded_models_and_their_load_time(client, live_server):
     before = scrape(client)
-    assert value(before, "llm_models_loaded") == 1
+    assert value(before, "llm_models_loaded") == 2  # both bundled models
     # Loaded at start-up, and again after other tests' catalog changes.
     assert value(before, "llm_model_load_seconds_count", model=MODEL) >= 1
     set_engine_seed(live_server, 1234)  # an engine setting: the next request reloads the model
@@ -158,7 +159,7 @@ def test_loaded_models_and_their_load_time(client, live_server):
     finally:
         set_engine_seed(live_server, None)
     after = scrape(client)
-    assert value(after, "llm_models_loaded") == 1
+    assert value(after, "llm_models_loaded") == 2
     assert delta(before, after, "llm_model_load_seconds_count", model=MODEL) == 1
     assert delta(before, after, "llm_model_load_seconds_sum", model=MODEL) > 0.5  # a load takes seconds
 

@@ -56,6 +56,7 @@ async def test_no_middleware_hook_goes_through_a_thread(served_middleware, threa
     assert middleware_hooks(thread_hops) == []
 
 
+@pytest.mark.django_db(transaction=True)  # the schema lists the catalog's model ids
 async def test_drf_responses_pass_the_template_response_hooks(served_middleware, thread_hops):
     # A DRF Response has `render`: Django then runs every `process_template_response`.
     response = await get("/api/schema/")

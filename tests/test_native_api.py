@@ -307,18 +307,26 @@ def test_every_request_field_is_described_and_model_offers_the_catalog_ids(clien
     for name in ["GenerateRequest", "ChatRequest", "CompletionRequest", "ChatCompletionRequest", "Message"]:
         for field, described in schemas[name]["properties"].items():
             assert described.get("description"), f"{name}.{field} has no description"
-    assert schemas["GenerateRequest"]["properties"]["model"]["enum"] == ["google/gemma-3-270m"]
+    def model_ids(schema_name: str) -> list[str]:
+        (listed,) = schemas[schema_name]["properties"]["model"]["allOf"]
+        return listed["enum"]
+
+    served = ["HuggingFaceTB/SmolLM2-135M-Instruct", "google/gemma-3-270m"]
+    assert model_ids("GenerateRequest") == model_ids("ChatCompletionRequest") == served
     assert "0 to 2" in schemas["GenerateRequest"]["properties"]["temperature"]["description"]
     # The schema follows the catalog: an entry added in the admin is offered at the next load.
     add = ("from catalog.models import ModelEntry; ModelEntry.objects.create(model_id='docs/listed', "
            "display_name='Listed', source='gguf_file', location='/nowhere', filename='x.gguf', capabilities=['generate'])")
     live_server.manage("shell", "-c", add)
     try:
-        assert schema()["ChatCompletionRequest"]["properties"]["model"]["enum"] == ["docs/listed", "google/gemma-3-270m"]
+        schemas = schema()
+        assert model_ids("ChatCompletionRequest") == ["HuggingFaceTB/SmolLM2-135M-Instruct", "docs/listed",
+                                                      "google/gemma-3-270m"]
     finally:
         live_server.manage("shell", "-c", "from catalog.models import ModelEntry; "
                            "ModelEntry.objects.filter(model_id='docs/listed').delete()")
-    assert schema()["GenerateRequest"]["properties"]["model"]["enum"] == ["google/gemma-3-270m"]
+    schemas = schema()
+    assert model_ids("GenerateRequest") == served
 
 
 def test_unknown_endpoints_and_methods_answer_json(client):

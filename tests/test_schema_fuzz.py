@@ -245,6 +245,7 @@ def test_the_schema_declares_api_keys_optional_unless_required(api_schema):
                 assert "security" not in operation, path
 
 
+@pytest.mark.django_db  # the schema lists the catalog's model ids
 def test_the_schema_requires_api_keys_where_they_are_required():
     with override_settings(LLM_REQUIRE_API_KEY=True):
         document = SchemaGenerator().get_schema(request=None, public=True)

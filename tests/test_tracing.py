@@ -135,7 +135,7 @@ async def test_a_generation_span_under_the_request_span(call, traced):
 
 async def test_chat_spans_name_the_chat_operation(call, traced):
     _, memory, _, _ = traced
-    response = await call("/api/chat", {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2})
+    response = await call("/api/chat", {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2})
     assert response.status_code == 200
     (generation_span,) = spans_by_kind(memory)[SpanKind.INTERNAL]
     assert generation_span.name == f"chat {MODEL}"
