@@ -14,3 +14,9 @@ REPETITION_PENALTY = (0.01, 10.0)
 # OpenAI's seed is a 64-bit integer.
 SEED = (-(2**63), 2**64 - 1)
 STOP_SEQUENCE_MAX_CHARS = 256
+# OpenAI's ranges for the parameters only its API takes.
+PRESENCE_PENALTY = FREQUENCY_PENALTY = (-2.0, 2.0)
+MIN_P = (0.0, 1.0)
+LOGIT_BIAS = (-100.0, 100.0)
+LOGIT_BIAS_MAX_TOKENS = 300
+TOP_LOGPROBS = (0, 20)  # chat; completions take 0 to 5

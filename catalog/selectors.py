@@ -90,6 +90,11 @@ def resolve_model(*, model_id: str | None, chat: bool = False) -> ServableModel:
         raise ModelNotFound(f"Model {model_id!r} does not exist.", field="model")
     if not entry.enabled or not _env_allows(model_id):
         raise ModelNotAllowed(f"Model {model_id!r} is not allowed on this service.", field="model")
+    return servable_model(entry, service)
+
+
+def servable_model(entry: ModelEntry, service: ServiceSettings) -> ServableModel:
+    """An entry with the defaults and limits in effect for it."""
     limit = max_tokens_limit(service)
     return ServableModel(
         model_id=entry.model_id,

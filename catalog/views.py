@@ -2,10 +2,11 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from catalog.models import ServiceSettings
 from catalog.serializers import ModelListSerializer
 from generation.native_serializers import ErrorSerializer
 from generation.native_views import ERROR_HEADERS, LISTING_ERRORS, error_responses
-from generation.service import listed_models
+from generation.service import engine_cache, listed_models
 
 
 class ModelListView(APIView):
@@ -24,6 +25,10 @@ class ModelListView(APIView):
                             "description": "Gemma 3 270M base, GGUF Q4_K_M.",
                             "size": "270M",
                             "capabilities": ["text-generation", "chat"],
+                            "context_length": 32768,
+                            "defaults": {"temperature": 0.7, "max_tokens": 512, "top_p": None, "top_k": None,
+                                         "repetition_penalty": None},
+                            "max_tokens_limit": 4096,
                         }
                     ]
                 },
@@ -33,4 +38,9 @@ class ModelListView(APIView):
         tags=["models"],
     )
     def get(self, request):
-        return Response(ModelListSerializer({"models": listed_models()}).data)
+        models = listed_models()
+        context = {
+            "service": ServiceSettings.load(),
+            "context_lengths": {entry.model_id: engine_cache().context_length(entry.model_id) for entry in models},
+        }
+        return Response(ModelListSerializer({"models": models}, context=context).data)

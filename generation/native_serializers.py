@@ -252,3 +252,42 @@ class NativeStreamEventSerializer(EventStreamSerializer):
         ("done", "The last event: JSON, how the generation ended.", (StreamDoneSerializer,)),
         ("error", "A failure after the stream started: JSON, the error; the stream ends.", (ErrorSerializer,)),
     )
+
+
+# --- tokenizer ------------------------------------------------------------------------
+
+TOKEN_ID_MAX = 2**32 - 1  # the engine's token ids are 32-bit
+
+
+class TokenizeRequestSerializer(serializers.Serializer):
+    model = ModelIdField(
+        required=False, allow_blank=False, min_length=1, max_length=200,
+        help_text="Catalog id of the model whose tokenizer to use; default: the service's default model.",
+    )
+    text = TextField(
+        allow_blank=True, trim_whitespace=False,
+        help_text="Text to tokenize, as is: no BOS token is added; special tokens written as text (e.g. "
+        "`<|im_start|>`) are parsed as such.",
+    )
+
+
+class TokenizeResponseSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    tokens = serializers.ListField(child=serializers.IntegerField(), help_text="The token ids.")
+    count = serializers.IntegerField(help_text="How many tokens.")
+
+
+class DetokenizeRequestSerializer(serializers.Serializer):
+    model = ModelIdField(
+        required=False, allow_blank=False, min_length=1, max_length=200,
+        help_text="Catalog id of the model whose tokenizer to use; default: the service's default model.",
+    )
+    tokens = serializers.ListField(
+        child=serializers.IntegerField(min_value=0, max_value=TOKEN_ID_MAX), max_length=100_000,
+        help_text="Token ids; an id beyond the vocabulary has no text.",
+    )
+
+
+class DetokenizeResponseSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    text = serializers.CharField(allow_blank=True, help_text="The ids' text, special tokens included.")

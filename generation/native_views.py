@@ -132,7 +132,7 @@ class NativeGenerationView(GenerationViewMixin, APIView):
         )
         if self.streaming:
             return event_stream_response(native_sse(generation), native_error_event)
-        text, finished = await generation.collect()
+        text, finished, _ = await generation.collect()
         return Response(self.response_body(text, usage_fields(generation, finished)))
 
     def response_body(self, text: str, usage: dict) -> dict:

@@ -2,15 +2,29 @@
 
 The sampling parameters are the native API's (same ranges, same meaning); what differs
 is OpenAI's wire format: `stop` as a string or a list, `max_completion_tokens`,
-content parts, `stream_options`. Parameters this service cannot honour (n > 1, logprobs,
-tools, penalties...) are refused with a 400 that names them, never silently ignored;
-their neutral values (n = 1, logprobs = false...) are accepted, since many clients send them.
+content parts, `stream_options`; and what the engine offers beyond the native API:
+presence and frequency penalties, `min_p`, `logit_bias`, logprobs, and structured output
+(`response_format` json_object / json_schema, a grammar the engine enforces token by
+token). Parameters this service cannot honour (n > 1, tools, echo...) are refused with a
+400 that names them, never silently ignored; their neutral values (n = 1...) are
+accepted, since many clients send them.
 """
+
+import json
+
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from catalog.sampling_ranges import STOP_SEQUENCE_MAX_CHARS
+from catalog.sampling_ranges import (
+    FREQUENCY_PENALTY,
+    LOGIT_BIAS,
+    LOGIT_BIAS_MAX_TOKENS,
+    MIN_P,
+    PRESENCE_PENALTY,
+    STOP_SEQUENCE_MAX_CHARS,
+    TOP_LOGPROBS,
+)
 from generation.native_serializers import (
     AssistantMessageSerializer,
     EventStreamSerializer,
@@ -27,15 +41,9 @@ NEUTRAL_VALUES = {
     "best_of": (1,),
     "echo": (False,),
     "suffix": ("",),
-    "logprobs": (False, 0),
-    "top_logprobs": (0,),
-    "presence_penalty": (0, 0.0),
-    "frequency_penalty": (0, 0.0),
-    "logit_bias": ({},),
     "tools": ([],),
     "functions": ([],),
     "tool_choice": ("none",),
-    "response_format": ({"type": "text"},),
 }
 
 # The schema of each parameter of NEUTRAL_VALUES: its neutral values only (or null).
@@ -44,20 +52,9 @@ NEUTRAL_SCHEMAS = {
     "best_of": {"type": "integer", "enum": [1]},
     "echo": {"type": "boolean", "enum": [False]},
     "suffix": {"type": "string", "enum": [""]},
-    "logprobs": {"oneOf": [{"type": "boolean", "enum": [False]}, {"type": "integer", "enum": [0]}]},
-    "top_logprobs": {"type": "integer", "enum": [0]},
-    "presence_penalty": {"type": "number", "enum": [0]},
-    "frequency_penalty": {"type": "number", "enum": [0]},
-    "logit_bias": {"type": "object", "maxProperties": 0},
     "tools": {"type": "array", "maxItems": 0},
     "functions": {"type": "array", "maxItems": 0},
     "tool_choice": {"type": "string", "enum": ["none"]},
-    "response_format": {
-        "type": "object",
-        "properties": {"type": {"allOf": [{"type": "string", "enum": ["text"]}]}},
-        "required": ["type"],
-        "additionalProperties": False,
-    },
 }
 assert set(NEUTRAL_SCHEMAS) == set(NEUTRAL_VALUES)
 
@@ -112,6 +109,66 @@ class StreamOptionsSerializer(serializers.Serializer):
     )
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {"type": "number", "minimum": LOGIT_BIAS[0], "maximum": LOGIT_BIAS[1]},
+        "maxProperties": LOGIT_BIAS_MAX_TOKENS,
+    }
+)
+class LogitBiasField(serializers.Field):
+    """OpenAI's `logit_bias`: token ids (as strings, JSON's keys) -> a bias added to their logits."""
+
+    default_error_messages = {
+        "invalid": f"Use an object of at most {LOGIT_BIAS_MAX_TOKENS} token ids (strings of digits) to numbers "
+        f"from {LOGIT_BIAS[0]:g} to {LOGIT_BIAS[1]:g}.",
+    }
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict) or len(data) > LOGIT_BIAS_MAX_TOKENS:
+            self.fail("invalid")
+        bias = {}
+        for token, value in data.items():
+            if not (token.isascii() and token.isdigit()) or isinstance(value, bool):
+                self.fail("invalid")
+            if not isinstance(value, (int, float)) or not LOGIT_BIAS[0] <= value <= LOGIT_BIAS[1]:
+                self.fail("invalid")
+            bias[int(token)] = float(value)
+        return bias
+
+    def to_representation(self, value):
+        return value
+
+
+class JsonSchemaFormatSerializer(serializers.Serializer):
+    name = TextField(max_length=64, help_text="The schema's name (not used for generation).")
+    description = TextField(required=False, allow_blank=True, help_text="Not used for generation.")
+    schema = serializers.DictField(help_text="A JSON Schema: the output is JSON valid against it.")
+    strict = serializers.BooleanField(required=False, help_text="Always strict here: the schema is enforced.")
+
+
+class ResponseFormatSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(
+        choices=["text", "json_object", "json_schema"],
+        help_text="text: free text; json_object: a JSON object; json_schema: JSON valid against `json_schema.schema`.",
+    )
+    json_schema = JsonSchemaFormatSerializer(required=False, help_text="With type json_schema.")
+
+    def validate(self, attrs):
+        if attrs["type"] == "json_schema" and "json_schema" not in attrs:
+            raise serializers.ValidationError({"json_schema": "type json_schema needs json_schema.schema."})
+        return attrs
+
+
+def grammar_of(response_format: dict | None) -> str | None:
+    """The JSON schema (as text) that constrains the output, or None for free text."""
+    if response_format is None or response_format["type"] == "text":
+        return None
+    if response_format["type"] == "json_object":
+        return json.dumps({"type": "object"})
+    return json.dumps(response_format["json_schema"]["schema"])
+
+
 class OpenAIRequestSerializer(SamplingSerializer):
     """OpenAI's request: null means "not set" for every parameter."""
 
@@ -119,6 +176,36 @@ class OpenAIRequestSerializer(SamplingSerializer):
     stream = serializers.BooleanField(default=False, help_text="Server-sent events, one chunk per piece of text, "
                                       "then `data: [DONE]`; default false.")
     stream_options = StreamOptionsSerializer(required=False, help_text="Only with `stream: true`.")
+    presence_penalty = serializers.FloatField(
+        required=False, min_value=PRESENCE_PENALTY[0], max_value=PRESENCE_PENALTY[1],
+        help_text="Subtracted once from the logit of every token already in the text (positive: new topics); "
+        "default 0.",
+    )
+    frequency_penalty = serializers.FloatField(
+        required=False, min_value=FREQUENCY_PENALTY[0], max_value=FREQUENCY_PENALTY[1],
+        help_text="Subtracted from a token's logit per time it is already in the text (positive: less "
+        "repetition); default 0.",
+    )
+    min_p = serializers.FloatField(
+        required=False, min_value=MIN_P[0], max_value=MIN_P[1],
+        help_text="Only tokens at least this fraction as likely as the most likely one (an extension, as in "
+        "vLLM and llama.cpp); default: none.",
+    )
+    logit_bias = LogitBiasField(
+        required=False,
+        help_text=f"Token id -> bias from {LOGIT_BIAS[0]:g} to {LOGIT_BIAS[1]:g} added to its logit (-100 bans "
+        "it, 100 forces it); POST /api/tokenize gives a text's token ids.",
+    )
+    response_format = ResponseFormatSerializer(
+        required=False,
+        help_text="Structured output: json_object or json_schema constrain the text, token by token, to JSON "
+        "(of the schema); a schema the engine cannot compile is a 400.",
+    )
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):  # OpenAI clients send null for "not set"
+            data = {key: value for key, value in data.items() if value is not None}
+        return super().to_internal_value(data)
 
     def to_internal_value(self, data):
         if isinstance(data, dict):  # OpenAI clients send null for "not set"
@@ -132,6 +219,7 @@ class OpenAIRequestSerializer(SamplingSerializer):
                 raise serializers.ValidationError({name: f"{name}={value!r} is not supported by this service."})
         if attrs.get("stream_options") and not attrs.get("stream"):
             raise serializers.ValidationError({"stream_options": "stream_options needs stream: true."})
+        attrs["json_schema"] = grammar_of(attrs.pop("response_format", None))
         return attrs
 
 
@@ -209,6 +297,16 @@ class ContentField(serializers.JSONField):
 
 class CompletionRequestSerializer(OpenAIRequestSerializer):
     prompt = PromptField(help_text="A string, or a list holding one string.")
+    logprobs = serializers.IntegerField(
+        required=False, min_value=0, max_value=5,
+        help_text="Each token's logprob, and the logprobs of this many most likely tokens at its place; "
+        "default: none.",
+    )
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        attrs["top_logprobs"] = attrs.pop("logprobs", None)
+        return attrs
 
     def validate_prompt(self, value):
         prompt = value[0] if isinstance(value, list) and len(value) == 1 else value
@@ -241,11 +339,24 @@ class ChatCompletionRequestSerializer(OpenAIRequestSerializer):
         many=True, allow_empty=False, help_text="The conversation so far, oldest first."
     )
     max_completion_tokens = MaxTokensField()
+    logprobs = serializers.BooleanField(
+        default=False, help_text="Each token's logprob in `choices[].logprobs.content`; default false."
+    )
+    top_logprobs = serializers.IntegerField(
+        required=False, min_value=TOP_LOGPROBS[0], max_value=TOP_LOGPROBS[1],
+        help_text="With `logprobs`: also this many most likely tokens at each place; default 0.",
+    )
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
         if attrs.get("max_completion_tokens") is not None:
             attrs["max_tokens"] = attrs.pop("max_completion_tokens")
+        if not attrs.pop("logprobs"):
+            if attrs.get("top_logprobs"):
+                raise serializers.ValidationError({"top_logprobs": "top_logprobs needs logprobs: true."})
+            attrs["top_logprobs"] = None
+        else:
+            attrs["top_logprobs"] = attrs.get("top_logprobs", 0)
         return attrs
 
 
@@ -260,7 +371,11 @@ class UsageSerializer(serializers.Serializer):
 
 class ChoiceSerializer(serializers.Serializer):
     index = serializers.IntegerField()
-    logprobs = serializers.JSONField(allow_null=True, help_text="Always null.")
+    logprobs = serializers.JSONField(
+        allow_null=True,
+        help_text="null unless asked for: chat `{content: [{token, logprob, bytes, top_logprobs}]}`, completions "
+        "`{tokens, token_logprobs, top_logprobs, text_offset}`.",
+    )
     finish_reason = serializers.ChoiceField(choices=["stop", "length"])
 
 

@@ -18,7 +18,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
 from generation.api_errors import describe_exception, openai_error_body, render_openai
-from generation.engine import Finished, TextDelta
+from generation.engine import Finished, TextDelta, TokenLogprob
 from generation.errors import ServiceError
 from generation.native_views import (
     ERROR_HEADERS,
@@ -89,10 +89,14 @@ class OpenAIGenerationView(GenerationViewMixin, OpenAIView):
     def first_chunk_choices(self) -> list[dict]:
         return []
 
-    def choice(self, text: str, finish_reason: str | None) -> dict:
+    def choice(self, text: str, finish_reason: str | None, logprobs: dict | None) -> dict:
         raise NotImplementedError
 
-    def chunk_choice(self, text: str, finish_reason: str | None) -> dict:
+    def chunk_choice(self, text: str, finish_reason: str | None, logprobs: dict | None) -> dict:
+        raise NotImplementedError
+
+    def logprobs_body(self, logprobs: list[TokenLogprob], text_offset: int) -> dict:
+        """The tokens' logprobs in this API's shape; `text_offset`: where their text starts in the completion."""
         raise NotImplementedError
 
     async def post(self, request):
@@ -103,20 +107,26 @@ class OpenAIGenerationView(GenerationViewMixin, OpenAIView):
             GenerationRequest.from_validated(data, endpoint=self.endpoint, api_key=request.auth)
         )
         header = {"id": f"{self.id_prefix}-{uuid.uuid4().hex}", "created": int(time.time()), "model": generation.model_id}
+        with_logprobs = data.get("top_logprobs") is not None
         if data["stream"]:
             include_usage = data.get("stream_options", {}).get("include_usage", False)
-            return event_stream_response(self.chunks(generation, header, include_usage), openai_error_event)
-        text, finished = await generation.collect()
+            return event_stream_response(
+                self.chunks(generation, header, include_usage, with_logprobs), openai_error_event
+            )
+        text, finished, logprobs = await generation.collect()
+        logprobs_body = self.logprobs_body(logprobs, 0) if with_logprobs else None
         return Response(
             {
                 **header,
                 "object": self.object_name,
-                "choices": [self.choice(text, openai_finish_reason(finished))],
+                "choices": [self.choice(text, openai_finish_reason(finished), logprobs_body)],
                 "usage": usage(finished),
             }
         )
 
-    async def chunks(self, generation: Generation, header: dict, include_usage: bool) -> AsyncIterator[bytes]:
+    async def chunks(
+        self, generation: Generation, header: dict, include_usage: bool, with_logprobs: bool
+    ) -> AsyncIterator[bytes]:
         def chunk(choices: list[dict], **extra) -> bytes:
             body = {**header, "object": self.chunk_object_name, "choices": choices, **extra}
             if include_usage:  # OpenAI's clients expect the key on every chunk once usage is asked for
@@ -125,13 +135,17 @@ class OpenAIGenerationView(GenerationViewMixin, OpenAIView):
 
         if first := self.first_chunk_choices():
             yield chunk(first)
+        text_offset = 0
         async for event in with_keepalive(generation.events(), settings.LLM_SSE_KEEPALIVE_SECONDS):
             if event is KEEPALIVE:
                 yield KEEPALIVE_COMMENT
             elif isinstance(event, TextDelta):
-                yield chunk([self.chunk_choice(event.text, None)])
+                logprobs = [event.logprob] if event.logprob is not None else []
+                logprobs_body = self.logprobs_body(logprobs, text_offset) if with_logprobs else None
+                yield chunk([self.chunk_choice(event.text, None, logprobs_body)])
+                text_offset += len(event.text)
             else:
-                yield chunk([self.chunk_choice("", openai_finish_reason(event))])
+                yield chunk([self.chunk_choice("", openai_finish_reason(event), None)])
                 if include_usage:
                     yield chunk([], usage=usage(event))
         yield DONE
@@ -178,10 +192,22 @@ class CompletionsView(OpenAIGenerationView):
     id_prefix = "cmpl"
     object_name = chunk_object_name = "text_completion"
 
-    def choice(self, text, finish_reason):
-        return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
+    def choice(self, text, finish_reason, logprobs):
+        return {"index": 0, "text": text, "logprobs": logprobs, "finish_reason": finish_reason}
 
     chunk_choice = choice
+
+    def logprobs_body(self, logprobs, text_offset):
+        offsets = []
+        for logprob in logprobs:
+            offsets.append(text_offset)
+            text_offset += len(logprob.token)
+        return {
+            "tokens": [logprob.token for logprob in logprobs],
+            "token_logprobs": [logprob.logprob for logprob in logprobs],
+            "top_logprobs": [dict(logprob.top) for logprob in logprobs],
+            "text_offset": offsets,
+        }
 
     @extend_schema(
         summary="Completion (OpenAI-compatible)",
@@ -214,17 +240,31 @@ class ChatCompletionsView(OpenAIGenerationView):
     def first_chunk_choices(self):
         return [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}]
 
-    def choice(self, text, finish_reason):
+    def choice(self, text, finish_reason, logprobs):
         return {
             "index": 0,
             "message": {"role": "assistant", "content": text},
-            "logprobs": None,
+            "logprobs": logprobs,
             "finish_reason": finish_reason,
         }
 
-    def chunk_choice(self, text, finish_reason):
+    def chunk_choice(self, text, finish_reason, logprobs):
         delta = {"content": text} if text else {}
-        return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        return {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}
+
+    def logprobs_body(self, logprobs, text_offset):
+        def described(token: str, logprob: float, token_bytes) -> dict:
+            return {"token": token, "logprob": logprob, "bytes": list(token_bytes)}
+
+        return {
+            "content": [
+                {
+                    **described(logprob.token, logprob.logprob, logprob.bytes or logprob.token.encode()),
+                    "top_logprobs": [described(token, value, token.encode()) for token, value in logprob.top],
+                }
+                for logprob in logprobs
+            ]
+        }
 
     @extend_schema(
         summary="Chat completion (OpenAI-compatible)",

@@ -23,7 +23,7 @@ from catalog.chat_templates import ChatTemplateError, render_chat_template
 from catalog.models import ModelEntry
 from catalog.selectors import ServableModel, allowed_models, engine_config, first_set, resolve_model
 from generation import metrics
-from generation.engine import EngineCache, Finished, ModelWorker, Sampling, TextDelta
+from generation.engine import EngineCache, Finished, ModelWorker, Sampling, TextDelta, TokenLogprob
 from generation.errors import InvalidRequest, PromptTooLong, ServiceError
 from generation.limiter import ConcurrencyLimiter
 from generation.observation import Observation
@@ -67,8 +67,14 @@ class GenerationRequest:
     temperature: float | None = None
     top_p: float | None = None
     top_k: int | None = None
+    min_p: float | None = None
     repetition_penalty: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logit_bias: tuple[tuple[int, float], ...] = ()
     stop: tuple[str, ...] = ()
+    json_schema: str | None = None  # JSON text: the output is JSON valid against it
+    top_logprobs: int | None = None  # None: no logprobs
     # Accepted for compatibility; mistral.rs 0.9.5 seeds sampling per model (catalog), not per request.
     seed: int | None = None
     # Which API asked ("generate", "chat_stream", "openai_chat", "ws"...), for metrics and traces.
@@ -89,8 +95,14 @@ class GenerationRequest:
             temperature=data.get("temperature"),
             top_p=data.get("top_p"),
             top_k=data.get("top_k"),
+            min_p=data.get("min_p"),
             repetition_penalty=data.get("repetition_penalty"),
+            presence_penalty=data.get("presence_penalty"),
+            frequency_penalty=data.get("frequency_penalty"),
+            logit_bias=tuple(sorted(data.get("logit_bias", {}).items())),
             stop=tuple(data.get("stop", ())),
+            json_schema=data.get("json_schema"),
+            top_logprobs=data.get("top_logprobs"),
             seed=data.get("seed"),
             endpoint=endpoint,
             api_key=api_key,
@@ -189,14 +201,16 @@ class Generation:
             "generated_tokens": generated_tokens,
         }
 
-    async def collect(self) -> tuple[str, Finished]:
-        """The whole text and the final event, for non-streaming responses."""
-        parts = []
+    async def collect(self) -> tuple[str, Finished, list[TokenLogprob]]:
+        """The whole text, the final event and the tokens' logprobs (if asked for), for non-streaming responses."""
+        parts, logprobs = [], []
         async for event in self.events():
             if isinstance(event, TextDelta):
                 parts.append(event.text)
+                if event.logprob is not None:
+                    logprobs.append(event.logprob)
             else:
-                return "".join(parts), event
+                return "".join(parts), event, logprobs
         raise AssertionError("a generation always ends with Finished")  # pragma: no cover
 
 
@@ -216,6 +230,30 @@ def _in_background(function, **kwargs) -> None:
             connections.close_all()  # this thread's own connections
 
     threading.Thread(target=run, name=function.__name__, daemon=True).start()
+
+
+async def _tokenizer_of(model_id: str | None, api_key) -> ModelWorker:
+    """The loaded model for a tokenizer request: allowed for the key, loaded within a concurrency slot."""
+    model = await sync_to_async(resolve_model)(model_id=model_id)
+    if api_key is not None:
+        await sync_to_async(check_model_allowed)(api_key=api_key, model_id=model.model_id)
+    await limiter().acquire()  # a load, if the model is not loaded yet, is work for the engine
+    try:
+        return await engine_cache().get(model.engine)
+    finally:
+        limiter().release()
+
+
+async def tokenize(model_id: str | None, text: str, *, api_key=None) -> tuple[str, tuple[int, ...]]:
+    """The model's id and the token ids of `text` (no BOS added; special tokens written as text parsed)."""
+    loaded = await _tokenizer_of(model_id, api_key)
+    return loaded.config.model_id, await asyncio.to_thread(loaded.tokenize, text)
+
+
+async def detokenize(model_id: str | None, tokens: list[int], *, api_key=None) -> tuple[str, str]:
+    """The model's id and the text of `tokens`."""
+    loaded = await _tokenizer_of(model_id, api_key)
+    return loaded.config.model_id, await asyncio.to_thread(loaded.detokenize, tuple(tokens))
 
 
 def listed_models() -> list[ModelEntry]:
@@ -251,8 +289,14 @@ def effective_sampling(model: ServableModel, request: GenerationRequest) -> Samp
         temperature=first_set(request.temperature, model.defaults.temperature),
         top_p=first_set(request.top_p, model.defaults.top_p),
         top_k=first_set(request.top_k, model.defaults.top_k),
+        min_p=request.min_p,
         repetition_penalty=first_set(request.repetition_penalty, model.defaults.repetition_penalty),
+        presence_penalty=request.presence_penalty,
+        frequency_penalty=request.frequency_penalty,
+        logit_bias=request.logit_bias,
         stop=tuple(dict.fromkeys(stop)),
+        json_schema=request.json_schema,
+        top_logprobs=request.top_logprobs,
     )
 
 

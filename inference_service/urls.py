@@ -7,6 +7,7 @@ from catalog.views import ModelListView
 from generation.health_views import LiveView, ReadyView
 from generation.native_views import ChatStreamView, ChatView, GenerateStreamView, GenerateView
 from generation.openai_views import ChatCompletionsView, CompletionsView, ModelsView
+from generation.tokenizer_views import DetokenizeView, TokenizeView
 
 urlpatterns = [
     path("api/models", ModelListView.as_view(), name="models"),
@@ -14,6 +15,8 @@ urlpatterns = [
     path("api/generate/stream", GenerateStreamView.as_view(), name="generate-stream"),
     path("api/chat", ChatView.as_view(), name="chat"),
     path("api/chat/stream", ChatStreamView.as_view(), name="chat-stream"),
+    path("api/tokenize", TokenizeView.as_view(), name="tokenize"),
+    path("api/detokenize", DetokenizeView.as_view(), name="detokenize"),
     path("v1/models", ModelsView.as_view(), name="openai-models"),
     path("v1/completions", CompletionsView.as_view(), name="openai-completions"),
     path("v1/chat/completions", ChatCompletionsView.as_view(), name="openai-chat-completions"),

@@ -264,6 +264,9 @@ def test_models_list(client):
         "description": gemma["description"],
         "size": "270M",
         "capabilities": ["text-generation", "chat"],
+        "context_length": 32768,  # read from the GGUF by its loaded worker
+        "defaults": {"temperature": 0.7, "max_tokens": 512, "top_p": None, "top_k": None, "repetition_penalty": None},
+        "max_tokens_limit": 4096,
     }
 
 

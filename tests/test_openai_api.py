@@ -2,9 +2,11 @@
 clients) against a real Daphne process with the real bundled model."""
 
 import asyncio
+import json
 import time
 
 import httpx
+import jsonschema
 import openai
 import pytest
 
@@ -167,9 +169,14 @@ def test_disabled_model_is_permission_denied(live_server, client):
         ({"max_tokens": 0}, "max_tokens"),
         ({"max_tokens": 5000}, "max_tokens"),
         ({"n": 2}, "n"),
-        ({"logprobs": 2}, "logprobs"),
+        ({"logprobs": 6}, "logprobs"),
         ({"echo": True}, "echo"),
-        ({"presence_penalty": 0.5}, "presence_penalty"),
+        ({"presence_penalty": 2.5}, "presence_penalty"),
+        ({"frequency_penalty": -3}, "frequency_penalty"),
+        ({"logit_bias": {"abc": 1}}, "logit_bias"),
+        ({"logit_bias": {"12": 101}}, "logit_bias"),
+        ({"response_format": {"type": "xml"}}, "response_format.type"),
+        ({"response_format": {"type": "json_schema"}}, "response_format.json_schema"),
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
         ({"prompt": ""}, "prompt"),
         ({"prompt": ["one", "two"]}, "prompt"),
@@ -194,6 +201,10 @@ def test_bad_completion_parameters_are_bad_requests(client, parameters, param):
         ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
         ({"max_completion_tokens": 0}, "max_completion_tokens"),
         ({"stream_options": {"include_usage": True}}, "stream_options"),
+        ({"top_logprobs": 2}, "top_logprobs"),
+        ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
+        ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "nonsense"}}}},
+         "response_format"),
     ],
 )
 def test_bad_chat_parameters_are_bad_requests(client, parameters, param):
@@ -209,6 +220,105 @@ def test_neutral_values_of_unsupported_parameters_are_accepted(client):
         presence_penalty=0, frequency_penalty=0, response_format={"type": "text"}, user="someone", **GREEDY,
     )
     assert completion.usage.completion_tokens == 2
+
+
+# --- what the engine offers beyond the native API ---------------------------------------
+
+CHAT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+PERSON = {
+    "type": "object",
+    "properties": {"name": {"type": "string", "maxLength": 20}, "age": {"type": "integer", "minimum": 0, "maximum": 150}},
+    "required": ["name", "age"],
+    "additionalProperties": False,
+}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_json_schema_output_is_json_of_the_schema(client, stream):
+    request = dict(
+        model=CHAT_MODEL, messages=[{"role": "user", "content": "Describe a person as JSON."}], max_tokens=60,
+        response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON}}, **GREEDY,
+    )
+    if stream:
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in client.chat.completions.create(
+            stream=True, **request) if chunk.choices)
+    else:
+        completion = client.chat.completions.create(**request)
+        assert completion.choices[0].finish_reason == "stop"
+        text = completion.choices[0].message.content
+    person = json.loads(text)
+    jsonschema.validate(person, PERSON)
+
+
+def test_json_object_output_is_a_json_object_even_from_the_base_model(client):
+    completion = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=40,
+        response_format={"type": "json_object"}, **GREEDY,
+    )
+    text = completion.choices[0].message.content
+    assert text.lstrip().startswith("{")
+    if completion.choices[0].finish_reason == "stop":  # else cut by max_tokens, still a JSON prefix
+        assert isinstance(json.loads(text), dict)
+
+
+def test_chat_logprobs_and_their_alternatives(client, http):
+    completion = client.chat.completions.create(
+        model=CHAT_MODEL, messages=[{"role": "user", "content": "Name a primary colour."}], max_tokens=8,
+        logprobs=True, top_logprobs=3, **GREEDY,
+    )
+    content = completion.choices[0].logprobs.content
+    assert len(content) == completion.usage.completion_tokens == 8
+    assert "".join(token.token for token in content) == completion.choices[0].message.content
+    for token in content:
+        assert token.logprob <= 0 and len(token.top_logprobs) == 3
+        assert bytes(token.bytes).decode() == token.token
+        # Greedy: the chosen token is the most likely one.
+        assert token.top_logprobs[0].logprob == pytest.approx(token.logprob, abs=1e-4)
+        assert token.top_logprobs[0].token == token.token
+    streamed = [chunk for chunk in client.chat.completions.create(
+        model=CHAT_MODEL, messages=[{"role": "user", "content": "Name a primary colour."}], max_tokens=8,
+        logprobs=True, top_logprobs=3, stream=True, **GREEDY) if chunk.choices and chunk.choices[0].logprobs]
+    assert [t.token for chunk in streamed for t in chunk.choices[0].logprobs.content] == [t.token for t in content]
+    without = client.chat.completions.create(
+        model=CHAT_MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=2, **GREEDY)
+    assert without.choices[0].logprobs is None
+
+
+def test_completion_logprobs(client):
+    completion = client.completions.create(model=MODEL, prompt=FIB, max_tokens=6, logprobs=2, **GREEDY)
+    logprobs = completion.choices[0].logprobs
+    assert "".join(logprobs.tokens) == completion.choices[0].text
+    assert len(logprobs.token_logprobs) == len(logprobs.top_logprobs) == len(logprobs.tokens) == 6
+    assert logprobs.text_offset == [sum(len(t) for t in logprobs.tokens[:i]) for i in range(6)]
+    assert all(len(top) <= 2 and max(top.values()) == pytest.approx(lp, abs=1e-4)
+               for top, lp in zip(logprobs.top_logprobs, logprobs.token_logprobs))
+
+
+def test_logit_bias_bans_a_token_and_the_penalties_change_the_text(client, http):
+    prompt = {"model": MODEL, "prompt": "1, 2, 3, 4, 5, 6, 7, 8,", "max_tokens": 12, **GREEDY}
+    plain = client.completions.create(**prompt).choices[0].text
+    tokens = http.post("/api/tokenize", json={"model": MODEL, "text": plain}).json()["tokens"]
+    banned = client.completions.create(**prompt, logit_bias={str(tokens[0]): -100}).choices[0].text
+    assert banned != plain
+    first = http.post("/api/tokenize", json={"model": MODEL, "text": banned}).json()["tokens"][0]
+    assert first != tokens[0]
+    penalised = client.completions.create(**prompt, frequency_penalty=2.0, presence_penalty=2.0).choices[0].text
+    assert penalised != plain  # a counting pattern repeats ", " and digits: penalties break it
+    assert client.completions.create(**prompt, min_p=0.5).choices[0].text == plain  # greedy keeps the top token
+
+
+def test_tokenize_and_detokenize(http):
+    tokenized = http.post("/api/tokenize", json={"text": "The capital of France is"}).json()
+    assert tokenized["model"] == MODEL and tokenized["count"] == len(tokenized["tokens"]) == 5
+    assert http.post("/api/detokenize", json={"tokens": tokenized["tokens"]}).json() == {
+        "model": MODEL, "text": "The capital of France is"}
+    # Each model's own tokenizer; special tokens written as text are parsed.
+    chat = http.post("/api/tokenize", json={"model": CHAT_MODEL, "text": "<|im_start|>Hello"}).json()
+    assert chat["tokens"][0] == 1 and chat["model"] == CHAT_MODEL
+    for bad in [{"text": 3}, {"model": "no/such", "text": "x"}, {"tokens": [-1]}, {"tokens": "1"}]:
+        url = "/api/detokenize" if "tokens" in bad else "/api/tokenize"
+        response = http.post(url, json=bad)
+        assert response.status_code in (400, 404) and response.json()["error"]["code"], bad
 
 
 def test_prompt_over_the_context_is_a_bad_request_with_the_counts(client):

@@ -17,7 +17,7 @@ model's streams:
 The web process never imports `runner` or `worker`.
 """
 
-from generation.engine.api import EngineConfig, Finished, Sampling, TextDelta, engine_error_summary
+from generation.engine.api import EngineConfig, Finished, Sampling, TextDelta, TokenLogprob, engine_error_summary
 from generation.engine.cache import EngineCache
 from generation.engine.client import ModelWorker
 
@@ -28,5 +28,6 @@ __all__ = [
     "ModelWorker",
     "Sampling",
     "TextDelta",
+    "TokenLogprob",
     "engine_error_summary",
 ]

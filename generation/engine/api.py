@@ -34,13 +34,28 @@ class Sampling:
     temperature: float
     top_p: float | None = None
     top_k: int | None = None
+    min_p: float | None = None
     repetition_penalty: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, bias added to its logit)
     stop: tuple[str, ...] = ()
+    json_schema: str | None = None  # the output is constrained to JSON valid against it
+    top_logprobs: int | None = None  # None: no logprobs; n: each token's logprob and the n most likely
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    token: str
+    logprob: float
+    bytes: tuple[int, ...] | None
+    top: tuple[tuple[str, float], ...]  # the most likely tokens at this position, with their logprobs
 
 
 @dataclass(frozen=True)
 class TextDelta:
     text: str
+    logprob: TokenLogprob | None = None  # when the sampling asked for logprobs
 
 
 @dataclass(frozen=True)

@@ -246,6 +246,12 @@ class EngineCache:
         with self._lock:
             return list(self._workers)
 
+    def context_length(self, model_id: str) -> int | None:
+        """The context length of a loaded model, as its engine reported it (None if not loaded)."""
+        with self._lock:
+            worker = self._workers.get(model_id)
+            return worker.context_length if worker is not None else None
+
     def model_states(self) -> dict[str, dict]:
         """Each model this process has loaded or tried to: its state, and its error or load time."""
         with self._lock:

@@ -2,7 +2,7 @@
 
 `ModelWorker` starts the process (generation.engine.worker), sends it its Load, and then
 speaks for it: `stream()` is "a stream of text deltas for this prompt on this model",
-`count_tokens()` asks the engine's tokenizer. Nothing here blocks the event loop: a
+`tokenize()` and `detokenize()` ask the engine's tokenizer. Nothing here blocks the event loop: a
 writer thread sends, a reader thread receives and hands each delta to the event loop
 that waits for it, a third thread logs what the process writes.
 
@@ -32,7 +32,7 @@ from pathlib import Path
 
 from generation.engine import protocol
 from generation.engine.api import EngineConfig, Finished, Sampling, TextDelta, engine_error_summary
-from generation.errors import EngineFailed
+from generation.errors import EngineFailed, InvalidRequest
 
 logger = logging.getLogger(__name__)
 worker_logger = logging.getLogger("generation.engine.worker")
@@ -124,7 +124,7 @@ class ModelWorker:
         self._writer: threading.Thread | None = None
         self._ids = itertools.count(1)
         self._generations: dict[int, _Generation] = {}
-        self._counts: dict[int, concurrent.futures.Future] = {}
+        self._tokenizer_requests: dict[int, concurrent.futures.Future] = {}
         self._ended: str | None = None  # how the process ended, once it has
         self._outbox.put(
             protocol.Load(config=config, cache_dir=settings.cache_dir, log_level=settings.log_level, nice=settings.nice)
@@ -247,18 +247,19 @@ class ModelWorker:
                     generation = self._generations.pop(generation_id, None)
                 if generation is not None:
                     generation.released()
-            case protocol.TokenCount(id=count_id, count=count):
+            case protocol.TokenIds(id=request_id, tokens=result) | protocol.DetokenizedText(id=request_id, text=result):
                 with self._lock:
-                    waiting = self._counts.pop(count_id, None)
+                    waiting = self._tokenizer_requests.pop(request_id, None)
                 if waiting is not None:
-                    waiting.set_result(count)
-            case protocol.Failed(id=request_id, message=text):
+                    waiting.set_result(result)
+            case protocol.Failed(id=request_id, message=text, invalid_request=invalid_request, field=field):
+                error = InvalidRequest(text, field=field) if invalid_request else EngineFailed(text)
                 with self._lock:
-                    waiting = self._counts.pop(request_id, None)
+                    waiting = self._tokenizer_requests.pop(request_id, None)
                 if waiting is not None:
-                    waiting.set_exception(EngineFailed(text))
+                    waiting.set_exception(error)
                 else:
-                    self._deliver(self._generations.get(request_id), EngineFailed(text))
+                    self._deliver(self._generations.get(request_id), error)
             case protocol.Ready(load_seconds=load_seconds, context_length=context_length):
                 self.load_seconds, self.context_length = load_seconds, context_length
                 self.ready.set_result(self)
@@ -279,7 +280,7 @@ class ModelWorker:
         with self._lock:
             self._ended = how
             generations, self._generations = self._generations, {}
-            counts, self._counts = self._counts, {}
+            tokenizer_requests, self._tokenizer_requests = self._tokenizer_requests, {}
         self._outbox.put(None)
         self._writer.join()
         self._connection.close()
@@ -296,8 +297,8 @@ class ModelWorker:
         for generation in generations.values():
             self._deliver(generation, error)
             generation.released()
-        for count in counts.values():
-            count.set_exception(error)
+        for waiting in tokenizer_requests.values():
+            waiting.set_exception(error)
 
     def _open(self, table: dict, entry) -> int:
         """Register a request on this worker; EngineFailed if the worker takes no more."""
@@ -312,11 +313,21 @@ class ModelWorker:
 
     # --- what the service asks ----------------------------------------------------------
 
+    def tokenize(self, text: str) -> tuple[int, ...]:
+        """Token ids of a text (special tokens written as text are parsed). Blocks: call it from a thread."""
+        answer: concurrent.futures.Future = concurrent.futures.Future()
+        self._outbox.put(protocol.Tokenize(self._open(self._tokenizer_requests, answer), text))
+        return answer.result()
+
+    def detokenize(self, tokens: tuple[int, ...]) -> str:
+        """The text of token ids. Blocks: call it from a thread."""
+        answer: concurrent.futures.Future = concurrent.futures.Future()
+        self._outbox.put(protocol.Detokenize(self._open(self._tokenizer_requests, answer), tuple(tokens)))
+        return answer.result()
+
     def count_tokens(self, text: str) -> int:
         """Tokens of a rendered prompt, as the engine counts them. Blocks: call it from a thread."""
-        count: concurrent.futures.Future = concurrent.futures.Future()
-        self._outbox.put(protocol.CountTokens(self._open(self._counts, count), text))
-        return count.result()
+        return len(self.tokenize(text))
 
     async def stream(
         self, prompt: str, sampling: Sampling, *, keep_leading_whitespace: bool, released: Callable[[], None]

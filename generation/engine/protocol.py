@@ -4,10 +4,11 @@ They travel over one Unix socket per worker, framed and pickled by
 `multiprocessing.connection.Connection` (a length, then the pickle). Both ends are
 this code base, started by the web process itself: nothing else can reach the socket.
 
-web process -> worker: Load once, first; then Generate, Cancel, CountTokens, and Stop.
+web process -> worker: Load once, first; then Generate, Cancel, Tokenize, Detokenize, and Stop.
 worker -> web process: Ready or LoadFailed in answer to Load; then, for each generation,
 its Output messages, Failed if the engine failed, and Released once the engine has let
-it go (every Generate gets exactly one Released); TokenCount or Failed for a CountTokens.
+it go (every Generate gets exactly one Released); TokenIds or Failed for a Tokenize,
+DetokenizedText or Failed for a Detokenize.
 Many generations share the channel: each message carries its request's id.
 """
 
@@ -43,9 +44,15 @@ class Cancel:
 
 
 @dataclass(frozen=True)
-class CountTokens:
+class Tokenize:
     id: int
-    text: str
+    text: str  # special tokens written as text ("<bos>") are parsed as such
+
+
+@dataclass(frozen=True)
+class Detokenize:
+    id: int
+    tokens: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,8 @@ class Output:
 class Failed:
     id: int
     message: str  # for clients, as Output's events are
+    invalid_request: bool = False  # the request's fault (e.g. a JSON schema the engine cannot compile)
+    field: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,12 @@ class Released:
 
 
 @dataclass(frozen=True)
-class TokenCount:
+class TokenIds:
     id: int
-    count: int
+    tokens: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class DetokenizedText:
+    id: int
+    text: str

@@ -34,8 +34,8 @@ from pathlib import Path
 from mistralrs import ChatCompletionRequest, Runner, Which
 
 from generation import model_files
-from generation.engine.api import EngineConfig, Finished, Sampling, TextDelta
-from generation.errors import EngineFailed
+from generation.engine.api import EngineConfig, Finished, Sampling, TextDelta, TokenLogprob
+from generation.errors import EngineFailed, InvalidRequest
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +66,8 @@ class LoadedEngine:
     _runner_lock: threading.Lock = field(default_factory=threading.Lock)
     _prefill_gate: threading.Lock = field(default_factory=threading.Lock)
 
-    def count_tokens(self, text: str) -> int:
-        """Tokens of a rendered prompt, which carries its special tokens as text (e.g. "<bos>").
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of a text, whose special tokens are written as text (a rendered prompt's "<bos>").
 
         The engine's tokenizer waits for the engine's step under way (about 30 ms while 4
         streams decode; a whole prefill during one, which a new request would wait for at
@@ -75,7 +75,15 @@ class LoadedEngine:
         200 MB more per worker.
         """
         with self._runner_lock:
-            return len(self.runner.tokenize_text(text, False, False))
+            return self.runner.tokenize_text(text, False, False)
+
+    def detokenize(self, tokens: list[int]) -> str:
+        """The text of token ids, special tokens included. Ids outside the vocabulary raise ValueError."""
+        with self._runner_lock:
+            return self.runner.detokenize_text(tokens, False)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
 
     def generate(
         self, prompt: str, sampling: Sampling, *, keep_leading_whitespace: bool, cancelled: threading.Event
@@ -93,10 +101,17 @@ class LoadedEngine:
             temperature=sampling.temperature,
             top_p=sampling.top_p,
             top_k=sampling.top_k,
+            min_p=sampling.min_p,
             repetition_penalty=sampling.repetition_penalty,
+            presence_penalty=sampling.presence_penalty,
+            frequency_penalty=sampling.frequency_penalty,
+            logit_bias=dict(sampling.logit_bias) or None,
             stop_seqs=list(sampling.stop) or None,
+            grammar=sampling.json_schema,
+            grammar_type="json_schema" if sampling.json_schema is not None else None,
             stream=True,
-            logprobs=keep_leading_whitespace,
+            logprobs=keep_leading_whitespace or sampling.top_logprobs is not None,
+            top_logprobs=sampling.top_logprobs or None,
         )
         if not self._pass_prefill_gate(cancelled):
             logger.debug("not submitted to %s: cancelled while it waited", self.config.model_id)
@@ -105,6 +120,11 @@ class LoadedEngine:
             with self._runner_lock:
                 chunks = self.runner.send_chat_completion_request(request)
             chunk = next(chunks, None)  # the prefill
+        except ValueError as exc:
+            if sampling.json_schema is None:
+                raise
+            # The engine compiles the schema when the request is submitted: one it cannot take is the client's.
+            raise InvalidRequest(f"The JSON schema cannot be used: {exc}", field="response_format") from None
         finally:
             self._prefill_gate.release()
         stripping = keep_leading_whitespace  # until the first non-whitespace text
@@ -116,7 +136,8 @@ class LoadedEngine:
                 text = restore_leading_whitespace(text, token_text)
                 stripping = not text.strip()
             if text:
-                yield TextDelta(text)
+                logprob = _token_logprob(choice.logprobs) if sampling.top_logprobs is not None else None
+                yield TextDelta(text, logprob)
             if choice.finish_reason is not None:
                 usage = chunk.usage
                 yield Finished(
@@ -143,6 +164,18 @@ class LoadedEngine:
             self._prefill_gate.release()
             return False
         return True
+
+
+def _token_logprob(reported) -> TokenLogprob | None:
+    if reported is None:
+        return None
+    return TokenLogprob(
+        token=reported.token,
+        logprob=reported.logprob,
+        bytes=tuple(reported.bytes) if reported.bytes is not None else None,
+        # The engine gives each alternative's id and its text (as `bytes`).
+        top=tuple((top.bytes if top.bytes is not None else "", top.logprob) for top in reported.top_logprobs),
+    )
 
 
 def load_engine(config: EngineConfig, cache_dir: Path) -> LoadedEngine:

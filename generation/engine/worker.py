@@ -28,7 +28,7 @@ from multiprocessing.connection import Connection
 from generation.engine import protocol
 from generation.engine.api import engine_error_summary
 from generation.engine.runner import LoadedEngine, load_engine
-from generation.errors import EngineFailed
+from generation.errors import EngineFailed, InvalidRequest
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +93,8 @@ class Worker:
                 case protocol.Cancel(id=generation_id):
                     if (cancelled := self._cancelled.get(generation_id)) is not None:
                         cancelled.set()
-                case protocol.CountTokens():
-                    threading.Thread(target=self._count, args=(message,), name="count tokens", daemon=True).start()
+                case protocol.Tokenize() | protocol.Detokenize():
+                    threading.Thread(target=self._tokenizer, args=(message,), name="tokenizer", daemon=True).start()
                 case protocol.Stop():
                     logger.info("stopping once %d generations are over", len(self._cancelled))
                     self._stopping = True
@@ -116,6 +116,8 @@ class Worker:
             )
             for event in events:
                 self.send(protocol.Output(request.id, event))
+        except InvalidRequest as exc:
+            self.send(protocol.Failed(request.id, exc.message, invalid_request=True, field=exc.field))
         except EngineFailed as exc:
             self.send(protocol.Failed(request.id, exc.message))
         except Exception as exc:  # engine errors end this generation only
@@ -126,11 +128,14 @@ class Worker:
             self.send(protocol.Released(request.id))
             del self._cancelled[request.id]
 
-    def _count(self, request: protocol.CountTokens) -> None:
+    def _tokenizer(self, request: protocol.Tokenize | protocol.Detokenize) -> None:
         try:
-            self.send(protocol.TokenCount(request.id, self.engine.count_tokens(request.text)))
+            if isinstance(request, protocol.Tokenize):
+                self.send(protocol.TokenIds(request.id, tuple(self.engine.tokenize(request.text))))
+            else:
+                self.send(protocol.DetokenizedText(request.id, self.engine.detokenize(list(request.tokens))))
         except Exception as exc:
-            logger.exception("token count failed")
+            logger.exception("the tokenizer failed")
             self.send(protocol.Failed(request.id, f"The engine failed: {engine_error_summary(exc)}"))
 
 
