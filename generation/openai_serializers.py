@@ -344,19 +344,16 @@ class ChatCompletionRequestSerializer(OpenAIRequestSerializer):
     )
     top_logprobs = serializers.IntegerField(
         required=False, min_value=TOP_LOGPROBS[0], max_value=TOP_LOGPROBS[1],
-        help_text="With `logprobs`: also this many most likely tokens at each place; default 0.",
+        help_text="Also this many most likely tokens at each place (more than 0 turns `logprobs` on); default 0.",
     )
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
         if attrs.get("max_completion_tokens") is not None:
             attrs["max_tokens"] = attrs.pop("max_completion_tokens")
-        if not attrs.pop("logprobs"):
-            if attrs.get("top_logprobs"):
-                raise serializers.ValidationError({"top_logprobs": "top_logprobs needs logprobs: true."})
-            attrs["top_logprobs"] = None
-        else:
-            attrs["top_logprobs"] = attrs.get("top_logprobs", 0)
+        # None: no logprobs. Asking for alternatives asks for the logprobs they come with.
+        wanted = attrs.pop("logprobs") or bool(attrs.get("top_logprobs"))
+        attrs["top_logprobs"] = attrs.get("top_logprobs", 0) if wanted else None
         return attrs
 
 

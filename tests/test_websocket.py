@@ -52,6 +52,7 @@ def test_generate_streams_the_same_text_as_the_native_api(socket, http):
     assert len(deltas) > 5
     assert all(delta["id"] == "g1" for delta in deltas)
     assert "".join(delta["text"] for delta in deltas) == expected["text"]
+    assert done.pop("request_id").endswith(":g1")  # <connection id>:<message id>, as its log lines say
     assert done == {
         "type": "done",
         "id": "g1",
