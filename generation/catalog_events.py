@@ -1,11 +1,15 @@
 """Models withdrawn from the catalog are unloaded by every process, through the channel layer.
 
 A model disabled or deleted in the admin is refused at once everywhere (each request
-reads the catalog), and unloaded at once by the process that saved the change. Other
-processes (other replicas, other pods) would keep its engine in memory until it is
-evicted. With Redis as the channel layer (REDIS_URL), the change is also sent to a group
-that every server process listens to, and each unloads the model too. The in-memory
-layer reaches no other process, so then nothing is sent or listened for.
+reads the catalog), and unloaded at once by the process that saved the change (the
+receivers below, of the catalog's model signals). Other processes (other replicas, other
+pods) would keep its engine in memory until it is evicted. With Redis as the channel
+layer (REDIS_URL), the change is also sent to a group that every server process listens
+to, and each unloads the model too. The in-memory layer reaches no other process, so
+then nothing is sent or listened for.
+
+An entry whose engine settings changed needs no signal: the engine cache compares the
+whole engine configuration on every request, and reloads the model on its next one.
 """
 
 import asyncio
@@ -16,6 +20,11 @@ import threading
 from asgiref.sync import async_to_sync
 from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_layer
 from django.conf import settings
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from catalog.models import ModelEntry
+from generation.service import engine_cache
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +36,6 @@ RETRY_SECONDS = 2
 
 def withdraw_model(model_id: str) -> None:
     """Unload a model here, and in every other process when the channel layer reaches them."""
-    from generation.service import engine_cache
-
     engine_cache().unload(model_id)
     if not settings.REDIS_URL:
         return
@@ -48,9 +55,18 @@ async def _retrying(action, what: str):
             await asyncio.sleep(RETRY_SECONDS)
 
 
-async def _listen() -> None:
-    from generation.service import engine_cache
+@receiver(post_save, sender=ModelEntry)
+def withdraw_disabled_model(sender, instance: ModelEntry, **kwargs):
+    if not instance.enabled:
+        withdraw_model(instance.model_id)
 
+
+@receiver(post_delete, sender=ModelEntry)
+def withdraw_deleted_model(sender, instance: ModelEntry, **kwargs):
+    withdraw_model(instance.model_id)
+
+
+async def _listen() -> None:
     # A layer of its own: a channels_redis layer receives on one event loop only, and
     # the WebSocket consumers receive on the server's. Its channel outlives connection
     # failures: what was sent meanwhile waits in Redis.

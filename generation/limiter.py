@@ -15,7 +15,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
-from generation.errors import Overloaded
+from common.errors import Overloaded
 
 
 class ConcurrencyLimiter:

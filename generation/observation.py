@@ -13,9 +13,9 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from common.errors import ServiceError
 from generation import metrics
-from generation.engine import Finished, Sampling
-from generation.errors import ServiceError
+from generation.engine.api import Finished, Sampling
 
 logger = logging.getLogger("generation")
 tracer = trace.get_tracer("generation")

@@ -22,12 +22,13 @@ from access.services import admit_request, check_model_allowed, record_usage
 from catalog.chat_templates import ChatTemplateError, render_chat_template
 from catalog.models import ModelEntry
 from catalog.selectors import ServableModel, allowed_models, engine_config, first_set, resolve_model
+from common.errors import InvalidRequest, PromptTooLong, ServiceError
 from generation import metrics
-from generation.engine import EngineCache, Finished, ModelWorker, Sampling, TextDelta, TokenLogprob
-from generation.errors import InvalidRequest, PromptTooLong, ServiceError
+from generation.engine.api import Finished, Sampling, TextDelta, TokenLogprob
+from generation.engine.cache import EngineCache
+from generation.engine.client import ModelWorker
 from generation.limiter import ConcurrencyLimiter
 from generation.observation import Observation
-
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +76,6 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     json_schema: str | None = None  # JSON text: the output is JSON valid against it
     top_logprobs: int | None = None  # None: no logprobs
-    # Accepted for compatibility; mistral.rs 0.9.5 seeds sampling per model (catalog), not per request.
-    seed: int | None = None
     # Which API asked ("generate", "chat_stream", "openai_chat", "ws"...), for metrics and traces.
     endpoint: str = ""
     # The caller's API key (DRF's request.auth), when the request carried one.
@@ -103,7 +102,6 @@ class GenerationRequest:
             stop=tuple(data.get("stop", ())),
             json_schema=data.get("json_schema"),
             top_logprobs=data.get("top_logprobs"),
-            seed=data.get("seed"),
             endpoint=endpoint,
             api_key=api_key,
         )
@@ -303,7 +301,7 @@ def effective_sampling(model: ServableModel, request: GenerationRequest) -> Samp
 async def prepare_generation(request: GenerationRequest) -> Generation:
     """Validate a request against the catalog and the model, and take a concurrency slot.
 
-    Raises the errors of generation.errors; nothing has been sent to the client yet.
+    Raises the errors of common.errors; nothing has been sent to the client yet.
     """
     observation = Observation(endpoint=request.endpoint, requested_model=request.model)
     try:

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from generation.errors import ShuttingDown
+from common.errors import ShuttingDown
 from generation.service import engine_cache, limiter
 
 logger = logging.getLogger(__name__)

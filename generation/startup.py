@@ -13,7 +13,7 @@ import time
 from django.db import DatabaseError, connections
 
 from catalog.selectors import startup_engine_configs
-from generation.errors import ModelUnavailable
+from common.errors import ModelUnavailable
 from generation.service import engine_cache
 
 logger = logging.getLogger(__name__)

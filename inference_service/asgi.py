@@ -21,7 +21,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from generation.catalog_events import listen_for_withdrawn_models_in_background  # noqa: E402
-from generation.routing import websocket_urlpatterns  # noqa: E402
+from generation.api.ws.routing import websocket_urlpatterns  # noqa: E402
 from generation.startup import load_startup_models_in_background  # noqa: E402
 
 # Static files (Swagger UI's own JS and CSS, the admin's) are served by this process:

@@ -8,7 +8,7 @@ instead. The admin keeps Django's pages.
 from django.core.exceptions import DisallowedHost
 from django.views import defaults
 
-from generation.api_errors import ApiError, render_for_path
+from generation.api.errors import ApiError, render_for_path
 
 
 def bad_request(request, exception=None):

@@ -20,7 +20,7 @@ Content-Length bytes, received it as an empty body.
 A chunked body within the limit reaches Django as an ordinary body: the channel has already
 decoded it, so `requestReceived` replaces Transfer-Encoding with its Content-Length.
 
-The 413 is JSON in the shape of the API that was called (`generation.api_errors`). It has
+The 413 is JSON in the shape of the API that was called (`generation.api.errors`). It has
 `Connection: close`: the connection is half-closed after it on plain TCP (the client reads
 the answer, then the end of the stream), what the client still sends is read and dropped for
 `LINGER_SECONDS` (so that a client which sends its whole body before reading gets the
@@ -49,7 +49,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IHalfCloseableDescriptor
 from twisted.web.http_headers import Headers
 
-from generation.api_errors import ApiError, error_body_for_path
+from generation.api.errors import ApiError, error_body_for_path
 from generation.shutdown import drain
 
 logger = logging.getLogger(__name__)

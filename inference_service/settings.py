@@ -5,6 +5,7 @@ Every setting that an operator may change is read here, once, from the environme
 each of them. The rest of the code reads `django.conf.settings`, never `os.environ`.
 """
 
+import importlib.util
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -90,9 +91,14 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "catalog",
-    "generation",
     "access",
+    "generation",
+    # The project package: `manage.py serve`, its templates.
+    "inference_service",
 ]
+# `manage.py bench`, for development: the image leaves the benchmark out.
+if importlib.util.find_spec("benchmark") is not None:
+    INSTALLED_APPS.append("benchmark")
 
 MIDDLEWARE = [
     # The server runs Django's, django-prometheus's and django-csp's middleware in their event-loop forms
@@ -104,7 +110,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below).
     "csp.middleware.CSPMiddleware",
-    "generation.middleware.JSONErrorMiddleware",
+    "inference_service.error_middleware.JSONErrorMiddleware",
     # Before CommonMiddleware, so that preflight requests are answered here.
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -196,10 +202,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["generation.json_input.ClientJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["generation.api.json_input.ClientJSONParser"],
     # SSE clients send `Accept: text/event-stream`: answer in the view's format, not 406.
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "generation.content_negotiation.FallbackContentNegotiation",
-    "EXCEPTION_HANDLER": "generation.api_errors.exception_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "generation.api.content_negotiation.FallbackContentNegotiation",
+    "EXCEPTION_HANDLER": "generation.api.errors.exception_handler",
 }
 
 SPECTACULAR_SETTINGS = {

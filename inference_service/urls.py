@@ -3,11 +3,10 @@ from django.urls import path
 from django_prometheus.exports import ExportToDjangoView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from catalog.views import ModelListView
-from generation.health_views import LiveView, ReadyView
-from generation.native_views import ChatStreamView, ChatView, GenerateStreamView, GenerateView
-from generation.openai_views import ChatCompletionsView, CompletionsView, ModelsView
-from generation.tokenizer_views import DetokenizeView, TokenizeView
+from generation.api.health import LiveView, ReadyView
+from generation.api.native.views import ChatStreamView, ChatView, GenerateStreamView, GenerateView, ModelListView
+from generation.api.openai.views import ChatCompletionsView, CompletionsView, ModelsView
+from generation.api.tokenizer import DetokenizeView, TokenizeView
 
 urlpatterns = [
     path("api/models", ModelListView.as_view(), name="models"),

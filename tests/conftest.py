@@ -142,7 +142,7 @@ def bundled_config():
 @pytest.fixture(scope="session")
 def engine_cache(bundled_config):
     """An engine cache of this process, with the bundled model loaded in its worker process."""
-    from generation.engine import EngineCache
+    from generation.engine.cache import EngineCache
 
     cache = EngineCache(cache_dir=settings.LLM_MODEL_CACHE_DIR, max_loaded=2)
     cache.load(bundled_config)

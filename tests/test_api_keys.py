@@ -216,7 +216,7 @@ def test_a_new_minute_starts_a_new_window_and_retry_after_counts_down():
 
     from access.models import RateWindow
     from access.services import admit_request, create_api_key
-    from generation.errors import RateLimited
+    from common.errors import RateLimited
 
     api_key, _ = create_api_key(name="windows", requests_per_minute=1)
     first = datetime(2026, 1, 1, 12, 0, 45, tzinfo=timezone.utc)
@@ -234,7 +234,7 @@ def test_a_new_minute_starts_a_new_window_and_retry_after_counts_down():
 def test_a_key_without_limits_counts_nothing_and_a_prompt_over_the_token_limit_is_a_400():
     from access.models import RateWindow
     from access.services import admit_request, create_api_key
-    from generation.errors import InvalidRequest
+    from common.errors import InvalidRequest
 
     unlimited, _ = create_api_key(name="unlimited")
     assert admit_request(api_key=unlimited, prompt_tokens=10**6) is None

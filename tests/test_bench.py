@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from generation.benchmark.runner import LevelStats, TargetLevel, percentile, ratios
-from generation.benchmark.targets import RequestResult
+from benchmark.runner import LevelStats, TargetLevel, percentile, ratios
+from benchmark.targets import RequestResult
 
 
 def test_bench_against_the_live_server_and_the_engine_in_process_and_in_a_worker(live_server, tmp_path):

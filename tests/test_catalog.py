@@ -10,7 +10,7 @@ import pytest
 from catalog.chat_templates import GEMMA_CHAT_TEMPLATE, render_chat_template
 from catalog.models import ModelEntry, ServiceSettings
 from catalog.selectors import resolve_model
-from generation.errors import ModelNotAllowed, ModelNotFound
+from common.errors import ModelNotAllowed, ModelNotFound
 from tests.admin_forms import admin_session, change_form
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USER
 

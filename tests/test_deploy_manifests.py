@@ -408,13 +408,13 @@ def test_build_context_holds_the_service_and_nothing_for_development():
     context = {path for path in tracked if (ROOT / path).is_file() and in_build_context(path, patterns)}
     for needed in ["manage.py", "requirements.txt", "requirements.lock", "requirements-bundled.txt",
                    "inference_service/settings.py",
-                   "generation/engine/worker.py", "generation/engine/runner.py", "generation/model_files.py", "catalog/models.py", "access/models.py",
-                   "generation/management/commands/serve.py", "generation/management/commands/prepare_models.py",
+                   "generation/engine/worker.py", "generation/engine/runner.py", "generation/engine/model_files.py", "catalog/models.py", "access/models.py",
+                   "inference_service/management/commands/serve.py", "generation/management/commands/prepare_models.py",
                    "deploy/docker/entrypoint.sh", "deploy/docker/healthcheck.py", "deploy/wheels/README.md"]:
         assert needed in context, needed
     for path in context:
-        assert not path.startswith(("tests/", "docs/", "generation/benchmark/", ".")), path
-        assert path != "generation/management/commands/bench.py"
+        assert not path.startswith(("tests/", "docs/", "benchmark/", ".")), path
+        assert path != "benchmark/management/commands/bench.py"
         assert not path.endswith((".sqlite3", "requirements-dev.txt", "requirements-bench.txt")), path
     for secret_or_local in [".env", "db.sqlite3", ".venv/bin/python"]:
         assert not in_build_context(secret_or_local, patterns), secret_or_local
@@ -428,7 +428,7 @@ def test_build_context_holds_the_service_and_nothing_for_development():
     for path in context:
         if path.endswith(".py"):
             text = (ROOT / path).read_text()
-            assert not re.search(r"^\s*(from|import)\s+generation\.benchmark", text, re.M), path
+            assert not re.search(r"^\s*(from|import)\s+benchmark", text, re.M), path
             assert "management.commands.bench" not in text, path
 
 

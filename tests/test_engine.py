@@ -10,9 +10,11 @@ import time
 
 import pytest
 
-from generation.engine import EngineCache, EngineConfig, Finished, Sampling, TextDelta, engine_error_summary
+from common.errors import ModelUnavailable
+from catalog.engine_settings import EngineConfig
+from generation.engine.api import Finished, Sampling, TextDelta, engine_error_summary
+from generation.engine.cache import EngineCache
 from generation.engine.runner import load_engine, restore_leading_whitespace
-from generation.errors import ModelUnavailable
 
 GREEDY = dict(temperature=0.0)
 
@@ -206,7 +208,7 @@ async def test_concurrent_first_requests_load_the_model_once(fresh_cache, bundle
 
 
 async def test_a_changed_configuration_reloads_and_the_least_recently_used_is_evicted(fresh_cache, bundled_config):
-    from generation import model_files
+    from generation.engine import model_files
 
     original = await fresh_cache.get(bundled_config)
     gguf = model_files.bundled_gguf(model_files.GEMMA_PACKAGE, fresh_cache.cache_dir)

@@ -25,10 +25,10 @@ import pytest
 from django.conf import settings
 from prometheus_client.parser import text_string_to_metric_families
 
-from generation import model_files
-from generation.engine import EngineCache
+from common.errors import ModelUnavailable
+from generation.engine import model_files
+from generation.engine.cache import EngineCache
 from generation.engine.client import parse_worker_line
-from generation.errors import ModelUnavailable
 from tests.admin_forms import admin_session, change_form
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USER, start_server, stop_server
 from tests.processes import alive, rss_mb, total_rss_mb, worker_pids

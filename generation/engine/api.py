@@ -13,22 +13,6 @@ _PATH = re.compile(r"(?:/[^\s'\"/:]+){2,}/?")  # an absolute path of two parts o
 
 
 @dataclass(frozen=True)
-class EngineConfig:
-    """Everything that decides how a model is loaded. A change means a reload."""
-
-    model_id: str
-    source: str  # "bundled", "gguf_file", "hf_gguf" or "safetensors"
-    location: str = ""
-    filename: str = ""
-    tokenizer_json: str = ""
-    context_length: int | None = None
-    in_situ_quant: str = ""
-    max_seqs: int = 8
-    seed: int | None = None
-    prefix_cache_n: int = 0
-
-
-@dataclass(frozen=True)
 class Sampling:
     max_tokens: int
     temperature: float

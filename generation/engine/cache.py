@@ -26,9 +26,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from generation.engine.api import EngineConfig, Finished, Sampling, TextDelta
+from catalog.engine_settings import EngineConfig
+from common.errors import ModelUnavailable
+from generation.engine.api import Finished, Sampling, TextDelta
 from generation.engine.client import ModelWorker, WorkerSettings
-from generation.errors import ModelUnavailable
 
 logger = logging.getLogger(__name__)
 

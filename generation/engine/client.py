@@ -30,9 +30,10 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from catalog.engine_settings import EngineConfig
+from common.errors import EngineFailed, InvalidRequest
 from generation.engine import protocol
-from generation.engine.api import EngineConfig, Finished, Sampling, TextDelta, engine_error_summary
-from generation.errors import EngineFailed, InvalidRequest
+from generation.engine.api import Finished, Sampling, TextDelta, engine_error_summary
 
 logger = logging.getLogger(__name__)
 worker_logger = logging.getLogger("generation.engine.worker")

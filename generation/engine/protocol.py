@@ -15,7 +15,8 @@ Many generations share the channel: each message carries its request's id.
 from dataclasses import dataclass
 from pathlib import Path
 
-from generation.engine.api import EngineConfig, Finished, Sampling, TextDelta
+from catalog.engine_settings import EngineConfig
+from generation.engine.api import Finished, Sampling, TextDelta
 
 # --- web process -> worker ------------------------------------------------------------
 

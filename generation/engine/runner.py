@@ -33,9 +33,10 @@ from pathlib import Path
 
 from mistralrs import ChatCompletionRequest, Runner, Which
 
-from generation import model_files
-from generation.engine.api import EngineConfig, Finished, Sampling, TextDelta, TokenLogprob
-from generation.errors import EngineFailed, InvalidRequest
+from catalog.engine_settings import EngineConfig
+from common.errors import EngineFailed, InvalidRequest
+from generation.engine import model_files
+from generation.engine.api import Finished, Sampling, TextDelta, TokenLogprob
 
 logger = logging.getLogger(__name__)
 

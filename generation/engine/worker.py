@@ -25,10 +25,10 @@ import sys
 import threading
 from multiprocessing.connection import Connection
 
+from common.errors import EngineFailed, InvalidRequest
 from generation.engine import protocol
 from generation.engine.api import engine_error_summary
 from generation.engine.runner import LoadedEngine, load_engine
-from generation.errors import EngineFailed, InvalidRequest
 
 logger = logging.getLogger(__name__)
 

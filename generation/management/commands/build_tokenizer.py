@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from generation.gguf_tokenizer import UnsupportedTokenizer, write_tokenizer_json
+from generation.engine.gguf_tokenizer import UnsupportedTokenizer, write_tokenizer_json
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from catalog.selectors import allowed_models
-from generation import model_files
+from generation.engine import model_files
 
 
 class Command(BaseCommand):

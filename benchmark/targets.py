@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import httpx
 from httpx_sse import EventSource, ServerSentEvent, SSEError
 
-from generation.engine import Finished, Sampling, TextDelta
+from generation.engine.api import Finished, Sampling, TextDelta
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The native API: /api/generate, /api/chat and their SSE streams.
 
 A thin translation: parse with a serializer, prepare a generation with the core, shape
-the output. Errors are raised and mapped once, in generation.api_errors.
+the output. Errors are raised and mapped once, in generation.api.errors.
 """
 
 import json
@@ -11,21 +11,24 @@ from adrf.views import APIView
 from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.response import Response
+from rest_framework.views import APIView as SyncAPIView
 
-from generation.api_errors import error_body
-from generation.engine import Finished, TextDelta
-from generation.errors import ServiceError
-from generation.native_serializers import (
+from catalog.models import ServiceSettings
+from common.errors import ServiceError
+from generation.api.errors import error_body
+from generation.engine.api import Finished, TextDelta
+from generation.api.generation_view import GenerationViewMixin
+from generation.api.native.serializers import (
     ChatRequestSerializer,
     ChatResponseSerializer,
     ErrorSerializer,
     GenerateRequestSerializer,
     GenerateResponseSerializer,
+    ModelListSerializer,
     NativeStreamEventSerializer,
 )
-from generation.generation_view import GenerationViewMixin
-from generation.service import Generation, GenerationRequest
-from generation.sse import KEEPALIVE, KEEPALIVE_COMMENT, event_stream_response, sse_event, with_keepalive
+from generation.service import Generation, GenerationRequest, engine_cache, listed_models
+from generation.api.sse import KEEPALIVE, KEEPALIVE_COMMENT, event_stream_response, sse_event, with_keepalive
 
 ERROR_DESCRIPTIONS = {
     400: "Invalid JSON or parameter: out of range, an empty prompt or messages, `max_tokens` over the limit, "
@@ -211,3 +214,40 @@ class ChatStreamView(ChatView):
     )
     async def post(self, request):
         return await super().post(request)
+
+
+class ModelListView(SyncAPIView):  # sync: it reads the catalog with the ORM, in a thread
+    @extend_schema(
+        summary="List the models this service serves",
+        responses={200: ModelListSerializer, **error_responses(ErrorSerializer, LISTING_ERRORS)},
+        parameters=ERROR_HEADERS,
+        examples=[
+            OpenApiExample(
+                "Bundled model",
+                value={
+                    "models": [
+                        {
+                            "id": "google/gemma-3-270m",
+                            "name": "Gemma 3 270M",
+                            "description": "Gemma 3 270M base, GGUF Q4_K_M.",
+                            "size": "270M",
+                            "capabilities": ["text-generation", "chat"],
+                            "context_length": 32768,
+                            "defaults": {"temperature": 0.7, "max_tokens": 512, "top_p": None, "top_k": None,
+                                         "repetition_penalty": None},
+                            "max_tokens_limit": 4096,
+                        }
+                    ]
+                },
+                response_only=True,
+            )
+        ],
+        tags=["models"],
+    )
+    def get(self, request):
+        models = listed_models()
+        context = {
+            "service": ServiceSettings.load(),
+            "context_lengths": {entry.model_id: engine_cache().context_length(entry.model_id) for entry in models},
+        }
+        return Response(ModelListSerializer({"models": models}, context=context).data)

@@ -36,13 +36,13 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from rest_framework.exceptions import ValidationError
 
 from access.authentication import authenticate_bearer
-from generation import json_input
-from generation.api_errors import describe_exception, error_body
-from generation.engine import TextDelta
-from generation.errors import InvalidRequest, ServiceError, Unauthorized
+from common.errors import InvalidRequest, ServiceError, Unauthorized
+from generation.api import json_input
+from generation.api.errors import describe_exception, error_body
+from generation.engine.api import TextDelta
 from generation.log_context import VALID_ID, current_request_id, request_id_from
-from generation.native_serializers import ChatRequestSerializer, GenerateRequestSerializer
-from generation.native_views import usage_fields
+from generation.api.native.serializers import ChatRequestSerializer, GenerateRequestSerializer
+from generation.api.native.views import usage_fields
 from generation.observation import refused_before_core
 from generation.service import GenerationRequest, prepare_generation
 

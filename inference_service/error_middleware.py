@@ -5,7 +5,7 @@ import logging
 from django.conf import settings
 from django.db import DatabaseError
 
-from generation.api_errors import ApiError, render_for_path
+from generation.api.errors import ApiError, render_for_path
 from inference_service.middleware import HybridMiddleware
 
 logger = logging.getLogger(__name__)

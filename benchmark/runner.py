@@ -11,7 +11,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
-from generation.benchmark.targets import RequestResult
+from benchmark.targets import RequestResult
 
 # Continuations of varied topics and lengths: the same list, in the same order, for every target.
 PROMPTS = (

@@ -34,7 +34,7 @@ from tokenizers import (
     pre_tokenizers,
 )
 
-from generation.files import atomic_output
+from generation.engine.files import atomic_output
 
 SENTENCEPIECE = "llama"
 BYTE_LEVEL_BPE = "gpt2"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from generation.benchmark.runner import TargetLevel
+from benchmark.runner import TargetLevel
 
 
 def _number(value: float | None, digits: int = 1) -> str:

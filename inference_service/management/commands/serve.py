@@ -8,7 +8,6 @@ from django.db.migrations.executor import MigrationExecutor
 # Daphne's command line, with the request body limit applied while bodies are received.
 from inference_service.http_protocol import CommandLineInterface
 
-
 logger = logging.getLogger(__name__)
 
 

@@ -1,19 +1,20 @@
 """Every error a client can get, described once and rendered in each API's shape.
 
-Domain errors (generation.errors) and DRF's own (validation, parse, media type,
+Domain errors (common.errors) and DRF's own (validation, parse, media type,
 authentication) become an `ApiError`; the native API renders it as
 `{"error": {"code", "message", "field"?}}`, the OpenAI-compatible API in OpenAI's shape
-(generation.openai_views). No view builds an error response by hand.
+(generation.api.openai.views). No view builds an error response by hand.
 """
 
-from dataclasses import dataclass, field as dataclass_field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 from django.http import JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from access.authentication import WWW_AUTHENTICATE
-from generation.errors import ServiceError, Unauthorized
+from common.errors import ServiceError, Unauthorized
 
 
 @dataclass(frozen=True)

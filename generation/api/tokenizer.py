@@ -8,14 +8,14 @@ from adrf.views import APIView
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
-from generation.native_serializers import (
+from generation.api.native.serializers import (
     DetokenizeRequestSerializer,
     DetokenizeResponseSerializer,
     ErrorSerializer,
     TokenizeRequestSerializer,
     TokenizeResponseSerializer,
 )
-from generation.native_views import ERROR_HEADERS, error_responses
+from generation.api.native.views import ERROR_HEADERS, error_responses
 from generation.service import detokenize, tokenize
 
 TOKENIZER_ERRORS = error_responses(ErrorSerializer, (400, 401, 403, 404, 413, 415, 429, 503))

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 
 from django.http import StreamingHttpResponse
 
-from generation.errors import ServiceError
+from common.errors import ServiceError
 
 logger = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from django.core.management.base import BaseCommand, CommandError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from generation.benchmark import report
-from generation.benchmark.runner import Plan, TargetFailed, ratios, run_benchmark
-from generation.benchmark.targets import (
+from benchmark import report
+from benchmark.runner import Plan, TargetFailed, ratios, run_benchmark
+from benchmark.targets import (
     DirectEngineTarget,
     NativeStreamTarget,
     OpenAICompletionsTarget,

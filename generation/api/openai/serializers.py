@@ -25,7 +25,7 @@ from catalog.sampling_ranges import (
     STOP_SEQUENCE_MAX_CHARS,
     TOP_LOGPROBS,
 )
-from generation.native_serializers import (
+from generation.api.native.serializers import (
     AssistantMessageSerializer,
     EventStreamSerializer,
     NO_NUL_PATTERN,

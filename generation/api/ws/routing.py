@@ -2,6 +2,6 @@
 
 from django.urls import path
 
-from generation.consumers import GenerationConsumer
+from generation.api.ws.consumers import GenerationConsumer
 
 websocket_urlpatterns = [path("ws/generate/", GenerationConsumer.as_asgi())]

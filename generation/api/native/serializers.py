@@ -4,12 +4,15 @@ The request serializers validate; the others only describe responses in the Open
 which tests/test_schema_fuzz.py holds to what the server really does.
 """
 
+from dataclasses import asdict
+
 from django.conf import settings
 from django.db import DatabaseError
 from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from catalog.selectors import allowed_models
+from catalog.models import ModelEntry
 from catalog.sampling_ranges import (
     REPETITION_PENALTY,
     SEED,
@@ -18,6 +21,7 @@ from catalog.sampling_ranges import (
     TOP_K,
     TOP_P,
 )
+from catalog.selectors import allowed_models, servable_model
 
 # DRF refuses a NUL character in any CharField ("Null characters are not allowed.").
 NO_NUL_PATTERN = "^[^\\u0000]*$"
@@ -291,3 +295,63 @@ class DetokenizeRequestSerializer(serializers.Serializer):
 class DetokenizeResponseSerializer(serializers.Serializer):
     model = serializers.CharField()
     text = serializers.CharField(allow_blank=True, help_text="The ids' text, special tokens included.")
+
+
+# --- the model list ----------------------------------------------------------------
+
+# The catalog's capability names as the original service's clients know them.
+WIRE_CAPABILITIES = {ModelEntry.Capability.GENERATE: "text-generation", ModelEntry.Capability.CHAT: "chat"}
+
+
+class CapabilitiesField(serializers.ListField):
+    child = serializers.ChoiceField(choices=list(WIRE_CAPABILITIES.values()))
+
+    def to_representation(self, data):
+        return [WIRE_CAPABILITIES[capability] for capability in data]
+
+
+class SamplingDefaultsSerializer(serializers.Serializer):
+    temperature = serializers.FloatField()
+    max_tokens = serializers.IntegerField()
+    top_p = serializers.FloatField(allow_null=True)
+    top_k = serializers.IntegerField(allow_null=True)
+    repetition_penalty = serializers.FloatField(allow_null=True)
+
+
+class ModelSummarySerializer(serializers.ModelSerializer):
+    """A catalog entry as clients see it. Context: `service` (the ServiceSettings row) and
+    `context_lengths` (model id -> the context of the models loaded in this process)."""
+
+    id = serializers.CharField(source="model_id")
+    name = serializers.CharField(source="display_name")
+    capabilities = CapabilitiesField(help_text='"text-generation" (POST /api/generate) and/or "chat" (POST /api/chat).')
+    context_length = serializers.SerializerMethodField(
+        help_text="Tokens of context (prompt and output): the catalog's, else the model file's once the model "
+        "is loaded; null until then."
+    )
+    defaults = serializers.SerializerMethodField(
+        help_text="What a request that leaves a sampling parameter out gets (the model's, the service's or the "
+        "environment's default); null: the parameter is off."
+    )
+    max_tokens_limit = serializers.SerializerMethodField(help_text="The largest max_tokens a request may ask for.")
+
+    class Meta:
+        model = ModelEntry
+        fields = ["id", "name", "description", "size", "capabilities", "context_length", "defaults",
+                  "max_tokens_limit"]
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_context_length(self, entry) -> int | None:
+        return entry.context_length or self.context["context_lengths"].get(entry.model_id)
+
+    @extend_schema_field(SamplingDefaultsSerializer)
+    def get_defaults(self, entry) -> dict:
+        return asdict(servable_model(entry, self.context["service"]).defaults)
+
+    @extend_schema_field(serializers.IntegerField())
+    def get_max_tokens_limit(self, entry) -> int:
+        return servable_model(entry, self.context["service"]).max_tokens_limit
+
+
+class ModelListSerializer(serializers.Serializer):
+    models = ModelSummarySerializer(many=True)
