@@ -294,6 +294,18 @@ def test_completion_logprobs(client):
                for top, lp in zip(logprobs.top_logprobs, logprobs.token_logprobs))
 
 
+def test_logprobs_of_tokens_that_sampling_excludes_are_finite(client):
+    """The engine reports -inf for them, which JSON cannot carry: the fuzz got a 500 with these parameters."""
+    completion = client.completions.create(
+        model=MODEL, prompt="\u00b9\u001d#:\u00cb", max_tokens=2, logprobs=2, top_p=0.0, stop="0",
+        frequency_penalty=1.7277714566962654, extra_body={"repetition_penalty": 0.01},
+    )
+    logprobs = completion.choices[0].logprobs
+    values = logprobs.token_logprobs + [value for top in logprobs.top_logprobs for value in top.values()]
+    assert values and all(-9999.0 <= value <= 0 for value in values)
+    assert -9999.0 in values  # the case itself: a token with no chance at all
+
+
 def test_logit_bias_bans_a_token_and_the_penalties_change_the_text(client, http):
     prompt = {"model": MODEL, "prompt": "1, 2, 3, 4, 5, 6, 7, 8,", "max_tokens": 12, **GREEDY}
     plain = client.completions.create(**prompt).choices[0].text

@@ -25,6 +25,7 @@ measure the engine without the service.
 
 import importlib.metadata
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -167,15 +168,23 @@ class LoadedEngine:
         return True
 
 
+# What OpenAI reports for a token that sampling left no chance: JSON has no -inf.
+IMPOSSIBLE_LOGPROB = -9999.0
+
+
+def _finite(logprob: float) -> float:
+    return logprob if math.isfinite(logprob) else IMPOSSIBLE_LOGPROB
+
+
 def _token_logprob(reported) -> TokenLogprob | None:
     if reported is None:
         return None
     return TokenLogprob(
         token=reported.token,
-        logprob=reported.logprob,
+        logprob=_finite(reported.logprob),
         bytes=tuple(reported.bytes) if reported.bytes is not None else None,
         # The engine gives each alternative's id and its text (as `bytes`).
-        top=tuple((top.bytes if top.bytes is not None else "", top.logprob) for top in reported.top_logprobs),
+        top=tuple((top.bytes if top.bytes is not None else "", _finite(top.logprob)) for top in reported.top_logprobs),
     )
 
 
