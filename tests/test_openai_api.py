@@ -38,6 +38,9 @@ def test_models_list(client):
     models = {model.id: model for model in client.models.list()}
     assert models[MODEL].object == "model"
     assert models[MODEL].owned_by == "google"
+    # Beyond OpenAI's fields: what GET /api/models says of the model.
+    assert models[MODEL].context_length == 32768 and models[MODEL].max_tokens_limit == 4096
+    assert models[MODEL].defaults["max_tokens"] == 512
 
 
 def test_completion_equals_the_native_api(client, http):
@@ -231,6 +234,43 @@ PERSON = {
     "required": ["name", "age"],
     "additionalProperties": False,
 }
+
+
+# Bounded strings and numbers: the grammar then ends every answer well within max_tokens.
+ITEM = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 16},
+        "count": {"type": "integer", "minimum": 0, "maximum": 999},
+        "tags": {"type": "array", "items": {"type": "string", "maxLength": 8}, "maxItems": 2},
+    },
+    "required": ["name", "count", "tags"],
+    "additionalProperties": False,
+}
+SUBJECTS = ["a fruit", "a city", "a planet", "a tool", "a bird", "a colour", "a river", "a song", "a game", "a tree",
+            "a metal", "a dance", "a sport", "a cheese", "a flower", "a ship", "a star", "a bread", "a stone", "a fish"]
+
+
+@pytest.mark.parametrize("model", [MODEL, "HuggingFaceTB/SmolLM2-135M-Instruct"])
+async def test_twenty_answers_of_each_bundled_model_are_json_of_the_schema(async_client, model):
+    """Twenty prompts, each streamed and not, to the base model and the instruct model: every answer
+    parses and validates."""
+    response_format = {"type": "json_schema", "json_schema": {"name": "item", "schema": ITEM, "strict": True}}
+
+    async def answer(subject: str, stream: bool) -> str:
+        request = dict(model=model, messages=[{"role": "user", "content": f"Describe {subject} as JSON."}],
+                       max_tokens=96, response_format=response_format)
+        if not stream:
+            completion = await async_client.chat.completions.create(**request)
+            assert completion.choices[0].finish_reason == "stop", completion
+            return completion.choices[0].message.content
+        chunks = [chunk async for chunk in await async_client.chat.completions.create(stream=True, **request)]
+        assert chunks[-1].choices[0].finish_reason == "stop"
+        return "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+
+    for subject in SUBJECTS:
+        for stream in (False, True):
+            jsonschema.validate(json.loads(await answer(subject, stream)), ITEM)
 
 
 @pytest.mark.parametrize("stream", [False, True])

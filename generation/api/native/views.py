@@ -245,9 +245,13 @@ class ModelListView(SyncAPIView):  # sync: it reads the catalog with the ORM, in
         tags=["models"],
     )
     def get(self, request):
-        models = listed_models()
-        context = {
-            "service": ServiceSettings.load(),
-            "context_lengths": {entry.model_id: engine_cache().context_length(entry.model_id) for entry in models},
-        }
-        return Response(ModelListSerializer({"models": models}, context=context).data)
+        return Response({"models": model_summaries(listed_models())})
+
+
+def model_summaries(models: list) -> list[dict]:
+    """Catalog entries as the native list describes them (the OpenAI list adds these too)."""
+    context = {
+        "service": ServiceSettings.load(),
+        "context_lengths": {entry.model_id: engine_cache().context_length(entry.model_id) for entry in models},
+    }
+    return ModelListSerializer({"models": models}, context=context).data["models"]

@@ -30,6 +30,7 @@ from generation.api.native.serializers import (
     EventStreamSerializer,
     NO_NUL_PATTERN,
     MaxTokensField,
+    SamplingDefaultsSerializer,
     SamplingRequestSchema,
     SamplingSerializer,
     TextField,
@@ -448,6 +449,9 @@ class OpenAIModelSerializer(serializers.Serializer):
     object = serializers.CharField(default="model")
     created = serializers.IntegerField()
     owned_by = serializers.CharField()
+    context_length = serializers.IntegerField(allow_null=True, help_text="As in GET /api/models.")
+    max_tokens_limit = serializers.IntegerField(help_text="As in GET /api/models.")
+    defaults = SamplingDefaultsSerializer(help_text="As in GET /api/models.")
 
 
 class OpenAIModelListSerializer(serializers.Serializer):

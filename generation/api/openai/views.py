@@ -27,6 +27,7 @@ from generation.api.native.views import (
     LISTING_ERRORS,
     error_responses,
     example_max_tokens,
+    model_summaries,
 )
 from generation.api.openai.serializers import (
     ChatCompletionRequestSerializer,
@@ -295,6 +296,7 @@ class ModelsView(OpenAIView):
         tags=["openai"],
     )
     def get(self, request):
+        models = listed_models()
         return Response(
             {
                 "object": "list",
@@ -304,8 +306,12 @@ class ModelsView(OpenAIView):
                         "object": "model",
                         "created": int(entry.created_at.timestamp()),
                         "owned_by": entry.model_id.split("/")[0] if "/" in entry.model_id else "local",
+                        # Beyond OpenAI's fields, as vLLM and llama-server add theirs.
+                        "context_length": summary["context_length"],
+                        "max_tokens_limit": summary["max_tokens_limit"],
+                        "defaults": summary["defaults"],
                     }
-                    for entry in listed_models()
+                    for entry, summary in zip(models, model_summaries(models))
                 ],
             }
         )
