@@ -55,7 +55,8 @@ class ModelEntry(models.Model):
     chat_template = models.TextField(
         blank=True,
         help_text="Jinja chat template (Hugging Face variables: messages, bos_token, eos_token, "
-        "add_generation_prompt). Empty: the model serves raw generation only.",
+        "add_generation_prompt). Empty: the GGUF's own template (tokenizer.chat_template, with its BOS and "
+        "EOS tokens); a chat to a model whose file has none is refused.",
     )
     bos_token = models.CharField(max_length=50, default="<bos>", blank=True)
     eos_token = models.CharField(max_length=50, default="<eos>", blank=True)
@@ -116,8 +117,9 @@ class ModelEntry(models.Model):
         unknown = set(self.capabilities or []) - set(self.Capability.values)
         if not isinstance(self.capabilities, list) or unknown:
             errors["capabilities"] = f"Use a list of {', '.join(self.Capability.values)}."
-        elif self.Capability.CHAT in self.capabilities and not self.chat_template:
-            errors["chat_template"] = "A model with the chat capability needs a chat template."
+        elif self.Capability.CHAT in self.capabilities and not self.chat_template and self.source == self.Source.SAFETENSORS:
+            # A GGUF may carry its own (tokenizer.chat_template), used when this one is empty.
+            errors["chat_template"] = "A safetensors model with the chat capability needs a chat template."
         if self.chat_template:
             try:
                 validate_chat_template(self.chat_template, bos_token=self.bos_token, eos_token=self.eos_token)

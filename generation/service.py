@@ -24,7 +24,7 @@ from catalog.models import ModelEntry
 from catalog.selectors import ServableModel, allowed_models, engine_config, first_set, resolve_model
 from common.errors import InvalidRequest, PromptTooLong, ServiceError
 from generation import metrics
-from generation.engine.api import Finished, Sampling, TextDelta, TokenLogprob
+from generation.engine.api import ChatFormat, Finished, Sampling, TextDelta, TokenLogprob
 from generation.engine.cache import EngineCache
 from generation.engine.client import ModelWorker
 from generation.limiter import ConcurrencyLimiter
@@ -261,17 +261,31 @@ def listed_models() -> list[ModelEntry]:
     return [entry for entry in allowed_models() if cache.failure(engine_config(entry)) is None]
 
 
-def render_prompt(model: ServableModel, request: GenerationRequest) -> str:
+def render_prompt(model: ServableModel, request: GenerationRequest, file_format: ChatFormat | None = None) -> str:
+    """The prompt the engine gets: a raw prompt after the BOS token, or the chat rendered with
+    the catalog entry's template, else with the model file's own (`file_format`, known once
+    the model is loaded)."""
     if not request.is_chat:
         return model.bos_token + request.prompt
     if ModelEntry.Capability.CHAT not in model.capabilities:
         raise InvalidRequest(f"Model {model.model_id!r} does not support chat.", field="model")
+    if model.chat_template:
+        chat_format = ChatFormat(model.chat_template, model.bos_token, model.eos_token)
+    elif file_format is not None:
+        chat_format = file_format
+    else:
+        raise InvalidRequest(f"Model {model.model_id!r} has no chat template, nor does its file.", field="model")
     try:
         return render_chat_template(
-            model.chat_template, list(request.messages), bos_token=model.bos_token, eos_token=model.eos_token
+            chat_format.template, list(request.messages),
+            bos_token=chat_format.bos_token, eos_token=chat_format.eos_token,
         )
     except ChatTemplateError as exc:
         raise InvalidRequest(str(exc), field="messages") from exc
+
+
+def needs_the_files_template(model: ServableModel, request: GenerationRequest) -> bool:
+    return request.is_chat and not model.chat_template
 
 
 def effective_sampling(model: ServableModel, request: GenerationRequest) -> Sampling:
@@ -310,7 +324,9 @@ async def prepare_generation(request: GenerationRequest) -> Generation:
         if request.api_key is not None:
             await sync_to_async(check_model_allowed)(api_key=request.api_key, model_id=model.model_id)
         sampling = effective_sampling(model, request)
-        prompt = render_prompt(model, request)
+        # Rendered now, so that a bad request waits for nothing; with the model file's own
+        # template, once the model is loaded.
+        prompt = None if needs_the_files_template(model, request) else render_prompt(model, request)
         # The slot is taken before the model is loaded: a load is work for the engine too.
         await limiter().acquire()
         try:
@@ -327,10 +343,12 @@ async def prepare_generation(request: GenerationRequest) -> Generation:
 
 
 async def _admit(
-    request: GenerationRequest, observation: Observation, model: ServableModel, sampling: Sampling, prompt: str
+    request: GenerationRequest, observation: Observation, model: ServableModel, sampling: Sampling, prompt: str | None
 ) -> Generation:
     """With a concurrency slot held: load the model, check the prompt's length and the key's limits."""
     loaded = await engine_cache().get(model.engine)
+    if prompt is None:
+        prompt = render_prompt(model, request, loaded.chat_format)
     prompt_tokens = await asyncio.to_thread(loaded.count_tokens, prompt)
     context = loaded.context_length
     if context and prompt_tokens >= context:

@@ -92,7 +92,7 @@ def test_admin_adds_a_valid_entry(admin_client):
         ({"chat_template": "{% for m in messages %}{{ m['content'] }"}, "does not parse"),
         ({"chat_template": "{{ messages[0]['content'] | nosuchfilter }}"}, "does not parse"),
         ({"chat_template": "{{ raise_exception('no') }}"}, "no"),
-        ({"chat_template": ""}, "needs a chat template"),
+        ({"chat_template": "", "source": "safetensors"}, "needs a chat template"),
         ({"capabilities": '["telepathy"]'}, "Use a list of"),
         ({"filename": ""}, "needs the GGUF file name"),
         ({"max_seqs": "0"}, "greater than or equal to 1"),

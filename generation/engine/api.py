@@ -43,6 +43,16 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class ChatFormat:
+    """A model file's own chat template and the special tokens it refers to (a GGUF's
+    tokenizer.chat_template), for a catalog entry that has no template of its own."""
+
+    template: str
+    bos_token: str
+    eos_token: str
+
+
+@dataclass(frozen=True)
 class Finished:
     finish_reason: str  # as the engine reports it: "stop", "length", "eos"...
     prompt_tokens: int

@@ -33,7 +33,7 @@ from pathlib import Path
 from catalog.engine_settings import EngineConfig
 from common.errors import EngineFailed, InvalidRequest
 from generation.engine import protocol
-from generation.engine.api import Finished, Sampling, TextDelta, engine_error_summary
+from generation.engine.api import ChatFormat, Finished, Sampling, TextDelta, engine_error_summary
 
 logger = logging.getLogger(__name__)
 worker_logger = logging.getLogger("generation.engine.worker")
@@ -115,6 +115,7 @@ class ModelWorker:
         self.pid: int | None = None
         self.load_seconds: float | None = None  # the engine's load, as the worker's handshake reports it
         self.context_length: int | None = None
+        self.chat_format: ChatFormat | None = None  # the model file's own chat template, once ready
         self.stopping = False
         self._stop_timeout = settings.stop_timeout
         self._on_exit = on_exit
@@ -261,8 +262,8 @@ class ModelWorker:
                     waiting.set_exception(error)
                 else:
                     self._deliver(self._generations.get(request_id), error)
-            case protocol.Ready(load_seconds=load_seconds, context_length=context_length):
-                self.load_seconds, self.context_length = load_seconds, context_length
+            case protocol.Ready(load_seconds=load_seconds, context_length=context_length, chat_format=chat_format):
+                self.load_seconds, self.context_length, self.chat_format = load_seconds, context_length, chat_format
                 self.ready.set_result(self)
             case protocol.LoadFailed(message=text):
                 self.ready.set_exception(WorkerLoadError(text))

@@ -113,6 +113,7 @@ def read_vocabulary(gguf_path: str | Path) -> GGUFVocabulary:
             "bos_token": special.get("bos"),
             "eos_token": special.get("eos"),
             "add_bos_token": bool(_scalar(reader, "tokenizer.ggml.add_bos_token", True)),
+            "chat_template": _scalar(reader, "tokenizer.chat_template"),
         },
         model=model,
         merges=(

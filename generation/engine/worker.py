@@ -154,7 +154,11 @@ def main(channel_fd: int, parent_pid: int) -> None:
         connection.send(protocol.LoadFailed(engine_error_summary(exc)))
         return
     logger.info("loaded in %.1f s", engine.load_seconds)
-    connection.send(protocol.Ready(load_seconds=engine.load_seconds, context_length=engine.context_length))
+    connection.send(
+        protocol.Ready(
+            load_seconds=engine.load_seconds, context_length=engine.context_length, chat_format=engine.chat_format
+        )
+    )
     Worker(engine, connection).serve()
 
 
