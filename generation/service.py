@@ -125,6 +125,7 @@ class Generation:
         observation: Observation,
         api_key=None,
         rate_minute=None,
+        client_stops: bool = False,
     ):
         self.model_id = model.config.model_id
         self.prompt_tokens = prompt_tokens
@@ -135,6 +136,7 @@ class Generation:
         self._observation = observation
         self._api_key = api_key
         self._rate_minute = rate_minute  # the rate-limit window this generation was admitted in
+        self._client_stops = client_stops
         self._released = threading.Event()
 
     def release(self) -> None:
@@ -172,6 +174,11 @@ class Generation:
                     finished = True
                     # The engine reports no prompt count when its usage is missing: ours stands in.
                     event = dataclasses.replace(event, prompt_tokens=event.prompt_tokens or self.prompt_tokens)
+                    if event.finish_reason == "stop" and not self._client_stops:
+                        # The engine says "stop" when the model ended its text (its EOS token or
+                        # end-of-turn marker) too: with no stop sequence of the client's, that is
+                        # the end the original service calls "eos".
+                        event = dataclasses.replace(event, finish_reason="eos")
                     observation.finished(event, prompt_tokens=event.prompt_tokens)
                     if self._api_key is not None:
                         await sync_to_async(_record_usage)(
@@ -378,4 +385,5 @@ async def _admit(
         observation=observation,
         api_key=request.api_key,
         rate_minute=rate_minute,
+        client_stops=bool(request.stop),
     )

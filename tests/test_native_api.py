@@ -109,7 +109,7 @@ def test_chat_returns_the_assistant_turn(client):
     assert isinstance(body["message"]["content"], str)
     # <bos> + Gemma's turns: the system message folded into the first user turn.
     assert body["prompt_tokens"] > 10
-    assert body["finish_reason"] in {"length", "stop"}
+    assert body["finish_reason"] in {"length", "eos"}
 
 
 def test_a_chat_that_names_no_model_is_answered_by_the_bundled_instruct_model(client):
@@ -149,6 +149,26 @@ def test_an_entry_without_a_chat_template_uses_its_gguf_s_own(client, live_serve
     finally:
         live_server.manage("shell", "-c", "from catalog.models import ModelEntry; ModelEntry.objects.filter("
                            "model_id__in=['local/smollm2-own-template', 'local/gemma-no-template']).delete()")
+
+
+def test_format_constrains_the_answer_to_json(client):
+    """The native API's structured output, as Ollama's `format`: "json" or a JSON schema."""
+    schema = {"type": "object", "properties": {"colour": {"type": "string", "enum": ["red", "blue", "yellow"]}},
+              "required": ["colour"], "additionalProperties": False}
+    chat = {"messages": [{"role": "user", "content": "Name a primary colour."}], "max_tokens": 24, **GREEDY}
+    answer = client.post("/api/chat", json={**chat, "format": schema}).json()
+    assert json.loads(answer["message"]["content"])["colour"] in {"red", "blue", "yellow"}
+    _, events, _ = stream_events(client, "/api/chat/stream", {**chat, "format": schema}, time.monotonic)
+    assert json.loads("".join(e.data for e in events if e.event == "message")) == json.loads(
+        answer["message"]["content"])
+    generated = client.post("/api/generate", json={"prompt": "A person:", "max_tokens": 48, "format": schema,
+                                                   **GREEDY}).json()
+    assert set(json.loads(generated["text"])) == {"colour"}
+    loose = client.post("/api/chat", json={**chat, "format": "json", "max_tokens": 40}).json()
+    assert loose["message"]["content"].lstrip().startswith("{")
+    assert_error(client.post("/api/chat", json={**chat, "format": "xml"}), 400, "invalid_request", "format")
+    assert_error(client.post("/api/chat", json={**chat, "format": {"type": "nonsense"}}), 400, "invalid_request",
+                 "format")
 
 
 def test_chat_stream_equals_chat(client):

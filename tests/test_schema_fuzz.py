@@ -96,6 +96,8 @@ def keep_to_what_openapi_cannot_say(body) -> None:
     if isinstance(response_format, dict) and isinstance(response_format.get("json_schema"), dict):
         if isinstance(response_format["json_schema"].get("schema"), dict):
             response_format["json_schema"]["schema"] = FUZZ_JSON_SCHEMA
+    if isinstance(body.get("format"), dict):  # the native API's JSON schema
+        body["format"] = FUZZ_JSON_SCHEMA
 
 
 def content_type(response) -> str:

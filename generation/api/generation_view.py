@@ -1,5 +1,6 @@
 """What every HTTP generation view shares, whatever its wire format."""
 
+from common.errors import ServiceError
 from generation.observation import refused_before_core
 from generation.service import Generation, GenerationRequest, prepare_generation
 
@@ -13,6 +14,8 @@ class GenerationViewMixin:
     """
 
     endpoint = ""
+    # The core's names of request fields -> this wire format's, for the `field` of an error.
+    wire_fields: dict[str, str] = {}
     _reached_core = False
 
     async def prepare(self, request: GenerationRequest) -> Generation:
@@ -20,6 +23,8 @@ class GenerationViewMixin:
         return await prepare_generation(request)
 
     def handle_exception(self, exc):
+        if isinstance(exc, ServiceError) and exc.field in self.wire_fields:
+            exc.field = self.wire_fields[exc.field]
         response = super().handle_exception(exc)
         if not self._reached_core:
             refused_before_core(self.endpoint, response.status_code)

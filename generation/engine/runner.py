@@ -24,6 +24,7 @@ measure the engine without the service.
 """
 
 import importlib.metadata
+import json
 import logging
 import math
 import threading
@@ -110,7 +111,7 @@ class LoadedEngine:
             frequency_penalty=sampling.frequency_penalty,
             logit_bias=dict(sampling.logit_bias) or None,
             stop_seqs=list(sampling.stop) or None,
-            grammar=sampling.json_schema,
+            grammar=_without_free_whitespace(sampling.json_schema) if sampling.json_schema is not None else None,
             grammar_type="json_schema" if sampling.json_schema is not None else None,
             stream=True,
             logprobs=keep_leading_whitespace or sampling.top_logprobs is not None,
@@ -127,7 +128,7 @@ class LoadedEngine:
             if sampling.json_schema is None:
                 raise
             # The engine compiles the schema when the request is submitted: one it cannot take is the client's.
-            raise InvalidRequest(f"The JSON schema cannot be used: {exc}", field="response_format") from None
+            raise InvalidRequest(f"The JSON schema cannot be used: {exc}", field="json_schema") from None
         finally:
             self._prefill_gate.release()
         stripping = keep_leading_whitespace  # until the first non-whitespace text
@@ -175,6 +176,19 @@ IMPOSSIBLE_LOGPROB = -9999.0
 
 def _finite(logprob: float) -> float:
     return logprob if math.isfinite(logprob) else IMPOSSIBLE_LOGPROB
+
+
+def _without_free_whitespace(json_schema: str) -> str:
+    """The schema with llguidance's JSON whitespace fixed (compact JSON), unless it says otherwise.
+
+    By default the grammar lets whitespace run free between tokens, and a base model then
+    fills its answer with newlines and indentation until max_tokens (Gemma 3 270M, 1 answer
+    in 6 or so); compact JSON ends within the schema's bounds.
+    """
+    schema = json.loads(json_schema)
+    if isinstance(schema, dict):
+        schema.setdefault("x-guidance", {"whitespace_flexible": False})
+    return json.dumps(schema)
 
 
 def _token_logprob(reported) -> TokenLogprob | None:

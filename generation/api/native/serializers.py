@@ -4,6 +4,7 @@ The request serializers validate; the others only describe responses in the Open
 which tests/test_schema_fuzz.py holds to what the server really does.
 """
 
+import json
 from dataclasses import asdict
 
 from django.conf import settings
@@ -143,7 +144,42 @@ class SamplingRequestSchema(OpenApiSerializerExtension):
         return schema
 
 
-class GenerateRequestSerializer(SamplingSerializer):
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "enum": ["json"]},
+            {"type": "object", "description": "A JSON Schema."},
+        ]
+    }
+)
+class FormatField(serializers.JSONField):
+    """Structured output, as Ollama's `format`: "json" (a JSON object) or a JSON schema.
+    Validated to the JSON schema text (or None) that the engine's grammar takes."""
+
+    default_error_messages = {"invalid": 'Use "json" or a JSON schema (an object).'}
+
+    def to_internal_value(self, data):
+        if data == "json":
+            return json.dumps({"type": "object"})
+        if isinstance(data, dict):
+            return json.dumps(data)
+        self.fail("invalid")
+
+
+class NativeRequestSerializer(SamplingSerializer):
+    format = FormatField(
+        required=False,
+        help_text='Structured output: "json" for a JSON object, or a JSON schema that the text will be valid '
+        "against, enforced token by token; a schema the engine cannot compile is a 400. Default: free text.",
+    )
+
+    def validate(self, attrs):
+        if "format" in attrs:
+            attrs["json_schema"] = attrs.pop("format")
+        return attrs
+
+
+class GenerateRequestSerializer(NativeRequestSerializer):
     prompt = TextField(
         allow_blank=False, trim_whitespace=False, min_length=1,
         help_text="Text to continue, as is (no chat template); with the prompt, at most the model's context.",
@@ -155,7 +191,7 @@ class MessageSerializer(serializers.Serializer):
     content = TextField(allow_blank=True, trim_whitespace=False, help_text="What is said.")
 
 
-class ChatRequestSerializer(SamplingSerializer):
+class ChatRequestSerializer(NativeRequestSerializer):
     messages = MessageSerializer(
         many=True, allow_empty=False,
         help_text="The conversation so far, oldest first; rendered with the model's chat template.",

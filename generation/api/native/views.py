@@ -126,6 +126,7 @@ def native_error_event(exc: ServiceError) -> bytes:
 class NativeGenerationView(GenerationViewMixin, APIView):
     request_serializer = None
     streaming = False
+    wire_fields = {"json_schema": "format"}
 
     async def post(self, request):
         serializer = self.request_serializer(data=request.data)

@@ -83,6 +83,7 @@ class OpenAIGenerationView(GenerationViewMixin, OpenAIView):
     """One request in, a completion or a stream of chunks out; subclasses give the wire format."""
 
     request_serializer = None
+    wire_fields = {"json_schema": "response_format"}
     id_prefix = ""
     object_name = ""
     chunk_object_name = ""

@@ -42,7 +42,7 @@ from generation.api.errors import describe_exception, error_body
 from generation.engine.api import TextDelta
 from generation.log_context import VALID_ID, current_request_id, request_id_from
 from generation.api.native.serializers import ChatRequestSerializer, GenerateRequestSerializer
-from generation.api.native.views import usage_fields
+from generation.api.native.views import NativeGenerationView, usage_fields
 from generation.observation import refused_before_core
 from generation.service import GenerationRequest, prepare_generation
 
@@ -165,5 +165,6 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
 
     async def send_error(self, request_id, exc: ServiceError | ValidationError) -> None:
         error = describe_exception(exc, {})
+        field = NativeGenerationView.wire_fields.get(error.field, error.field)  # the native API's names
         await self.send_json({"type": "error", "id": request_id, "request_id": current_request_id.get(),
-                              **error_body(error.code, error.message, error.field)})
+                              **error_body(error.code, error.message, field)})
