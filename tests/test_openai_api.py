@@ -171,7 +171,8 @@ def test_disabled_model_is_permission_denied(live_server, client):
         ({"top_p": -0.1}, "top_p"),
         ({"max_tokens": 0}, "max_tokens"),
         ({"max_tokens": 5000}, "max_tokens"),
-        ({"n": 2}, "n"),
+        ({"n": 9}, "n"),
+        ({"best_of": 2}, "best_of"),
         ({"logprobs": 6}, "logprobs"),
         ({"echo": True}, "echo"),
         ({"presence_penalty": 2.5}, "presence_penalty"),
@@ -372,6 +373,27 @@ def test_tokenize_and_detokenize(http):
         url = "/api/detokenize" if "tokens" in bad else "/api/tokenize"  # {}: no text
         response = http.post(url, json=bad)
         assert response.status_code in (400, 404) and response.json()["error"]["code"], bad
+
+
+def test_n_choices_each_with_its_index_and_usage_summed(client):
+    request = dict(model=MODEL, prompt="Once upon a time", max_tokens=6, temperature=1.0)
+    completion = client.completions.create(n=3, **request)
+    assert [choice.index for choice in completion.choices] == [0, 1, 2]
+    assert completion.usage.completion_tokens == 18  # each choice ran to max_tokens
+    single = client.completions.create(n=1, **request)
+    assert completion.usage.prompt_tokens == single.usage.prompt_tokens  # the prompt counted once
+
+    chat = dict(model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=5, **GREEDY)
+    greedy = client.chat.completions.create(n=2, **chat)
+    assert greedy.choices[0].message.content == greedy.choices[1].message.content  # greedy: the same twice
+    texts = {0: "", 1: ""}
+    chunks = list(client.chat.completions.create(n=2, stream=True, stream_options={"include_usage": True}, **chat))
+    for chunk in chunks:
+        for choice in chunk.choices:
+            texts[choice.index] += choice.delta.content or ""
+    assert texts == {0: greedy.choices[0].message.content, 1: greedy.choices[1].message.content}
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["length"] * 2
+    assert chunks[-1].usage.completion_tokens == greedy.usage.completion_tokens == 10
 
 
 def test_prompt_over_the_context_is_a_bad_request_with_the_counts(client):

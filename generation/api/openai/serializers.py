@@ -2,12 +2,12 @@
 
 The sampling parameters are the native API's (same ranges, same meaning); what differs
 is OpenAI's wire format: `stop` as a string or a list, `max_completion_tokens`,
-content parts, `stream_options`; and what the engine offers beyond the native API:
-presence and frequency penalties, `min_p`, `logit_bias`, logprobs, and structured output
-(`response_format` json_object / json_schema, a grammar the engine enforces token by
-token). Parameters this service cannot honour (n > 1, tools, echo...) are refused with a
-400 that names them, never silently ignored; their neutral values (n = 1...) are
-accepted, since many clients send them.
+content parts, `stream_options`, `n` choices; and what the engine offers beyond the
+native API: presence and frequency penalties, `min_p`, `logit_bias`, logprobs, and
+structured output (`response_format` json_object / json_schema, a grammar the engine
+enforces token by token). Parameters this service cannot honour (best_of > 1, tools,
+echo...) are refused with a 400 that names them, never silently ignored; their neutral
+values (best_of = 1...) are accepted, since many clients send them.
 """
 
 import json
@@ -36,9 +36,10 @@ from generation.api.native.serializers import (
     TextField,
 )
 
+MAX_CHOICES = 8
+
 # Parameter -> the values that mean "off", which are accepted as if absent.
 NEUTRAL_VALUES = {
-    "n": (1,),
     "best_of": (1,),
     "echo": (False,),
     "suffix": ("",),
@@ -49,7 +50,6 @@ NEUTRAL_VALUES = {
 
 # The schema of each parameter of NEUTRAL_VALUES: its neutral values only (or null).
 NEUTRAL_SCHEMAS = {
-    "n": {"type": "integer", "enum": [1]},
     "best_of": {"type": "integer", "enum": [1]},
     "echo": {"type": "boolean", "enum": [False]},
     "suffix": {"type": "string", "enum": [""]},
@@ -177,6 +177,11 @@ class OpenAIRequestSerializer(SamplingSerializer):
     stream = serializers.BooleanField(default=False, help_text="Server-sent events, one chunk per piece of text, "
                                       "then `data: [DONE]`; default false.")
     stream_options = StreamOptionsSerializer(required=False, help_text="Only with `stream: true`.")
+    n = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_CHOICES,
+        help_text=f"Choices to generate, 1 to {MAX_CHOICES}, one after the other (each a generation: counted, "
+        "limited and charged to the API key as one); usage counts the prompt once. Default 1.",
+    )
     presence_penalty = serializers.FloatField(
         required=False, min_value=PRESENCE_PENALTY[0], max_value=PRESENCE_PENALTY[1],
         help_text="Subtracted once from the logit of every token already in the text (positive: new topics); "

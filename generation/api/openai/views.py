@@ -55,11 +55,14 @@ def openai_finish_reason(finished: Finished) -> str:
     return "length" if finished.finish_reason == "length" else "stop"
 
 
-def usage(finished: Finished) -> dict:
+def usage(choices: list[Finished]) -> dict:
+    """The prompt once (its choices share it, as OpenAI counts), the completions summed."""
+    prompt_tokens = choices[0].prompt_tokens
+    completion_tokens = sum(finished.completion_tokens for finished in choices)
     return {
-        "prompt_tokens": finished.prompt_tokens,
-        "completion_tokens": finished.completion_tokens,
-        "total_tokens": finished.prompt_tokens + finished.completion_tokens,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
     }
 
 
@@ -88,13 +91,13 @@ class OpenAIGenerationView(GenerationViewMixin, OpenAIView):
     object_name = ""
     chunk_object_name = ""
 
-    def first_chunk_choices(self) -> list[dict]:
+    def first_chunk_choices(self, index: int) -> list[dict]:
         return []
 
-    def choice(self, text: str, finish_reason: str | None, logprobs: dict | None) -> dict:
+    def choice(self, index: int, text: str, finish_reason: str | None, logprobs: dict | None) -> dict:
         raise NotImplementedError
 
-    def chunk_choice(self, text: str, finish_reason: str | None, logprobs: dict | None) -> dict:
+    def chunk_choice(self, index: int, text: str, finish_reason: str | None, logprobs: dict | None) -> dict:
         raise NotImplementedError
 
     def logprobs_body(self, logprobs: list[TokenLogprob], text_offset: int) -> dict:
@@ -105,29 +108,37 @@ class OpenAIGenerationView(GenerationViewMixin, OpenAIView):
         serializer = self.request_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        generation = await self.prepare(
-            GenerationRequest.from_validated(data, endpoint=self.endpoint, api_key=request.auth)
-        )
-        header = {"id": f"{self.id_prefix}-{uuid.uuid4().hex}", "created": int(time.time()), "model": generation.model_id}
+        core_request = GenerationRequest.from_validated(data, endpoint=self.endpoint, api_key=request.auth)
+        # `n` choices are n generations, one after the other: on CPU, decoding several
+        # sequences at once gains nothing, and each holds a concurrency slot only while it
+        # runs (n slots at once could wait on each other). The first is prepared before
+        # the response starts, so that its refusal is a JSON error.
+        first = await self.prepare(core_request)
+        n = data.get("n", 1)
+        header = {"id": f"{self.id_prefix}-{uuid.uuid4().hex}", "created": int(time.time()), "model": first.model_id}
         with_logprobs = data.get("top_logprobs") is not None
         if data["stream"]:
             include_usage = data.get("stream_options", {}).get("include_usage", False)
             return event_stream_response(
-                self.chunks(generation, header, include_usage, with_logprobs), openai_error_event
+                self.chunks(first, core_request, n, header, include_usage, with_logprobs), openai_error_event
             )
-        text, finished, logprobs = await generation.collect()
-        logprobs_body = self.logprobs_body(logprobs, 0) if with_logprobs else None
-        return Response(
-            {
-                **header,
-                "object": self.object_name,
-                "choices": [self.choice(text, openai_finish_reason(finished), logprobs_body)],
-                "usage": usage(finished),
-            }
-        )
+        choices, finals = [], []
+        for index in range(n):
+            generation = first if index == 0 else await self.prepare(core_request)
+            text, finished, logprobs = await generation.collect()
+            logprobs_body = self.logprobs_body(logprobs, 0) if with_logprobs else None
+            choices.append(self.choice(index, text, openai_finish_reason(finished), logprobs_body))
+            finals.append(finished)
+        return Response({**header, "object": self.object_name, "choices": choices, "usage": usage(finals)})
 
     async def chunks(
-        self, generation: Generation, header: dict, include_usage: bool, with_logprobs: bool
+        self,
+        first: Generation,
+        core_request: GenerationRequest,
+        n: int,
+        header: dict,
+        include_usage: bool,
+        with_logprobs: bool,
     ) -> AsyncIterator[bytes]:
         def chunk(choices: list[dict], **extra) -> bytes:
             body = {**header, "object": self.chunk_object_name, "choices": choices, **extra}
@@ -135,21 +146,25 @@ class OpenAIGenerationView(GenerationViewMixin, OpenAIView):
                 body.setdefault("usage", None)
             return sse_event(json.dumps(body))
 
-        if first := self.first_chunk_choices():
-            yield chunk(first)
-        text_offset = 0
-        async for event in with_keepalive(generation.events(), settings.LLM_SSE_KEEPALIVE_SECONDS):
-            if event is KEEPALIVE:
-                yield KEEPALIVE_COMMENT
-            elif isinstance(event, TextDelta):
-                logprobs = [event.logprob] if event.logprob is not None else []
-                logprobs_body = self.logprobs_body(logprobs, text_offset) if with_logprobs else None
-                yield chunk([self.chunk_choice(event.text, None, logprobs_body)])
-                text_offset += len(event.text)
-            else:
-                yield chunk([self.chunk_choice("", openai_finish_reason(event), None)])
-                if include_usage:
-                    yield chunk([], usage=usage(event))
+        finals = []
+        for index in range(n):
+            generation = first if index == 0 else await self.prepare(core_request)
+            if opening := self.first_chunk_choices(index):
+                yield chunk(opening)
+            text_offset = 0
+            async for event in with_keepalive(generation.events(), settings.LLM_SSE_KEEPALIVE_SECONDS):
+                if event is KEEPALIVE:
+                    yield KEEPALIVE_COMMENT
+                elif isinstance(event, TextDelta):
+                    logprobs = [event.logprob] if event.logprob is not None else []
+                    logprobs_body = self.logprobs_body(logprobs, text_offset) if with_logprobs else None
+                    yield chunk([self.chunk_choice(index, event.text, None, logprobs_body)])
+                    text_offset += len(event.text)
+                else:
+                    yield chunk([self.chunk_choice(index, "", openai_finish_reason(event), None)])
+                    finals.append(event)
+        if include_usage:
+            yield chunk([], usage=usage(finals))
         yield DONE
 
 
@@ -194,8 +209,8 @@ class CompletionsView(OpenAIGenerationView):
     id_prefix = "cmpl"
     object_name = chunk_object_name = "text_completion"
 
-    def choice(self, text, finish_reason, logprobs):
-        return {"index": 0, "text": text, "logprobs": logprobs, "finish_reason": finish_reason}
+    def choice(self, index, text, finish_reason, logprobs):
+        return {"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish_reason}
 
     chunk_choice = choice
 
@@ -239,20 +254,20 @@ class ChatCompletionsView(OpenAIGenerationView):
     object_name = "chat.completion"
     chunk_object_name = "chat.completion.chunk"
 
-    def first_chunk_choices(self):
-        return [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}]
+    def first_chunk_choices(self, index):
+        return [{"index": index, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}]
 
-    def choice(self, text, finish_reason, logprobs):
+    def choice(self, index, text, finish_reason, logprobs):
         return {
-            "index": 0,
+            "index": index,
             "message": {"role": "assistant", "content": text},
             "logprobs": logprobs,
             "finish_reason": finish_reason,
         }
 
-    def chunk_choice(self, text, finish_reason, logprobs):
+    def chunk_choice(self, index, text, finish_reason, logprobs):
         delta = {"content": text} if text else {}
-        return {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}
+        return {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}
 
     def logprobs_body(self, logprobs, text_offset):
         def described(token: str, logprob: float, token_bytes) -> dict:
