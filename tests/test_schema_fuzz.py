@@ -211,6 +211,9 @@ def api_schema(fuzz_server):
     config = schemathesis.Config.from_dict(
         {
             "seed": SEED,
+            # schemathesis stops reading a stream after 20 events by default; ours are bounded
+            # (max_tokens 2, at most 8 choices: under 40 events), and are read to their end.
+            "max-stream-events": 100,
             "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True},
             # The failures print the exact request: there are no secrets here (no API key exists).
             "output": {"sanitization": {"enabled": False}},

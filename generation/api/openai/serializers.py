@@ -142,7 +142,9 @@ class LogitBiasField(serializers.Field):
 
 
 class JsonSchemaFormatSerializer(serializers.Serializer):
-    name = TextField(max_length=64, help_text="The schema's name (not used for generation).")
+    name = TextField(
+        min_length=1, max_length=64, trim_whitespace=False, help_text="The schema's name (not used for generation)."
+    )
     description = TextField(required=False, allow_blank=True, help_text="Not used for generation.")
     schema = serializers.DictField(help_text="A JSON Schema: the output is JSON valid against it.")
     strict = serializers.BooleanField(required=False, help_text="Always strict here: the schema is enforced.")
@@ -326,7 +328,8 @@ class CompletionRequestSerializer(OpenAIRequestSerializer):
 class ChatMessageSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=list(ROLES), help_text='"developer" is taken as "system".')
     content = ContentField(help_text="A string, or a list of text parts.", allow_null=True)
-    name = TextField(required=False, min_length=1, help_text="Accepted and ignored.")
+    # Not trimmed: DRF would refuse a name of whitespace (U+001C is whitespace to Python) that the schema allows.
+    name = TextField(required=False, min_length=1, trim_whitespace=False, help_text="Accepted and ignored.")
 
     def validate_content(self, value):
         if value is None or isinstance(value, str):
