@@ -103,6 +103,9 @@ class ModelEntry(models.Model):
     def __str__(self) -> str:
         return self.model_id
 
+    def is_gguf(self) -> bool:
+        return self.source != self.Source.SAFETENSORS
+
     def clean(self):
         errors = {}
         if self.source == self.Source.BUNDLED:
@@ -117,7 +120,7 @@ class ModelEntry(models.Model):
         unknown = set(self.capabilities or []) - set(self.Capability.values)
         if not isinstance(self.capabilities, list) or unknown:
             errors["capabilities"] = f"Use a list of {', '.join(self.Capability.values)}."
-        elif self.Capability.CHAT in self.capabilities and not self.chat_template and self.source == self.Source.SAFETENSORS:
+        elif self.Capability.CHAT in self.capabilities and not self.chat_template and not self.is_gguf():
             # A GGUF may carry its own (tokenizer.chat_template), used when this one is empty.
             errors["chat_template"] = "A safetensors model with the chat capability needs a chat template."
         if self.chat_template:
