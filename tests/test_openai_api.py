@@ -291,6 +291,16 @@ def test_json_schema_output_is_json_of_the_schema(client, stream):
     jsonschema.validate(person, PERSON)
 
 
+def test_a_schema_the_engine_refuses_in_a_stream_is_an_error_event_naming_response_format(http):
+    body = {"model": CHAT_MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4, "stream": True,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "nonsense"}}}}
+    with http.stream("POST", "/v1/chat/completions", json=body) as response:
+        assert response.status_code == 200  # the engine compiles the schema once the stream has started
+        errors = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: {\"error\"")]
+    (error,) = errors
+    assert error["error"]["param"] == "response_format" and error["error"]["type"] == "invalid_request_error"
+
+
 def test_json_object_output_is_a_json_object_even_from_the_base_model(client):
     completion = client.chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=40,

@@ -7,6 +7,7 @@ shape, `{"error": {"message", "type", "param", "code"}}`, which its SDKs turn in
 error classes by status code.
 """
 
+import dataclasses
 import json
 import time
 import uuid
@@ -170,7 +171,9 @@ class OpenAIGenerationView(GenerationViewMixin, OpenAIView):
 
 def openai_error_event(exc: ServiceError) -> bytes:
     """An error after the stream started: a `data: {error}` event, as OpenAI's clients expect."""
-    return sse_event(json.dumps(openai_error_body(describe_exception(exc, {}))))
+    error = describe_exception(exc, {})
+    error = dataclasses.replace(error, field=OpenAIGenerationView.wire_fields.get(error.field, error.field))
+    return sse_event(json.dumps(openai_error_body(error)))
 
 
 COMPLETION_EXAMPLE = OpenApiExample(
