@@ -144,6 +144,10 @@ class SamplingRequestSchema(OpenApiSerializerExtension):
         return schema
 
 
+# The schema of "any JSON object" (native `format: "json"`, OpenAI `response_format: json_object`).
+JSON_OBJECT_SCHEMA = json.dumps({"type": "object"})
+
+
 @extend_schema_field(
     {
         "oneOf": [
@@ -160,7 +164,7 @@ class FormatField(serializers.JSONField):
 
     def to_internal_value(self, data):
         if data == "json":
-            return json.dumps({"type": "object"})
+            return JSON_OBJECT_SCHEMA
         if isinstance(data, dict):
             return json.dumps(data)
         self.fail("invalid")

@@ -28,6 +28,7 @@ from catalog.sampling_ranges import (
 from generation.api.native.serializers import (
     AssistantMessageSerializer,
     EventStreamSerializer,
+    JSON_OBJECT_SCHEMA,
     NO_NUL_PATTERN,
     MaxTokensField,
     SamplingDefaultsSerializer,
@@ -168,7 +169,7 @@ def grammar_of(response_format: dict | None) -> str | None:
     if response_format is None or response_format["type"] == "text":
         return None
     if response_format["type"] == "json_object":
-        return json.dumps({"type": "object"})
+        return JSON_OBJECT_SCHEMA
     return json.dumps(response_format["json_schema"]["schema"])
 
 
