@@ -14,7 +14,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import start_server, stop_server
+from tests.support.server import start_server, stop_server
 
 ABANDONED = 6
 

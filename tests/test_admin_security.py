@@ -16,8 +16,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from tests.admin_forms import form_fields
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USER, ROOT, server_environment, start_server, stop_server
+from tests.support.admin_forms import form_fields
+from tests.support.server import ADMIN_PASSWORD, ADMIN_USER, ROOT, server_environment, start_server, stop_server
 
 FAILURE_LIMIT = 3
 OTHER_USER = "operator"

@@ -9,8 +9,8 @@ import time
 import httpx
 import pytest
 
-from tests.admin_forms import admin_session, form_fields
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USER, start_server, stop_server
+from tests.support.admin_forms import admin_session, form_fields
+from tests.support.server import ADMIN_PASSWORD, ADMIN_USER, start_server, stop_server
 
 MODEL = "google/gemma-3-270m"
 PROMPT = {"prompt": "The capital of France is", "max_tokens": 2, "temperature": 0}  # 6 prompt tokens

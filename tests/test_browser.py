@@ -6,8 +6,8 @@ import re
 import shutil
 import subprocess
 
-from tests.chromium import Page
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USER
+from tests.support.chromium import Page
+from tests.support.server import ADMIN_PASSWORD, ADMIN_USER
 
 BROWSER_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

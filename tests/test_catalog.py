@@ -11,8 +11,8 @@ from catalog.chat_templates import GEMMA_CHAT_TEMPLATE, render_chat_template
 from catalog.models import ModelEntry, ServiceSettings
 from catalog.selectors import resolve_model
 from common.errors import ModelNotAllowed, ModelNotFound
-from tests.admin_forms import admin_session, change_form
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USER
+from tests.support.admin_forms import admin_session, change_form
+from tests.support.server import ADMIN_PASSWORD, ADMIN_USER
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from tests.conftest import start_server, stop_server
-from tests.services import RedisServer
+from tests.support.server import start_server, stop_server
+from tests.support.services import RedisServer
 
 MODEL = "google/gemma-3-270m"
 

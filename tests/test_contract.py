@@ -5,7 +5,7 @@ of ours beyond them are allowed (its clients ignore what they do not know)."""
 import httpx
 import pytest
 
-from tests.sse_client import stream_events
+from tests.support.sse_client import stream_events
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.conftest import start_server, stop_server
+from tests.support.server import start_server, stop_server
 
 ALLOWED_ORIGIN = "https://app.example.com"
 

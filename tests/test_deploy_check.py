@@ -5,7 +5,7 @@ import secrets
 import subprocess
 import sys
 
-from tests.conftest import ROOT, server_environment
+from tests.support.server import ROOT, server_environment
 
 
 def check_deploy(tmp_path, **env) -> subprocess.CompletedProcess:

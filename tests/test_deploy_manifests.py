@@ -16,7 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.support.server import ROOT
 
 DEPLOY = ROOT / "deploy"
 # The oldest Kubernetes these manifests claim (deploy/README.md), and the newest schemas

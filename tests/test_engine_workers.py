@@ -29,10 +29,10 @@ from common.errors import ModelUnavailable
 from generation.engine import model_files
 from generation.engine.cache import EngineCache
 from generation.engine.client import parse_worker_line
-from tests.admin_forms import admin_session, change_form
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USER, start_server, stop_server
-from tests.processes import alive, rss_mb, total_rss_mb, worker_pids
-from tests.sse_client import parse_events
+from tests.support.admin_forms import admin_session, change_form
+from tests.support.server import ADMIN_PASSWORD, ADMIN_USER, start_server, stop_server
+from tests.support.processes import alive, rss_mb, total_rss_mb, worker_pids
+from tests.support.sse_client import parse_events
 
 BUNDLED = "google/gemma-3-270m"
 COPY = "local/gemma-copy"  # the bundled GGUF under another id: a second model to load

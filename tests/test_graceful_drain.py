@@ -13,8 +13,8 @@ import httpx
 import pytest
 import websockets.sync.client
 
-from tests.conftest import start_server, stop_server
-from tests.sse_client import parse_events
+from tests.support.server import start_server, stop_server
+from tests.support.sse_client import parse_events
 
 ENDLESS = {"prompt": "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,", "max_tokens": 2000, "temperature": 0}
 

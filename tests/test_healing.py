@@ -11,8 +11,8 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import start_server, stop_server
-from tests.services import PostgresServer, RedisServer
+from tests.support.server import start_server, stop_server
+from tests.support.services import PostgresServer, RedisServer
 
 MODEL = "google/gemma-3-270m"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import start_server, stop_server
+from tests.support.server import start_server, stop_server
 
 BROKEN_STARTUP_ENTRY = (
     "from catalog.models import ModelEntry; ModelEntry.objects.create(model_id='local/broken', "

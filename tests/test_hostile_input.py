@@ -11,7 +11,7 @@ import httpx
 import pytest
 import websockets.sync.client
 
-from tests.sse_client import stream_events
+from tests.support.sse_client import stream_events
 
 JSON = {"content-type": "application/json"}
 LONE_SURROGATE = "\\ud800"  # as JSON text: valid JSON, not valid Unicode

@@ -14,7 +14,7 @@ import pytest
 import websockets.sync.client
 from websockets.exceptions import ConnectionClosed
 
-from tests.chromium import Page
+from tests.support.chromium import Page
 
 PROMPT = {"prompt": "Hello", "max_tokens": 2, "temperature": 0}
 

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.support.server import ROOT
 
 
 def test_imports_keep_to_the_layers():

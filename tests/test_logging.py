@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import start_server, stop_server
+from tests.support.server import start_server, stop_server
 
 PROMPT = {"max_tokens": 2, "temperature": 0}
 

@@ -10,7 +10,7 @@ import random
 
 import httpx
 
-from tests.processes import total_rss_mb
+from tests.support.processes import total_rss_mb
 
 GENERATIONS = 500
 WARM_UP = 30

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.sse_client import stream_events
+from tests.support.sse_client import stream_events
 
 MODEL = "google/gemma-3-270m"
 GREEDY = {"temperature": 0}

@@ -14,7 +14,7 @@ from asgiref.sync import SyncToAsync
 from django.core.asgi import get_asgi_application
 
 from inference_service.django_middleware import event_loop_forms
-from tests.conftest import ROOT, server_environment
+from tests.support.server import ROOT, server_environment
 
 
 @pytest.fixture

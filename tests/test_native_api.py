@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from tests.sse_client import parse_events, stream_events
+from tests.support.sse_client import parse_events, stream_events
 
 GREEDY = {"temperature": 0}
 # Greedy decoding counts on and on from here: a generation that lasts as long as max_tokens.

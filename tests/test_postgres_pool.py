@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import start_server, stop_server
-from tests.services import PostgresServer
+from tests.support.server import start_server, stop_server
+from tests.support.services import PostgresServer
 
 REQUESTS = 30
 POOL_SIZE = 3

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.conftest import start_server, stop_server
+from tests.support.server import start_server, stop_server
 from tests.test_cors_tls import start_tls_server
 
 LIMIT = 4096

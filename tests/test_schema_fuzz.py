@@ -40,8 +40,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import start_server, stop_server
-from tests.sse_client import parse_events
+from tests.support.server import start_server, stop_server
+from tests.support.sse_client import parse_events
 
 MAX_EXAMPLES = 20
 SEED = 20261125

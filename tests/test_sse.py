@@ -8,7 +8,7 @@ from common.errors import EngineFailed
 from generation.engine.api import Finished, TextDelta
 from generation.api.native.views import native_error_event, native_sse
 from generation.api.sse import KEEPALIVE, ending_in_error_events, sse_event, with_keepalive
-from tests.sse_client import parse_events
+from tests.support.sse_client import parse_events
 
 
 def test_text_with_line_breaks_spans_data_lines_and_parses_back():

@@ -28,9 +28,9 @@ import pytest
 import websockets
 from websockets.asyncio.client import connect
 
-from tests.conftest import start_server, stop_server
-from tests.processes import total_rss_mb
-from tests.sse_client import parse_events
+from tests.support.server import start_server, stop_server
+from tests.support.processes import total_rss_mb
+from tests.support.sse_client import parse_events
 
 SSE_CLIENTS = 100
 WS_CLIENTS = 30

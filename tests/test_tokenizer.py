@@ -19,7 +19,7 @@ from generation.engine.gguf_tokenizer import (
     read_vocabulary,
 )
 from catalog.chat_templates import SMOLLM2_CHAT_TEMPLATE
-from tests.conftest import ROOT, SMOLLM2_TOKENIZER_CASES, TOKENIZER_CASES
+from tests.support.server import ROOT, SMOLLM2_TOKENIZER_CASES, TOKENIZER_CASES
 
 
 def build_with_command(gguf, output, expected_tokens: int):

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from tests.conftest import ROOT
+from tests.support.server import ROOT
 
 GREEDY = {"temperature": 0}
 ENDLESS = {"prompt": "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,", "max_tokens": 2000, **GREEDY}

@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import redis
 
-from tests.conftest import free_port
+from tests.support.server import free_port
 
 
 def _wait(ready, what: str, timeout: float = 30) -> None:
