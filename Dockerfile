@@ -125,6 +125,7 @@ COPY catalog ./catalog
 COPY generation ./generation
 COPY access ./access
 COPY common ./common
+COPY workbench ./workbench
 # A check, not a second copy: `prepare_models` with this code's default catalog must find
 # every file in the model layer (nothing newer appears), or the build fails here.
 RUN touch /tmp/before-prepare && \

@@ -93,6 +93,8 @@ INSTALLED_APPS = [
     "catalog",
     "access",
     "generation",
+    # The admin as a model workbench (model checks and load state, playground, usage charts).
+    "workbench",
     # The project package: `manage.py serve`, its templates.
     "inference_service",
 ]
