@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import httpx
 from httpx_sse import EventSource, ServerSentEvent, SSEError
 
-from generation.engine.api import Finished, Sampling, TextDelta
+from catalog.sampling import SamplingParams
+from generation.engine.api import Finished, TextDelta
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ class DirectEngineTarget:
         try:
             for event in self._engine.generate(
                 self._bos_token + prompt,
-                Sampling(max_tokens=max_tokens, temperature=0),
+                SamplingParams(max_tokens=max_tokens, temperature=0),
                 keep_leading_whitespace=True,
                 cancelled=threading.Event(),
             ):
@@ -219,7 +220,7 @@ class WorkerEngineTarget:
             async for event in self._cache.stream(
                 self._worker,
                 self._bos_token + prompt,
-                Sampling(max_tokens=max_tokens, temperature=0),
+                SamplingParams(max_tokens=max_tokens, temperature=0),
                 keep_leading_whitespace=True,
                 released=lambda: None,
             ):

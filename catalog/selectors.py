@@ -9,22 +9,14 @@ Precedence (documented in the README):
   then the environment.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 
 from catalog.engine_settings import EngineConfig
 from catalog.models import ModelEntry, ServiceSettings
+from catalog.sampling import SamplingParams
 from common.errors import ModelNotAllowed, ModelNotFound
-
-
-@dataclass(frozen=True)
-class SamplingDefaults:
-    temperature: float
-    max_tokens: int
-    top_p: float | None
-    top_k: int | None
-    repetition_penalty: float | None
 
 
 @dataclass(frozen=True)
@@ -35,7 +27,7 @@ class ServableModel:
     bos_token: str
     eos_token: str
     chat_stop_sequences: tuple[str, ...]
-    defaults: SamplingDefaults
+    defaults: SamplingParams  # temperature and max_tokens always set
     max_tokens_limit: int
     engine: EngineConfig
 
@@ -103,28 +95,31 @@ def servable_model(entry: ModelEntry, service: ServiceSettings) -> ServableModel
         bos_token=entry.bos_token,
         eos_token=entry.eos_token,
         chat_stop_sequences=tuple(entry.chat_stop_sequences),
-        defaults=SamplingDefaults(
-            temperature=first_set(
-                entry.default_temperature, service.default_temperature, settings.LLM_DEFAULT_TEMPERATURE
-            ),
-            max_tokens=min(
-                limit,
-                first_set(entry.default_max_tokens, service.default_max_tokens, settings.LLM_DEFAULT_MAX_TOKENS),
-            ),
-            top_p=entry.default_top_p,
-            top_k=entry.default_top_k,
-            repetition_penalty=entry.default_repetition_penalty,
-        ),
+        defaults=sampling_defaults(entry, service, limit=limit),
         max_tokens_limit=limit,
         engine=engine_config(entry),
     )
+
+
+def sampling_defaults(entry: ModelEntry, service: ServiceSettings, *, limit: int) -> SamplingParams:
+    """What a request that sets no sampling parameter gets: the entry's defaults, then the
+    service settings', then the environment's; max_tokens within the limit."""
+    of_entry = SamplingParams(
+        max_tokens=entry.default_max_tokens,
+        temperature=entry.default_temperature,
+        top_p=entry.default_top_p,
+        top_k=entry.default_top_k,
+        repetition_penalty=entry.default_repetition_penalty,
+    )
+    of_service = SamplingParams(max_tokens=service.default_max_tokens, temperature=service.default_temperature)
+    of_environment = SamplingParams(
+        max_tokens=settings.LLM_DEFAULT_MAX_TOKENS, temperature=settings.LLM_DEFAULT_TEMPERATURE
+    )
+    defaults = of_entry.merged_over(of_service).merged_over(of_environment)
+    return replace(defaults, max_tokens=min(limit, defaults.max_tokens))
 
 
 def startup_engine_configs() -> list[EngineConfig]:
     """Engines to load when the server starts."""
     return [engine_config(entry) for entry in allowed_models() if entry.load_at_startup]
 
-
-def first_set(*values):
-    """The first value that is not None (None if all are)."""
-    return next((value for value in values if value is not None), None)

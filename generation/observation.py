@@ -13,9 +13,10 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from catalog.sampling import SamplingParams
 from common.errors import ServiceError
 from generation import metrics
-from generation.engine.api import Finished, Sampling
+from generation.engine.api import Finished
 
 logger = logging.getLogger("generation")
 tracer = trace.get_tracer("generation")
@@ -57,7 +58,9 @@ class Observation:
         metrics.requests_total.labels(**self._labels(), status=CLIENT_CLOSED).inc()
         logger.info("request abandoned before its generation started: the client went away", extra=self._labels())
 
-    def started(self, *, model_id: str, operation: str, prompt: str, prompt_tokens: int, sampling: Sampling) -> None:
+    def started(
+        self, *, model_id: str, operation: str, prompt: str, prompt_tokens: int, sampling: SamplingParams
+    ) -> None:
         # Messages read well as text; the same facts are fields of the JSON lines.
         fields = {"model": model_id, "endpoint": self.endpoint, "prompt_tokens": prompt_tokens,
                   "max_tokens": sampling.max_tokens}

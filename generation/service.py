@@ -21,10 +21,11 @@ from django.db import DatabaseError, connections
 from access.services import admit_request, check_model_allowed, record_usage
 from catalog.chat_templates import ChatTemplateError, render_chat_template
 from catalog.models import ModelEntry
-from catalog.selectors import ServableModel, allowed_models, engine_config, first_set, resolve_model
+from catalog.sampling import SamplingParams
+from catalog.selectors import ServableModel, allowed_models, engine_config, resolve_model
 from common.errors import InvalidRequest, PromptTooLong, ServiceError
 from generation import metrics
-from generation.engine.api import ChatFormat, Finished, Sampling, TextDelta, TokenLogprob
+from generation.engine.api import ChatFormat, Finished, TextDelta, TokenLogprob
 from generation.engine.cache import EngineCache
 from generation.engine.client import ModelWorker
 from generation.limiter import ConcurrencyLimiter
@@ -59,52 +60,16 @@ def limiter() -> ConcurrencyLimiter:
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One request, as any API parsed it. Parameters left None take the defaults."""
+    """One request, as its API's translation made it (generation.api.<format>.translation)."""
 
     model: str | None = None
     prompt: str | None = None  # a raw continuation...
-    messages: tuple[dict, ...] | None = None  # ...or a chat
-    max_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    min_p: float | None = None
-    repetition_penalty: float | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    logit_bias: tuple[tuple[int, float], ...] = ()
-    stop: tuple[str, ...] = ()
-    json_schema: str | None = None  # JSON text: the output is JSON valid against it
-    top_logprobs: int | None = None  # None: no logprobs
+    messages: tuple[dict, ...] | None = None  # ...or a chat, {"role", "content"} each
+    sampling: SamplingParams = SamplingParams()  # those not set take the model's defaults
     # Which API asked ("generate", "chat_stream", "openai_chat", "ws"...), for metrics and traces.
     endpoint: str = ""
     # The caller's API key (DRF's request.auth), when the request carried one.
     api_key: object | None = None
-
-    @classmethod
-    def from_validated(cls, data: dict, *, endpoint: str, api_key=None) -> "GenerationRequest":
-        """From a serializer's validated data: `prompt` or `messages`, and the sampling parameters."""
-        return cls(
-            model=data.get("model"),
-            prompt=data.get("prompt"),
-            messages=tuple({"role": m["role"], "content": m["content"]} for m in data["messages"])
-            if "messages" in data
-            else None,
-            max_tokens=data.get("max_tokens"),
-            temperature=data.get("temperature"),
-            top_p=data.get("top_p"),
-            top_k=data.get("top_k"),
-            min_p=data.get("min_p"),
-            repetition_penalty=data.get("repetition_penalty"),
-            presence_penalty=data.get("presence_penalty"),
-            frequency_penalty=data.get("frequency_penalty"),
-            logit_bias=tuple(sorted(data.get("logit_bias", {}).items())),
-            stop=tuple(data.get("stop", ())),
-            json_schema=data.get("json_schema"),
-            top_logprobs=data.get("top_logprobs"),
-            endpoint=endpoint,
-            api_key=api_key,
-        )
 
     @property
     def is_chat(self) -> bool:
@@ -120,7 +85,7 @@ class Generation:
         model: ModelWorker,
         prompt: str,
         prompt_tokens: int,
-        sampling: Sampling,
+        sampling: SamplingParams,
         is_chat: bool,
         observation: Observation,
         api_key=None,
@@ -295,28 +260,16 @@ def needs_the_files_template(model: ServableModel, request: GenerationRequest) -
     return request.is_chat and not model.chat_template
 
 
-def effective_sampling(model: ServableModel, request: GenerationRequest) -> Sampling:
-    max_tokens = request.max_tokens if request.max_tokens is not None else model.defaults.max_tokens
-    if max_tokens > model.max_tokens_limit:
+def effective_sampling(model: ServableModel, request: GenerationRequest) -> SamplingParams:
+    """The request's sampling parameters over the model's defaults, with the model's stop sequences for a chat."""
+    sampling = request.sampling.merged_over(model.defaults)
+    if sampling.max_tokens > model.max_tokens_limit:
         raise InvalidRequest(
-            f"max_tokens is {max_tokens}, over this service's limit of {model.max_tokens_limit}.",
+            f"max_tokens is {sampling.max_tokens}, over this service's limit of {model.max_tokens_limit}.",
             field="max_tokens",
         )
-    stop = request.stop + (model.chat_stop_sequences if request.is_chat else ())
-    return Sampling(
-        max_tokens=max_tokens,
-        temperature=first_set(request.temperature, model.defaults.temperature),
-        top_p=first_set(request.top_p, model.defaults.top_p),
-        top_k=first_set(request.top_k, model.defaults.top_k),
-        min_p=request.min_p,
-        repetition_penalty=first_set(request.repetition_penalty, model.defaults.repetition_penalty),
-        presence_penalty=request.presence_penalty,
-        frequency_penalty=request.frequency_penalty,
-        logit_bias=request.logit_bias,
-        stop=tuple(dict.fromkeys(stop)),
-        json_schema=request.json_schema,
-        top_logprobs=request.top_logprobs,
-    )
+    stop = sampling.stop + (model.chat_stop_sequences if request.is_chat else ())
+    return dataclasses.replace(sampling, stop=tuple(dict.fromkeys(stop)))
 
 
 async def prepare_generation(request: GenerationRequest) -> Generation:
@@ -350,7 +303,11 @@ async def prepare_generation(request: GenerationRequest) -> Generation:
 
 
 async def _admit(
-    request: GenerationRequest, observation: Observation, model: ServableModel, sampling: Sampling, prompt: str | None
+    request: GenerationRequest,
+    observation: Observation,
+    model: ServableModel,
+    sampling: SamplingParams,
+    prompt: str | None,
 ) -> Generation:
     """With a concurrency slot held: load the model, check the prompt's length and the key's limits."""
     loaded = await engine_cache().get(model.engine)
@@ -385,5 +342,5 @@ async def _admit(
         observation=observation,
         api_key=request.api_key,
         rate_minute=rate_minute,
-        client_stops=bool(request.stop),
+        client_stops=bool(request.sampling.stop),
     )

@@ -12,7 +12,8 @@ import pytest
 
 from common.errors import ModelUnavailable
 from catalog.engine_settings import EngineConfig
-from generation.engine.api import Finished, Sampling, TextDelta, engine_error_summary
+from catalog.sampling import SamplingParams
+from generation.engine.api import Finished, TextDelta, engine_error_summary
 from generation.engine.cache import EngineCache
 from generation.engine.runner import load_engine, restore_leading_whitespace
 
@@ -25,7 +26,7 @@ def nothing() -> None:
 
 async def generate(cache, model, prompt, *, keep_leading_whitespace=True, released=nothing, **sampling):
     parts, finished = [], None
-    sampling = Sampling(**{"max_tokens": 16, **GREEDY, **sampling})
+    sampling = SamplingParams(**{"max_tokens": 16, **GREEDY, **sampling})
     stream = cache.stream(model, prompt, sampling, keep_leading_whitespace=keep_leading_whitespace, released=released)
     async for event in stream:
         if isinstance(event, TextDelta):
@@ -119,7 +120,7 @@ async def test_closing_a_stream_frees_the_engine(engine_cache, bundled_model):
     stream = engine_cache.stream(
         bundled_model,
         "<bos>1, 2, 3, 4, 5, 6, 7, 8, 9, 10,",
-        Sampling(max_tokens=1000, temperature=0.0),
+        SamplingParams(max_tokens=1000, temperature=0.0),
         keep_leading_whitespace=True,
         released=released.set,
     )
@@ -146,7 +147,7 @@ async def test_a_request_cancelled_at_the_prefill_gate_is_never_submitted(engine
 
     async def abandon(index: int):
         stream = engine_cache.stream(
-            bundled_model, long_prompt(index), Sampling(max_tokens=8, temperature=0.0),
+            bundled_model, long_prompt(index), SamplingParams(max_tokens=8, temperature=0.0),
             keep_leading_whitespace=True, released=lambda: released.setdefault(index, clock()),
         )
         first = asyncio.ensure_future(anext(stream))

@@ -203,6 +203,7 @@ def test_bad_completion_parameters_are_bad_requests(client, parameters, param):
          "messages[0].content"),
         ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
         ({"max_completion_tokens": 0}, "max_completion_tokens"),
+        ({"max_completion_tokens": 5000}, "max_completion_tokens"),  # over the limit: the core's max_tokens
         ({"stream_options": {"include_usage": True}}, "stream_options"),
         ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
         ({"response_format": {"type": "xml"}}, "response_format.type"),

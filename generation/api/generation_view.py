@@ -14,7 +14,7 @@ class GenerationViewMixin:
     """
 
     endpoint = ""
-    # The core's names of request fields -> this wire format's, for the `field` of an error.
+    # The core's names of request fields -> this wire format's (or this request's), for the `field` of an error.
     wire_fields: dict[str, str] = {}
     _reached_core = False
 

@@ -6,8 +6,8 @@ types. Each loaded model runs in a worker process of its own, so that a load fre
 nothing in the web process, unloading gives the memory back, and a crash ends only that
 model's streams:
 
-- api: the values both sides exchange (sampling, text deltas; the configuration is the
-  catalog's EngineConfig);
+- api: the values both sides exchange (text deltas, the end of a generation; the
+  configuration and the sampling parameters are the catalog's EngineConfig and SamplingParams);
 - cache: the process-wide cache of workers (start, LRU stop, restart, load failures);
 - client: one worker seen from the web process (its channel, streams, death);
 - protocol: the messages on the channel;

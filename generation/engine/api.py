@@ -2,6 +2,7 @@
 
 Plain values, picklable, with no engine types in them: the web process builds them
 without importing mistral.rs, and they cross the channel to a worker process unchanged.
+A generation's sampling parameters are the catalog's SamplingParams (catalog.sampling).
 """
 
 import re
@@ -10,22 +11,6 @@ from pathlib import Path
 
 MAX_ERROR_SUMMARY_CHARS = 300
 _PATH = re.compile(r"(?:/[^\s'\"/:]+){2,}/?")  # an absolute path of two parts or more
-
-
-@dataclass(frozen=True)
-class Sampling:
-    max_tokens: int
-    temperature: float
-    top_p: float | None = None
-    top_k: int | None = None
-    min_p: float | None = None
-    repetition_penalty: float | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, bias added to its logit)
-    stop: tuple[str, ...] = ()
-    json_schema: str | None = None  # the output is constrained to JSON valid against it
-    top_logprobs: int | None = None  # None: no logprobs; n: each token's logprob and the n most likely
 
 
 @dataclass(frozen=True)

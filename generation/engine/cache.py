@@ -27,8 +27,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from catalog.engine_settings import EngineConfig
+from catalog.sampling import SamplingParams
 from common.errors import ModelUnavailable
-from generation.engine.api import Finished, Sampling, TextDelta
+from generation.engine.api import Finished, TextDelta
 from generation.engine.client import ModelWorker, WorkerSettings
 
 logger = logging.getLogger(__name__)
@@ -270,7 +271,7 @@ class EngineCache:
         self,
         model: ModelWorker,
         prompt: str,
-        sampling: Sampling,
+        sampling: SamplingParams,
         *,
         keep_leading_whitespace: bool,
         released: Callable[[], None],

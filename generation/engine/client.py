@@ -31,9 +31,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from catalog.engine_settings import EngineConfig
+from catalog.sampling import SamplingParams
 from common.errors import EngineFailed, InvalidRequest
 from generation.engine import protocol
-from generation.engine.api import ChatFormat, Finished, Sampling, TextDelta, engine_error_summary
+from generation.engine.api import ChatFormat, Finished, TextDelta, engine_error_summary
 
 logger = logging.getLogger(__name__)
 worker_logger = logging.getLogger("generation.engine.worker")
@@ -332,7 +333,7 @@ class ModelWorker:
         return len(self.tokenize(text))
 
     async def stream(
-        self, prompt: str, sampling: Sampling, *, keep_leading_whitespace: bool, released: Callable[[], None]
+        self, prompt: str, sampling: SamplingParams, *, keep_leading_whitespace: bool, released: Callable[[], None]
     ) -> AsyncIterator[TextDelta | Finished]:
         """Text deltas of a rendered prompt, then one Finished. See EngineCache.stream."""
         events: asyncio.Queue = asyncio.Queue()

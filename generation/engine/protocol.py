@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from catalog.engine_settings import EngineConfig
-from generation.engine.api import ChatFormat, Finished, Sampling, TextDelta
+from catalog.sampling import SamplingParams
+from generation.engine.api import ChatFormat, Finished, TextDelta
 
 # --- web process -> worker ------------------------------------------------------------
 
@@ -33,7 +34,7 @@ class Load:
 class Generate:
     id: int
     prompt: str
-    sampling: Sampling
+    sampling: SamplingParams
     keep_leading_whitespace: bool
 
 

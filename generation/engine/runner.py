@@ -36,9 +36,10 @@ from pathlib import Path
 from mistralrs import ChatCompletionRequest, Runner, Which
 
 from catalog.engine_settings import EngineConfig
+from catalog.sampling import SamplingParams
 from common.errors import EngineFailed, InvalidRequest
 from generation.engine import model_files
-from generation.engine.api import ChatFormat, Finished, Sampling, TextDelta, TokenLogprob
+from generation.engine.api import ChatFormat, Finished, TextDelta, TokenLogprob
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class LoadedEngine:
         return len(self.tokenize(text))
 
     def generate(
-        self, prompt: str, sampling: Sampling, *, keep_leading_whitespace: bool, cancelled: threading.Event
+        self, prompt: str, sampling: SamplingParams, *, keep_leading_whitespace: bool, cancelled: threading.Event
     ) -> Iterator[TextDelta | Finished]:
         """Text deltas of a rendered prompt, then one Finished; nothing once `cancelled` is set.
 

@@ -5,7 +5,6 @@ which tests/test_schema_fuzz.py holds to what the server really does.
 """
 
 import json
-from dataclasses import asdict
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -22,7 +21,7 @@ from catalog.sampling_ranges import (
     TOP_K,
     TOP_P,
 )
-from catalog.selectors import allowed_models, servable_model
+from catalog.selectors import allowed_models
 
 # DRF refuses a NUL character in any CharField ("Null characters are not allowed.").
 NO_NUL_PATTERN = "^[^\\u0000]*$"
@@ -176,11 +175,6 @@ class NativeRequestSerializer(SamplingSerializer):
         help_text='Structured output: "json" for a JSON object, or a JSON schema that the text will be valid '
         "against, enforced token by token; a schema the engine cannot compile is a 400. Default: free text.",
     )
-
-    def validate(self, attrs):
-        if "format" in attrs:
-            attrs["json_schema"] = attrs.pop("format")
-        return attrs
 
 
 class GenerateRequestSerializer(NativeRequestSerializer):
@@ -351,6 +345,7 @@ class CapabilitiesField(serializers.ListField):
 
 
 class SamplingDefaultsSerializer(serializers.Serializer):
+    # The parameters of a model's defaults (SamplingParams) that can have one.
     temperature = serializers.FloatField()
     max_tokens = serializers.IntegerField()
     top_p = serializers.FloatField(allow_null=True)
@@ -359,9 +354,10 @@ class SamplingDefaultsSerializer(serializers.Serializer):
 
 
 class ModelSummarySerializer(serializers.ModelSerializer):
-    """A catalog entry as clients see it. Context: `service` (the ServiceSettings row) and
-    `context_lengths` (model id -> the context of the models loaded in this process)."""
+    """A catalog entry as clients see it."""
 
+    # Context: `servable` (model id -> its ServableModel, with the defaults and limits in effect)
+    # and `context_lengths` (model id -> the context of the models loaded in this process).
     id = serializers.CharField(source="model_id")
     name = serializers.CharField(source="display_name")
     capabilities = CapabilitiesField(help_text='"text-generation" (POST /api/generate) and/or "chat" (POST /api/chat).')
@@ -386,11 +382,11 @@ class ModelSummarySerializer(serializers.ModelSerializer):
 
     @extend_schema_field(SamplingDefaultsSerializer)
     def get_defaults(self, entry) -> dict:
-        return asdict(servable_model(entry, self.context["service"]).defaults)
+        return SamplingDefaultsSerializer(self.context["servable"][entry.model_id].defaults).data
 
     @extend_schema_field(serializers.IntegerField())
     def get_max_tokens_limit(self, entry) -> int:
-        return servable_model(entry, self.context["service"]).max_tokens_limit
+        return self.context["servable"][entry.model_id].max_tokens_limit
 
 
 class ModelListSerializer(serializers.Serializer):

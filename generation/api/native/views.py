@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView as SyncAPIView
 
 from catalog.models import ServiceSettings
+from catalog.selectors import servable_model
 from common.errors import ServiceError
 from generation.api.errors import error_body
 from generation.engine.api import Finished, TextDelta
@@ -27,7 +28,8 @@ from generation.api.native.serializers import (
     ModelListSerializer,
     NativeStreamEventSerializer,
 )
-from generation.service import Generation, GenerationRequest, engine_cache, listed_models
+from generation.api.native.translation import WIRE_FIELDS, to_generation_request
+from generation.service import Generation, engine_cache, listed_models
 from generation.api.sse import KEEPALIVE, KEEPALIVE_COMMENT, event_stream_response, sse_event, with_keepalive
 
 ERROR_DESCRIPTIONS = {
@@ -126,13 +128,13 @@ def native_error_event(exc: ServiceError) -> bytes:
 class NativeGenerationView(GenerationViewMixin, APIView):
     request_serializer = None
     streaming = False
-    wire_fields = {"json_schema": "format"}
+    wire_fields = WIRE_FIELDS
 
     async def post(self, request):
         serializer = self.request_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         generation = await self.prepare(
-            GenerationRequest.from_validated(serializer.validated_data, endpoint=self.endpoint, api_key=request.auth)
+            to_generation_request(serializer.validated_data, endpoint=self.endpoint, api_key=request.auth)
         )
         if self.streaming:
             return event_stream_response(native_sse(generation), native_error_event)
@@ -251,8 +253,9 @@ class ModelListView(SyncAPIView):  # sync: it reads the catalog with the ORM, in
 
 def model_summaries(models: list) -> list[dict]:
     """Catalog entries as the native list describes them (the OpenAI list adds these too)."""
+    service = ServiceSettings.load()
     context = {
-        "service": ServiceSettings.load(),
+        "servable": {entry.model_id: servable_model(entry, service) for entry in models},
         "context_lengths": {entry.model_id: engine_cache().context_length(entry.model_id) for entry in models},
     }
     return ModelListSerializer({"models": models}, context=context).data["models"]

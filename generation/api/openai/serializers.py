@@ -10,9 +10,6 @@ echo...) are refused with a 400 that names them, never silently ignored; their n
 values (best_of = 1...) are accepted, since many clients send them.
 """
 
-import json
-
-
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -28,7 +25,6 @@ from catalog.sampling_ranges import (
 from generation.api.native.serializers import (
     AssistantMessageSerializer,
     EventStreamSerializer,
-    JSON_OBJECT_SCHEMA,
     NO_NUL_PATTERN,
     MaxTokensField,
     SamplingDefaultsSerializer,
@@ -59,6 +55,7 @@ NEUTRAL_SCHEMAS = {
     "tool_choice": {"type": "string", "enum": ["none"]},
 }
 assert set(NEUTRAL_SCHEMAS) == set(NEUTRAL_VALUES)
+
 
 def refuse_nul(text: str) -> str:
     """The native API's rule (DRF's for every CharField), for the fields that take JSON values."""
@@ -164,15 +161,6 @@ class ResponseFormatSerializer(serializers.Serializer):
         return attrs
 
 
-def grammar_of(response_format: dict | None) -> str | None:
-    """The JSON schema (as text) that constrains the output, or None for free text."""
-    if response_format is None or response_format["type"] == "text":
-        return None
-    if response_format["type"] == "json_object":
-        return JSON_OBJECT_SCHEMA
-    return json.dumps(response_format["json_schema"]["schema"])
-
-
 class OpenAIRequestSerializer(SamplingSerializer):
     """OpenAI's request: null means "not set" for every parameter."""
 
@@ -216,11 +204,6 @@ class OpenAIRequestSerializer(SamplingSerializer):
             data = {key: value for key, value in data.items() if value is not None}
         return super().to_internal_value(data)
 
-    def to_internal_value(self, data):
-        if isinstance(data, dict):  # OpenAI clients send null for "not set"
-            data = {key: value for key, value in data.items() if value is not None}
-        return super().to_internal_value(data)
-
     def validate(self, attrs):
         for name, neutral in NEUTRAL_VALUES.items():
             value = self.initial_data.get(name)
@@ -228,7 +211,6 @@ class OpenAIRequestSerializer(SamplingSerializer):
                 raise serializers.ValidationError({name: f"{name}={value!r} is not supported by this service."})
         if attrs.get("stream_options") and not attrs.get("stream"):
             raise serializers.ValidationError({"stream_options": "stream_options needs stream: true."})
-        attrs["json_schema"] = grammar_of(attrs.pop("response_format", None))
         return attrs
 
 
@@ -312,11 +294,6 @@ class CompletionRequestSerializer(OpenAIRequestSerializer):
         "default: none.",
     )
 
-    def validate(self, attrs):
-        attrs = super().validate(attrs)
-        attrs["top_logprobs"] = attrs.pop("logprobs", None)
-        return attrs
-
     def validate_prompt(self, value):
         prompt = value[0] if isinstance(value, list) and len(value) == 1 else value
         if not isinstance(prompt, str):
@@ -356,15 +333,6 @@ class ChatCompletionRequestSerializer(OpenAIRequestSerializer):
         required=False, min_value=TOP_LOGPROBS[0], max_value=TOP_LOGPROBS[1],
         help_text="Also this many most likely tokens at each place (more than 0 turns `logprobs` on); default 0.",
     )
-
-    def validate(self, attrs):
-        attrs = super().validate(attrs)
-        if attrs.get("max_completion_tokens") is not None:
-            attrs["max_tokens"] = attrs.pop("max_completion_tokens")
-        # None: no logprobs. Asking for alternatives asks for the logprobs they come with.
-        wanted = attrs.pop("logprobs") or bool(attrs.get("top_logprobs"))
-        attrs["top_logprobs"] = attrs.get("top_logprobs", 0) if wanted else None
-        return attrs
 
 
 # --- responses (for the OpenAPI schema) -------------------------------------------------

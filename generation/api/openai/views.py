@@ -8,6 +8,7 @@ error classes by status code.
 """
 
 import dataclasses
+import functools
 import json
 import time
 import uuid
@@ -40,6 +41,7 @@ from generation.api.openai.serializers import (
     OpenAIErrorSerializer,
     OpenAIModelListSerializer,
 )
+from generation.api.openai import translation
 from generation.service import Generation, GenerationRequest, listed_models
 from generation.api.sse import KEEPALIVE, KEEPALIVE_COMMENT, event_stream_response, sse_event, with_keepalive
 
@@ -87,7 +89,7 @@ class OpenAIGenerationView(GenerationViewMixin, OpenAIView):
     """One request in, a completion or a stream of chunks out; subclasses give the wire format."""
 
     request_serializer = None
-    wire_fields = {"json_schema": "response_format"}
+    translate = None  # validated request -> the core's GenerationRequest, from .translation
     id_prefix = ""
     object_name = ""
     chunk_object_name = ""
@@ -109,7 +111,8 @@ class OpenAIGenerationView(GenerationViewMixin, OpenAIView):
         serializer = self.request_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        core_request = GenerationRequest.from_validated(data, endpoint=self.endpoint, api_key=request.auth)
+        core_request = self.translate(data, endpoint=self.endpoint, api_key=request.auth)
+        self.wire_fields = translation.wire_fields(data)
         # `n` choices are n generations, one after the other: on CPU, decoding several
         # sequences at once gains nothing, and each holds a concurrency slot only while it
         # runs (n slots at once could wait on each other). The first is prepared before
@@ -117,11 +120,12 @@ class OpenAIGenerationView(GenerationViewMixin, OpenAIView):
         first = await self.prepare(core_request)
         n = data.get("n", 1)
         header = {"id": f"{self.id_prefix}-{uuid.uuid4().hex}", "created": int(time.time()), "model": first.model_id}
-        with_logprobs = data.get("top_logprobs") is not None
+        with_logprobs = core_request.sampling.top_logprobs is not None
         if data["stream"]:
             include_usage = data.get("stream_options", {}).get("include_usage", False)
             return event_stream_response(
-                self.chunks(first, core_request, n, header, include_usage, with_logprobs), openai_error_event
+                self.chunks(first, core_request, n, header, include_usage, with_logprobs),
+                functools.partial(openai_error_event, wire_fields=self.wire_fields),
             )
         choices, finals = [], []
         for index in range(n):
@@ -169,10 +173,10 @@ class OpenAIGenerationView(GenerationViewMixin, OpenAIView):
         yield DONE
 
 
-def openai_error_event(exc: ServiceError) -> bytes:
+def openai_error_event(exc: ServiceError, *, wire_fields: dict[str, str]) -> bytes:
     """An error after the stream started: a `data: {error}` event, as OpenAI's clients expect."""
     error = describe_exception(exc, {})
-    error = dataclasses.replace(error, field=OpenAIGenerationView.wire_fields.get(error.field, error.field))
+    error = dataclasses.replace(error, field=wire_fields.get(error.field, error.field))
     return sse_event(json.dumps(openai_error_body(error)))
 
 
@@ -208,6 +212,7 @@ STREAM_DESCRIPTION = (
 
 class CompletionsView(OpenAIGenerationView):
     request_serializer = CompletionRequestSerializer
+    translate = staticmethod(translation.to_generation_request)
     endpoint = "openai_completions"
     id_prefix = "cmpl"
     object_name = chunk_object_name = "text_completion"
@@ -252,6 +257,7 @@ class CompletionsView(OpenAIGenerationView):
 
 class ChatCompletionsView(OpenAIGenerationView):
     request_serializer = ChatCompletionRequestSerializer
+    translate = staticmethod(translation.to_chat_generation_request)
     endpoint = "openai_chat"
     id_prefix = "chatcmpl"
     object_name = "chat.completion"

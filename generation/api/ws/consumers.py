@@ -42,9 +42,10 @@ from generation.api.errors import describe_exception, error_body
 from generation.engine.api import TextDelta
 from generation.log_context import VALID_ID, current_request_id, request_id_from
 from generation.api.native.serializers import ChatRequestSerializer, GenerateRequestSerializer
-from generation.api.native.views import NativeGenerationView, usage_fields
+from generation.api.native.translation import WIRE_FIELDS, to_generation_request
+from generation.api.native.views import usage_fields
 from generation.observation import refused_before_core
-from generation.service import GenerationRequest, prepare_generation
+from generation.service import prepare_generation
 
 logger = logging.getLogger(__name__)
 
@@ -133,9 +134,7 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
             except ValidationError:
                 refused_before_core(endpoint, 400)
                 raise
-            request = GenerationRequest.from_validated(
-                serializer.validated_data, endpoint=endpoint, api_key=self.api_key
-            )
+            request = to_generation_request(serializer.validated_data, endpoint=endpoint, api_key=self.api_key)
             generation = await prepare_generation(request)
             async for event in generation.events():
                 if isinstance(event, TextDelta):
@@ -165,6 +164,6 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
 
     async def send_error(self, request_id, exc: ServiceError | ValidationError) -> None:
         error = describe_exception(exc, {})
-        field = NativeGenerationView.wire_fields.get(error.field, error.field)  # the native API's names
+        field = WIRE_FIELDS.get(error.field, error.field)  # the native API's names
         await self.send_json({"type": "error", "id": request_id, "request_id": current_request_id.get(),
                               **error_body(error.code, error.message, field)})

@@ -1,0 +1,75 @@
+"""OpenAI's requests (/v1/completions, /v1/chat/completions) as the core's.
+
+The one place where OpenAI's names meet the core's: `response_format` is the core's
+`json_schema`, chat's `max_completion_tokens` its `max_tokens`, completions' `logprobs`
+and chat's `logprobs` with `top_logprobs` its `top_logprobs`.
+"""
+
+import json
+
+from catalog.sampling import SamplingParams
+from generation.api.native.serializers import JSON_OBJECT_SCHEMA
+from generation.service import GenerationRequest
+
+
+def wire_fields(validated: dict) -> dict[str, str]:
+    """The core's names of request fields -> those this request used, for the `param` of an error."""
+    fields = {"json_schema": "response_format"}
+    if validated.get("max_completion_tokens") is not None:
+        fields["max_tokens"] = "max_completion_tokens"
+    return fields
+
+
+def to_generation_request(validated: dict, *, endpoint: str, api_key=None) -> GenerationRequest:
+    """A completion request, as CompletionRequestSerializer validated it."""
+    return GenerationRequest(
+        model=validated.get("model"),
+        prompt=validated["prompt"],
+        sampling=_sampling(validated, max_tokens=validated.get("max_tokens"), top_logprobs=validated.get("logprobs")),
+        endpoint=endpoint,
+        api_key=api_key,
+    )
+
+
+def to_chat_generation_request(validated: dict, *, endpoint: str, api_key=None) -> GenerationRequest:
+    """A chat completion request, as ChatCompletionRequestSerializer validated it."""
+    # Asking for alternatives asks for the logprobs they come with; None: no logprobs.
+    wants_logprobs = validated["logprobs"] or bool(validated.get("top_logprobs"))
+    return GenerationRequest(
+        model=validated.get("model"),
+        messages=tuple({"role": message["role"], "content": message["content"]} for message in validated["messages"]),
+        sampling=_sampling(
+            validated,
+            max_tokens=validated.get("max_completion_tokens", validated.get("max_tokens")),
+            top_logprobs=validated.get("top_logprobs", 0) if wants_logprobs else None,
+        ),
+        endpoint=endpoint,
+        api_key=api_key,
+    )
+
+
+def grammar_of(response_format: dict | None) -> str | None:
+    """The JSON schema (as text) that constrains the output, or None for free text."""
+    if response_format is None or response_format["type"] == "text":
+        return None
+    if response_format["type"] == "json_object":
+        return JSON_OBJECT_SCHEMA
+    return json.dumps(response_format["json_schema"]["schema"])
+
+
+def _sampling(validated: dict, *, max_tokens: int | None, top_logprobs: int | None) -> SamplingParams:
+    """The parameters both of OpenAI's requests take under the same names; the others as given."""
+    return SamplingParams(
+        max_tokens=max_tokens,
+        temperature=validated.get("temperature"),
+        top_p=validated.get("top_p"),
+        top_k=validated.get("top_k"),
+        min_p=validated.get("min_p"),
+        repetition_penalty=validated.get("repetition_penalty"),
+        presence_penalty=validated.get("presence_penalty"),
+        frequency_penalty=validated.get("frequency_penalty"),
+        logit_bias=tuple(sorted(validated.get("logit_bias", {}).items())),
+        stop=tuple(validated.get("stop", ())),
+        json_schema=grammar_of(validated.get("response_format")),
+        top_logprobs=top_logprobs,
+    )
