@@ -12,10 +12,8 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from functools import lru_cache
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.db import DatabaseError, connections
 
 from access.services import admit_request, check_model_allowed, record_usage
@@ -23,38 +21,24 @@ from catalog.chat_templates import ChatTemplateError, render_chat_template
 from catalog.models import ModelEntry
 from catalog.selectors import ServableModel, allowed_models, engine_config, first_set, resolve_model
 from common.errors import InvalidRequest, PromptTooLong, ServiceError
-from generation import metrics
 from generation.engine.api import ChatFormat, Finished, Sampling, TextDelta, TokenLogprob
 from generation.engine.cache import EngineCache
 from generation.engine.client import ModelWorker
 from generation.limiter import ConcurrencyLimiter
 from generation.observation import Observation
+from generation.runtime import current
 
 logger = logging.getLogger(__name__)
 
 
-@lru_cache(maxsize=1)
 def engine_cache() -> EngineCache:
-    cache = EngineCache(
-        cache_dir=settings.LLM_MODEL_CACHE_DIR,
-        max_loaded=settings.LLM_MAX_LOADED_MODELS,
-        stop_timeout=settings.LLM_ENGINE_STOP_TIMEOUT_SECONDS,
-        log_level=settings.LOG_LEVEL,
-        worker_nice=settings.LLM_ENGINE_WORKER_NICE,
-    )
-    metrics.observe_engine_cache(cache)
-    return cache
+    """This process's engine cache (its runtime's)."""
+    return current().engine_cache
 
 
-@lru_cache(maxsize=1)
 def limiter() -> ConcurrencyLimiter:
-    concurrency = ConcurrencyLimiter(
-        max_active=settings.LLM_MAX_CONCURRENT_REQUESTS,
-        max_queued=settings.LLM_MAX_QUEUED_REQUESTS,
-        timeout=settings.LLM_QUEUE_TIMEOUT_SECONDS,
-    )
-    metrics.observe_limiter(concurrency)
-    return concurrency
+    """This process's concurrency limiter (its runtime's)."""
+    return current().limiter
 
 
 @dataclass(frozen=True)

@@ -275,6 +275,10 @@ LLM_ENGINE_WORKER_NICE = env_number("LLM_ENGINE_WORKER_NICE", 10, minimum=0, max
 # On SIGTERM, generations in flight may run on this long before they are ended with an
 # error event; keep Kubernetes' terminationGracePeriodSeconds a few seconds longer.
 LLM_SHUTDOWN_GRACE_SECONDS = env_number("LLM_SHUTDOWN_GRACE_SECONDS", 25.0, kind=float, minimum=0)
+# Each server process writes its models' load state (and its heartbeat) to the database
+# this often, and picks up the admin's load/unload/reload commands; a process silent for
+# three intervals is shown as gone.
+LLM_HEARTBEAT_SECONDS = env_number("LLM_HEARTBEAT_SECONDS", 5.0, kind=float, minimum=0.1)
 # A comment line is sent on an idle SSE stream this often, so proxies keep it open.
 LLM_SSE_KEEPALIVE_SECONDS = env_number("LLM_SSE_KEEPALIVE_SECONDS", 15.0, kind=float, minimum=0.01)
 

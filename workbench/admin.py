@@ -3,10 +3,11 @@
 from django.contrib import admin
 
 from catalog.models import ModelEntry
+from workbench.load_state import LoadStateAdmin
 
 
 @admin.register(ModelEntry)
-class ModelEntryAdmin(admin.ModelAdmin):
+class ModelEntryAdmin(LoadStateAdmin, admin.ModelAdmin):
     list_display = ("model_id", "display_name", "size", "source", "in_situ_quant", "enabled", "load_at_startup")
     list_filter = ("enabled", "load_at_startup", "source", "in_situ_quant")
     list_editable = ("enabled",)
