@@ -6,6 +6,7 @@ The page's own scripts stay under the page's CSP; what the test evaluates (and t
 that reports violations) is DevTools' and is not.
 """
 
+import base64
 import contextlib
 import json
 import shutil
@@ -172,6 +173,12 @@ class Page:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{expression!r} stayed falsy")
             self.pump(0.2)
+
+    def screenshot(self, path: Path) -> Path:
+        """The page as it looks now, as a PNG (a test's artifact when it fails)."""
+        data = self.send("Page.captureScreenshot", format="png")["data"]
+        path.write_bytes(base64.b64decode(data))
+        return path
 
     def csp_messages(self) -> list[str]:
         """Console and log lines about the Content-Security-Policy."""
