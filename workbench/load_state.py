@@ -18,6 +18,7 @@ wrote at their last heartbeat. Actions need the change permission, and are POSTs
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.admin.options import IS_POPUP_VAR
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
@@ -158,9 +159,10 @@ class LoadStateAdmin:
 
     def get_actions(self, request):
         actions = super().get_actions(request)
+        if self.actions is None or IS_POPUP_VAR in request.GET or not self.has_change_permission(request):
+            return actions
         for function in self.load_state_actions:
-            if self.has_change_permission(request):
-                actions[function.__name__] = (function, function.__name__, function.short_description)
+            actions[function.__name__] = (function, function.__name__, function.short_description)
         return actions
 
     @staticmethod
