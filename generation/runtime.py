@@ -52,7 +52,9 @@ class Runtime:
                 version=settings.SPECTACULAR_SETTINGS.get("VERSION", ""),
             )
             engine_cache.listeners.append(self.load_state.record_event)
-        self.catalog_listener = catalog_events.CatalogListener(self.handle_message) if listen_to_other_processes else None
+        self.catalog_listener = None
+        if listen_to_other_processes:
+            self.catalog_listener = catalog_events.CatalogListener(self.handle_message)
         self.started = False
 
     @classmethod

@@ -157,7 +157,9 @@ class FakeCache(EngineCache):
 @pytest.fixture
 def runtime():
     runtime = Runtime(
-        engine_cache=FakeCache(), limiter=ConcurrencyLimiter(max_active=1, max_queued=0, timeout=1), heartbeat_seconds=1.0
+        engine_cache=FakeCache(),
+        limiter=ConcurrencyLimiter(max_active=1, max_queued=0, timeout=1),
+        heartbeat_seconds=1.0,
     )
     previous = install(runtime)
     yield runtime
@@ -169,7 +171,9 @@ def test_the_runtime_applies_commands_to_its_engine_cache(runtime):
     runtime.apply_command("unload", BUNDLED)
     runtime.apply_command("reload", BUNDLED)
     runtime.apply_command("load", "not/in-the-catalog")  # deleted meanwhile: nothing to load
-    assert runtime.engine_cache.calls == [("load", BUNDLED), ("unload", BUNDLED), ("unload", BUNDLED), ("load", BUNDLED)]
+    assert runtime.engine_cache.calls == [
+        ("load", BUNDLED), ("unload", BUNDLED), ("unload", BUNDLED), ("load", BUNDLED),
+    ]
 
 
 def test_the_runtime_records_its_engine_caches_events(runtime):
