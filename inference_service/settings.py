@@ -210,10 +210,13 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "generation.api.errors.exception_handler",
 }
 
+SERVICE_NAME = "LLM Inference Service"
+SERVICE_VERSION = "1.0.0"
+
 SPECTACULAR_SETTINGS = {
-    "TITLE": "LLM Inference Service",
+    "TITLE": SERVICE_NAME,
     "DESCRIPTION": "Text generation, streaming and chat from local models through mistral.rs.",
-    "VERSION": "1.0.0",
+    "VERSION": SERVICE_VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI's JS and CSS come from drf-spectacular-sidecar: no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -7,8 +7,10 @@ from generation.api.health import LiveView, ReadyView
 from generation.api.native.views import ChatStreamView, ChatView, GenerateStreamView, GenerateView, ModelListView
 from generation.api.openai.views import ChatCompletionsView, CompletionsView, ModelsView
 from generation.api.tokenizer import DetokenizeView, TokenizeView
+from inference_service.landing import landing
 
 urlpatterns = [
+    path("", landing, name="landing"),
     path("api/models", ModelListView.as_view(), name="models"),
     path("api/generate", GenerateView.as_view(), name="generate"),
     path("api/generate/stream", GenerateStreamView.as_view(), name="generate-stream"),
