@@ -93,3 +93,78 @@ def test_the_admin_links_to_the_playground(staff_client):
     change = staff_client.get(f"/admin/catalog/modelentry/{entry.pk}/change/").content.decode()
     assert f'href="{PLAYGROUND}?model=google%2Fgemma-3-270m"' in change
     assert "Try in playground" in change
+
+
+# --- The playground's WebSocket: the admin session, staff only, from this site only ---------
+
+def playground_socket(*, origin: str = "http://localhost", session_key: str | None = None):
+    from channels.routing import URLRouter
+    from channels.testing import WebsocketCommunicator
+
+    from workbench.playground_consumer import websocket_urlpatterns
+
+    headers = [(b"origin", origin.encode())]
+    if session_key:
+        headers.append((b"cookie", f"sessionid={session_key}".encode()))
+    return WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/playground/", headers=headers)
+
+
+def session_of(user) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.session.session_key
+
+
+async def refused_code(socket) -> tuple[dict, int]:
+    reply = await socket.receive_json_from(timeout=10)
+    closed = await socket.receive_output(timeout=10)
+    return reply, closed["code"]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_socket_refuses_anyone_but_staff():
+    from asgiref.sync import sync_to_async
+
+    visitor = await sync_to_async(get_user_model().objects.create_user)("visitor", password="x-visitor-password-1")
+    for session_key in (None, await sync_to_async(session_of)(visitor)):
+        socket = playground_socket(session_key=session_key)
+        connected, _ = await socket.connect(timeout=10)
+        assert connected  # accepted, then told why and closed, as /ws/generate/ does without a key
+        reply, code = await refused_code(socket)
+        assert reply["error"]["code"] == "unauthorized" and code == 4401
+        await socket.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_socket_serves_a_staff_session_from_this_site_only():
+    from asgiref.sync import sync_to_async
+
+    staff = await sync_to_async(get_user_model().objects.create_user)(
+        "staff", password="x-staff-password-1234", is_staff=True
+    )
+    session_key = await sync_to_async(session_of)(staff)
+    # Another site's page would send the cookie too: its handshake is refused.
+    socket = playground_socket(origin="http://evil.example", session_key=session_key)
+    connected, _ = await socket.connect(timeout=10)
+    assert not connected
+    socket = playground_socket(session_key=session_key)
+    connected, _ = await socket.connect(timeout=10)
+    assert connected
+    await socket.send_json_to({"type": "chat", "id": "1", "messages": []})  # invalid: answered, not refused
+    reply = await socket.receive_json_from(timeout=10)
+    assert reply["type"] == "error" and reply["error"]["code"] == "invalid_request", reply
+    await socket.disconnect()
+
+
+@pytest.mark.django_db
+def test_a_disabled_entry_resolves_only_when_asked_and_within_the_environment(settings):
+    from catalog.selectors import resolve_model
+    from common.errors import ModelNotAllowed
+
+    ModelEntry.objects.filter(model_id="google/gemma-3-270m").update(enabled=False)
+    with pytest.raises(ModelNotAllowed):
+        resolve_model(model_id="google/gemma-3-270m")
+    assert resolve_model(model_id="google/gemma-3-270m", include_disabled=True).model_id == "google/gemma-3-270m"
+    settings.LLM_ALLOWED_MODELS = ["HuggingFaceTB/SmolLM2-135M-Instruct"]
+    with pytest.raises(ModelNotAllowed):
+        resolve_model(model_id="google/gemma-3-270m", include_disabled=True)

@@ -123,17 +123,20 @@
   }
 
   function openSocket() {
-    if (socket && socket.readyState <= WebSocket.OPEN) return Promise.resolve(socket);
+    if (socket && socket.readyState === WebSocket.OPEN) return Promise.resolve(socket);
+    if (socket) socket.close();  // still connecting, or closing: start afresh
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     socket = new WebSocket(`${scheme}//${location.host}${config.websocket_path}`);
     socket.addEventListener("message", (event) => onMessage(JSON.parse(event.data)));
-    socket.addEventListener("close", (event) => {
-      if (running) finish(`connection closed (code ${event.code})`, true);
+    const opened = socket;
+    opened.addEventListener("close", (event) => {
+      if (socket !== opened) return;
       socket = null;
+      if (running) finish(`connection closed (code ${event.code})`, true);
     });
     return new Promise((resolve, reject) => {
-      socket.addEventListener("open", () => resolve(socket), { once: true });
-      socket.addEventListener("error", () => reject(new Error("could not connect")), { once: true });
+      opened.addEventListener("open", () => resolve(opened), { once: true });
+      opened.addEventListener("error", () => reject(new Error("could not connect")), { once: true });
     });
   }
 
@@ -161,7 +164,10 @@
 
   function onMessage(message) {
     if (!running || (message.id !== undefined && message.id !== null && message.id !== running.id)) {
-      if (message.type === "error" && !running) setStatus(`error: ${message.error.message}`, true);
+      // E.g. the answer to a Stop that came after the end; but a refused login is shown.
+      if (message.type === "error" && message.error.code === "unauthorized") {
+        setStatus(`error: ${message.error.message}`, true);
+      }
       return;
     }
     if (message.type === "delta") {
