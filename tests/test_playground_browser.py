@@ -4,8 +4,6 @@ numbers; a chat goes on for a second turn; a raw prompt completes; Stop cancels.
 page works under the Content-Security-Policy, from the admin session alone, while callers
 without a key (or a session, or from another origin) are still refused."""
 
-import base64
-import contextlib
 import json
 
 import httpx
@@ -14,7 +12,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from tests.support.admin_forms import admin_session
-from tests.support.chromium import Page
+from tests.support.chromium import Page, log_in_to_the_admin
 from tests.support.server import ADMIN_PASSWORD, ADMIN_USER, start_server, stop_server
 
 CHAT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"  # disabled on this server: tried before it is enabled
@@ -35,28 +33,14 @@ def server(tmp_path_factory):
     stop_server(server)
 
 
-@contextlib.contextmanager
-def playground(server, tmp_path, model: str | None = None):
-    """A Chromium tab logged into the admin, on the playground; a screenshot in tmp_path if the test fails."""
-    with Page(tmp_path / "profile", timeout=120) as page:
-        try:
-            page.goto(f"{server.url}/admin/login/")
-            page.follow(
-                f"document.getElementById('id_username').value = {ADMIN_USER!r};"
-                f"document.getElementById('id_password').value = {ADMIN_PASSWORD!r};"
-                "document.getElementById('login-form').submit()"
-            )
-            assert page.evaluate("location.pathname") == "/admin/"
-            # The admin's index links to the playground.
-            page.follow("document.querySelector('a[href=\"/admin/playground/\"]').click()")
-            assert page.evaluate("location.pathname") == "/admin/playground/"
-            if model:
-                choose(page, model)
-            yield page
-        except BaseException:
-            shot = page.send("Page.captureScreenshot", format="png")
-            (tmp_path / "playground-failure.png").write_bytes(base64.b64decode(shot["data"]))
-            raise
+def open_playground(page: Page, server, model: str | None = None) -> None:
+    """Log into the admin and follow its index's link to the playground (a failing test's
+    screenshot: the `page` fixture's, in test-artifacts/)."""
+    log_in_to_the_admin(page, server.url, ADMIN_USER, ADMIN_PASSWORD)
+    page.follow("document.querySelector('a[href=\"/admin/playground/\"]').click()")
+    assert page.evaluate("location.pathname") == "/admin/playground/"
+    if model:
+        choose(page, model)
 
 
 def choose(page: Page, model: str) -> None:
@@ -108,61 +92,61 @@ def assert_no_violation(page: Page) -> None:
     assert [line for line in page.console if "rror" in line] == []
 
 
-def test_a_chat_streams_in_and_goes_on(server, tmp_path):
-    with playground(server, tmp_path, CHAT_MODEL) as page:
-        assert "disabled" in page.evaluate("document.getElementById('pg-model-note').textContent")
-        # The sampling fields hold the entry's defaults.
-        defaults = page.evaluate("JSON.parse(document.getElementById('playground-config').textContent)"
-                                 f".models.find((m) => m.id === {CHAT_MODEL!r}).defaults")
-        assert page.evaluate("document.getElementById('pg-max_tokens').value") == str(defaults["max_tokens"])
-        fill(page, max_tokens="48", temperature="0", message="Name a primary colour.",
-             system="You are a helpful assistant. Answer in one sentence.")
-        record_answer_growth(page)
-        first = send_and_wait(page)
-        growing = sorted({length for length, finished in page.evaluate("window.__lengths") if not finished})
-        assert len([length for length in growing if length > 0]) >= 3, growing  # streamed, not in one piece
-        assert first["pg-answer"].strip()
-        assert_stats(first)
-        # The next turn carries the conversation: a longer prompt, four turns shown.
-        fill(page, message="Name another one.")
-        second = send_and_wait(page)
-        assert_stats(second)
-        assert int(second["pg-prompt-tokens"]) > int(first["pg-prompt-tokens"]) + int(first["pg-generated-tokens"])
-        roles = page.evaluate("[...document.querySelectorAll('#pg-transcript .pg-turn')].map((t) => t.classList[1])")
-        assert roles == ["user", "assistant", "user", "assistant"]
-        assert_no_violation(page)
+def test_a_chat_streams_in_and_goes_on(server, page):
+    open_playground(page, server, CHAT_MODEL)
+    assert "disabled" in page.evaluate("document.getElementById('pg-model-note').textContent")
+    # The sampling fields hold the entry's defaults.
+    defaults = page.evaluate("JSON.parse(document.getElementById('playground-config').textContent)"
+                             f".models.find((m) => m.id === {CHAT_MODEL!r}).defaults")
+    assert page.evaluate("document.getElementById('pg-max_tokens').value") == str(defaults["max_tokens"])
+    fill(page, max_tokens="48", temperature="0", message="Name a primary colour.",
+         system="You are a helpful assistant. Answer in one sentence.")
+    record_answer_growth(page)
+    first = send_and_wait(page)
+    growing = sorted({length for length, finished in page.evaluate("window.__lengths") if not finished})
+    assert len([length for length in growing if length > 0]) >= 3, growing  # streamed, not in one piece
+    assert first["pg-answer"].strip()
+    assert_stats(first)
+    # The next turn carries the conversation: a longer prompt, four turns shown.
+    fill(page, message="Name another one.")
+    second = send_and_wait(page)
+    assert_stats(second)
+    assert int(second["pg-prompt-tokens"]) > int(first["pg-prompt-tokens"]) + int(first["pg-generated-tokens"])
+    roles = page.evaluate("[...document.querySelectorAll('#pg-transcript .pg-turn')].map((t) => t.classList[1])")
+    assert roles == ["user", "assistant", "user", "assistant"]
+    assert_no_violation(page)
 
 
-def test_a_raw_prompt_completes_and_stop_cancels(server, tmp_path):
-    with playground(server, tmp_path, RAW_MODEL) as page:
-        page.evaluate("document.getElementById('pg-mode-generate').click()")
-        assert page.evaluate("document.getElementById('pg-chat-fields').hidden") is True
-        fill(page, prompt="The capital of France is", max_tokens="16", temperature="0")
-        stats = send_and_wait(page)
-        assert_stats(stats)
-        assert stats["pg-generated-tokens"] == "16" and stats["pg-finish"] == "length"
-        assert stats["pg-answer"].strip()
-        # A long answer, stopped once it has begun.
-        fill(page, prompt="1, 2, 3, 4, 5,", max_tokens="2000")
-        page.evaluate("document.getElementById('pg-send').click()")
-        page.wait_for("document.getElementById('pg-answer').textContent.length > 5", timeout=120)
-        page.evaluate("document.getElementById('pg-stop-button').click()")
-        page.wait_for("document.getElementById('pg-status').textContent === 'stopped'", timeout=30)
-        stopped_at = page.evaluate("document.getElementById('pg-answer').textContent.length")
-        page.pump(1)
-        assert page.evaluate("document.getElementById('pg-answer').textContent.length") == stopped_at
-        assert page.evaluate("document.getElementById('pg-send').disabled") is False
-        assert_no_violation(page)
+def test_a_raw_prompt_completes_and_stop_cancels(server, page):
+    open_playground(page, server, RAW_MODEL)
+    page.evaluate("document.getElementById('pg-mode-generate').click()")
+    assert page.evaluate("document.getElementById('pg-chat-fields').hidden") is True
+    fill(page, prompt="The capital of France is", max_tokens="16", temperature="0")
+    stats = send_and_wait(page)
+    assert_stats(stats)
+    assert stats["pg-generated-tokens"] == "16" and stats["pg-finish"] == "length"
+    assert stats["pg-answer"].strip()
+    # A long answer, stopped once it has begun.
+    fill(page, prompt="1, 2, 3, 4, 5,", max_tokens="2000")
+    page.evaluate("document.getElementById('pg-send').click()")
+    page.wait_for("document.getElementById('pg-answer').textContent.length > 5", timeout=120)
+    page.evaluate("document.getElementById('pg-stop-button').click()")
+    page.wait_for("document.getElementById('pg-status').textContent === 'stopped'", timeout=30)
+    stopped_at = page.evaluate("document.getElementById('pg-answer').textContent.length")
+    page.pump(1)
+    assert page.evaluate("document.getElementById('pg-answer').textContent.length") == stopped_at
+    assert page.evaluate("document.getElementById('pg-send').disabled") is False
+    assert_no_violation(page)
 
 
-def test_the_model_page_opens_the_playground_with_it(server, tmp_path):
-    with playground(server, tmp_path) as page:
-        page.goto(f"{server.url}/admin/catalog/modelentry/")
-        page.follow(f"[...document.querySelectorAll('#result_list tbody th a')]"
-                    f".find((a) => a.textContent.trim() === {RAW_MODEL!r}).click()")
-        page.follow("document.querySelector('a.pg-try').click()")
-        assert page.evaluate("document.getElementById('pg-model').value") == RAW_MODEL
-        assert_no_violation(page)
+def test_the_model_page_opens_the_playground_with_it(server, page):
+    open_playground(page, server)
+    page.goto(f"{server.url}/admin/catalog/modelentry/")
+    page.follow(f"[...document.querySelectorAll('#result_list tbody th a')]"
+                f".find((a) => a.textContent.trim() === {RAW_MODEL!r}).click()")
+    page.follow("document.querySelector('a.pg-try').click()")
+    assert page.evaluate("document.getElementById('pg-model').value") == RAW_MODEL
+    assert_no_violation(page)
 
 
 def websocket_url(server, path: str) -> str:
