@@ -80,6 +80,8 @@ class GenerationRequest:
     endpoint: str = ""
     # The caller's API key (DRF's request.auth), when the request carried one.
     api_key: object | None = None
+    # A disabled catalog entry may serve it: only the admin's playground (staff) asks for this.
+    include_disabled: bool = False
 
     @classmethod
     def from_validated(cls, data: dict, *, endpoint: str, api_key=None) -> "GenerationRequest":
@@ -326,7 +328,9 @@ async def prepare_generation(request: GenerationRequest) -> Generation:
     """
     observation = Observation(endpoint=request.endpoint, requested_model=request.model)
     try:
-        model = await sync_to_async(resolve_model)(model_id=request.model, chat=request.is_chat)
+        model = await sync_to_async(resolve_model)(
+            model_id=request.model, chat=request.is_chat, include_disabled=request.include_disabled
+        )
         observation.model_id = model.model_id
         if request.api_key is not None:
             await sync_to_async(check_model_allowed)(api_key=request.api_key, model_id=model.model_id)

@@ -23,11 +23,16 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from generation.catalog_events import listen_for_withdrawn_models_in_background  # noqa: E402
 from generation.api.ws.routing import websocket_urlpatterns  # noqa: E402
 from generation.startup import load_startup_models_in_background  # noqa: E402
+from workbench.playground_consumer import websocket_urlpatterns as playground_websocket_urlpatterns  # noqa: E402
 
 # Static files (Swagger UI's own JS and CSS, the admin's) are served by this process:
 # deployments are often air-gapped and have no CDN or separate file server.
 application = ProtocolTypeRouter(
-    {"http": ASGIStaticFilesHandler(django_application), "websocket": URLRouter(websocket_urlpatterns)}
+    {
+        "http": ASGIStaticFilesHandler(django_application),
+        # The playground's route checks the Origin and reads the admin session (workbench).
+        "websocket": URLRouter(websocket_urlpatterns + playground_websocket_urlpatterns),
+    }
 )
 
 load_startup_models_in_background()

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django_prometheus.exports import ExportToDjangoView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -26,6 +26,7 @@ urlpatterns = [
     path("metrics", ExportToDjangoView, name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("swagger-ui/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("admin/playground/", include("workbench.urls")),  # before the admin's own pages
     path("admin/", admin.site.urls),
 ]
 

@@ -26,6 +26,7 @@ METADATA_SHOWN = (
 @admin.register(ModelEntry)
 class ModelEntryAdmin(admin.ModelAdmin):
     form = ModelEntryForm
+    change_form_template = "workbench/modelentry_change_form.html"  # adds "Try in playground"
     list_display = ("model_id", "display_name", "size", "source", "in_situ_quant", "enabled", "load_at_startup")
     list_filter = ("enabled", "load_at_startup", "source", "in_situ_quant")
     list_editable = ("enabled",)
