@@ -191,6 +191,12 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    # plotly.js from the plotly package, for the admin's usage charts.
+    "access.charts.PlotlyFinder",
+]
 
 # Request bodies above this size are answered with 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_number("LLM_MAX_REQUEST_BYTES", 1024 * 1024, minimum=1024)
@@ -294,6 +300,8 @@ os.environ["HF_HUB_OFFLINE"] = "1" if HF_HUB_OFFLINE else "0"
 
 # When on, every API call needs `Authorization: Bearer <key>` (keys are made in the admin).
 LLM_REQUIRE_API_KEY = env_bool("LLM_REQUIRE_API_KEY", False)
+# Usage (per key or none, model and day) is kept this many days, then deleted; 0: kept forever.
+LLM_USAGE_RETENTION_DAYS = env_number("LLM_USAGE_RETENTION_DAYS", 400, minimum=0)
 
 # --- HTTPS, CORS and security headers -------------------------------------------------------
 
