@@ -31,6 +31,7 @@ class PlotlyFinder(BaseFinder):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.storage = FileSystemStorage(location=_BUNDLE.parent)
+        self.storage.prefix = "plotly"  # collectstatic copies it to STATIC_ROOT/plotly/plotly.min.js
 
     def check(self, **kwargs):
         return []
@@ -41,8 +42,6 @@ class PlotlyFinder(BaseFinder):
         return [str(_BUNDLE)] if find_all else str(_BUNDLE)
 
     def list(self, ignore_patterns):
-        # Listed under its own name; collectstatic copies it to STATIC_ROOT/plotly/plotly.min.js.
-        self.storage.prefix = "plotly"
         yield _BUNDLE.name, self.storage
 
 
