@@ -4,7 +4,7 @@ list draws their charts in a real (headless) browser, under the Content-Security
 
 import base64
 import json
-from datetime import datetime, timezone
+import time
 
 import httpx
 import pytest
@@ -43,23 +43,22 @@ def traffic(server):
 
 
 def usage_rows(server) -> dict:
-    """{(key name or None, model): row} of today's usage rows, read from the database."""
+    """{(key name or None, model): its usage} over the days kept (one day, but for a test run
+    across midnight UTC), read from the database."""
     code = (
-        "import json; from access.models import DailyUsage; "
-        "print(json.dumps([{**row, 'day': str(row['day'])} for row in DailyUsage.objects.values("
-        "'day', 'api_key__name', 'model_id', 'requests', 'finished', 'failed', 'cancelled', 'prompt_tokens', "
-        "'generated_tokens', 'duration_ms_sum', 'duration_ms_max', 'time_to_first_token_ms_sum', "
-        "'time_to_first_token_ms_max')]))"
+        "import json; from django.db.models import Max, Sum; from access.models import DailyUsage; "
+        "sums = ['requests', 'finished', 'failed', 'cancelled', 'prompt_tokens', 'generated_tokens', "
+        "'duration_ms_sum', 'time_to_first_token_ms_sum']; "
+        "maxima = ['duration_ms_max', 'time_to_first_token_ms_max']; "
+        "print(json.dumps(list(DailyUsage.objects.order_by().values('api_key__name', 'model_id').annotate("
+        "**{f: Sum(f) for f in sums}, **{f: Max(f) for f in maxima}))))"
     )
     rows = json.loads(server.manage("shell", "-c", code).strip().splitlines()[-1])
-    today = datetime.now(timezone.utc).date().isoformat()
-    return {(row["api_key__name"], row["model_id"]): row for row in rows if row["day"] == today}
+    return {(row["api_key__name"], row["model_id"]): row for row in rows}
 
 
 def wait_for_rows(server, check, timeout=30):
     """The cancelled generation is recorded in the background: poll until `check` holds."""
-    import time
-
     deadline = time.monotonic() + timeout
     while True:
         rows = usage_rows(server)
@@ -98,12 +97,16 @@ def test_the_usage_charts_render_in_a_browser_under_the_content_security_policy(
                 "document.getElementById('login-form').submit()"
             )
             assert page.evaluate("location.pathname") == "/admin/access/dailyusage/"
-            # Today's requests: one stack of bars (finished, cancelled) in the requests chart,
-            # two bars in the tokens chart, four points (mean and max of two times) in the latency chart.
+            # Per day (one, but for a run across midnight UTC): a stack of bars (finished,
+            # cancelled) in the requests chart, two bars (prompt, generated) in the tokens chart,
+            # four points (mean and maximum of two times) in the latency chart.
+            days = len(json.loads(page.evaluate("document.getElementById('usage-by-day').textContent")))
             bars = "document.querySelectorAll('#usage-requests-chart .bars .point path').length"
             assert page.wait_for(bars) >= 2
-            assert page.evaluate("document.querySelectorAll('#usage-tokens-chart .bars .point path').length") == 2
-            assert page.evaluate("document.querySelectorAll('#usage-latency-chart .scatterlayer .point').length") == 4
+            assert page.evaluate("document.querySelectorAll('#usage-tokens-chart .bars .point path').length") == 2 * days
+            assert page.evaluate(
+                "document.querySelectorAll('#usage-latency-chart .scatterlayer .point').length"
+            ) == 4 * days
             # Bars were drawn with a height: plotly scaled them to the data.
             heights = page.evaluate(
                 "[...document.querySelectorAll('#usage-tokens-chart .bars .point path')]"
