@@ -56,16 +56,27 @@ class ReadOnlyAdminMixin:
         return False
 
 
+class KeyFilter(admin.RelatedFieldListFilter):
+    """The keys, and the requests without one."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.empty_value_display = NO_KEY
+
+
 @admin.register(DailyUsage)
 class DailyUsageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Usage per day, key and model, with charts per day of what the filters select."""
 
-    list_display = ("day", "api_key", "model_id", "requests", "failed", "cancelled", "prompt_tokens",
+    list_display = ("day", "key", "model_id", "requests", "failed", "cancelled", "prompt_tokens",
                     "generated_tokens", "mean_duration_ms", "mean_time_to_first_token_ms", "last_used_at")
-    list_filter = ("model_id", "api_key")
+    list_filter = ("model_id", ("api_key", KeyFilter))
     date_hierarchy = "day"
-    empty_value_display = NO_KEY  # the key column and filter of requests without one
     list_select_related = ("api_key",)
+
+    @admin.display(description="API key", ordering="api_key__name", empty_value=NO_KEY)
+    def key(self, obj):
+        return obj.api_key
 
     @admin.display(description="mean duration (ms)")
     def mean_duration_ms(self, obj):

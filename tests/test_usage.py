@@ -2,6 +2,7 @@
 the sums per day that the admin's charts draw, and the admin pages (in-process, against the
 test database: no server)."""
 
+import re
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -99,6 +100,12 @@ def test_retention_zero_keeps_everything_and_the_command_prunes(settings):
     settings.LLM_USAGE_RETENTION_DAYS = 7
     call_command("prune_usage")
     assert list(DailyUsage.objects.values_list("day", flat=True)) == [datetime.now(timezone.utc).date()]
+    # --days instead of the setting.
+    DailyUsage.objects.create(day=datetime.now(timezone.utc).date() - timedelta(days=3), model_id=MODEL)
+    call_command("prune_usage", days=5)
+    assert DailyUsage.objects.count() == 2
+    call_command("prune_usage", days=2)
+    assert DailyUsage.objects.count() == 1
 
 
 @pytest.mark.django_db
@@ -151,7 +158,9 @@ def test_the_admin_lists_usage_with_chart_data_and_the_keys_page_its_totals(admi
     html = page.content.decode()
     assert 'id="usage-by-day"' in html and "plotly/plotly.min.js" in html and "usage_charts.js" in html
     assert page.context["usage_by_day"][0]["requests"] == 2
-    assert "No key" in html  # the keyless requests' rows and filter choice
+    # The keyless requests' row, and their choice in the key filter.
+    assert '<td class="field-key">No key</td>' in html
+    assert re.search(r'<a href="\?api_key__isnull=True"[^>]*>No key</a>', html)
     # Filtered to the requests without a key: the chart's data follows the filter.
     filtered = admin_client.get("/admin/access/dailyusage/?api_key__isnull=True")
     assert [day["prompt_tokens"] for day in filtered.context["usage_by_day"]] == [7]
@@ -159,6 +168,10 @@ def test_the_admin_lists_usage_with_chart_data_and_the_keys_page_its_totals(admi
     assert [day["prompt_tokens"] for day in by_key.context["usage_by_day"]] == [6]
     change = admin_client.get(f"/admin/access/apikey/{key.pk}/change/").content.decode()
     assert MODEL in change and f"?api_key__id__exact={key.pk}" in change
+    # A day without a finished generation has no mean latency (not 0).
+    record_usage(api_key=None, usage=generation(outcome="cancelled"), now=NOON - timedelta(days=1))
+    html = admin_client.get("/admin/access/dailyusage/").content.decode()
+    assert '<td class="field-mean_duration_ms">-</td>' in html
 
 
 def test_plotly_is_served_from_the_package_and_its_injected_styles_are_known():
