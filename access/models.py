@@ -54,8 +54,8 @@ class RateWindow(models.Model):
 class DailyUsage(models.Model):
     """What one key (or the requests without a key) used of one model on one day (UTC).
 
-    One row is added to per finished, failed or cancelled generation; totals per key or
-    model, and the charts, are sums over these rows. Rows older than
+    Each generation that started (finished, failed or cancelled) adds to one row; totals
+    per key or model, and the charts, are sums over these rows. Rows older than
     LLM_USAGE_RETENTION_DAYS are deleted (access.services).
 
     Latency is kept as sums and maxima, which add up row by row: a day's mean is its sum
