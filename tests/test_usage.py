@@ -202,3 +202,32 @@ def test_a_row_made_by_another_process_meanwhile_is_added_to_not_doubled(monkeyp
     monkeypatch.setattr(services, "_add_to", misses_first)
     record_usage(api_key=key, usage=generation(), now=NOON)
     assert list(DailyUsage.objects.values_list("requests", flat=True)) == [2]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_keeps_the_totals_of_earlier_versions_on_the_day_of_their_last_use():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([("access", "0001_initial")])
+    old = executor.loader.project_state([("access", "0001_initial")]).apps
+    key = old.get_model("access", "ApiKey").objects.create(name="old", prefix="llm-x", key_hash="h" * 64)
+    old.get_model("access", "KeyUsage").objects.create(
+        api_key=key, model_id=MODEL, requests=5, prompt_tokens=30, generated_tokens=40, last_used_at=NOON
+    )
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    row = DailyUsage.objects.get()
+    assert (row.day, row.api_key_id, row.model_id, row.requests, row.prompt_tokens, row.generated_tokens) == (
+        date(2026, 3, 10), key.pk, MODEL, 5, 30, 40
+    )
+    assert (row.finished, row.duration_ms_sum) == (0, 0)  # their outcomes and latency were not recorded
+    # Back: the days' sums become totals again.
+    executor = MigrationExecutor(connection)
+    executor.migrate([("access", "0001_initial")])
+    old = executor.loader.project_state([("access", "0001_initial")]).apps
+    totals = old.get_model("access", "KeyUsage").objects.values_list("model_id", "requests", "prompt_tokens")
+    assert list(totals) == [(MODEL, 5, 30)]
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
