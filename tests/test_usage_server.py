@@ -2,14 +2,13 @@
 finished and cancelled, land in the right rows per day, key and model; the admin's usage
 list draws their charts in a real (headless) browser, under the Content-Security-Policy."""
 
-import base64
 import json
 import time
 
 import httpx
 import pytest
 
-from tests.support.chromium import Page
+from tests.support.chromium import log_in_to_the_admin
 from tests.support.server import ADMIN_PASSWORD, ADMIN_USER, start_server, stop_server
 
 GEMMA = "google/gemma-3-270m"
@@ -87,42 +86,28 @@ def test_generations_with_and_without_a_key_are_counted_per_day_key_and_model(se
     assert keyed["duration_ms_max"] > 0
 
 
-def test_the_usage_charts_render_in_a_browser_under_the_content_security_policy(server, traffic, tmp_path):
-    with Page(tmp_path / "profile") as page:
-        try:
-            page.goto(f"{server.url}/admin/login/?next=/admin/access/dailyusage/")
-            page.follow(
-                f"document.getElementById('id_username').value = {ADMIN_USER!r};"
-                f"document.getElementById('id_password').value = {ADMIN_PASSWORD!r};"
-                "document.getElementById('login-form').submit()"
-            )
-            assert page.evaluate("location.pathname") == "/admin/access/dailyusage/"
-            # Per day (one, but for a run across midnight UTC): a stack of bars (finished,
-            # cancelled) in the requests chart, two bars (prompt, generated) in the tokens chart,
-            # four points (mean and maximum of two times) in the latency chart.
-            days = len(json.loads(page.evaluate("document.getElementById('usage-by-day').textContent")))
-            bars = "document.querySelectorAll('#usage-requests-chart .bars .point path').length"
-            assert page.wait_for(bars) >= 2
-            assert page.evaluate("document.querySelectorAll('#usage-tokens-chart .bars .point path').length") == 2 * days
-            assert page.evaluate(
-                "document.querySelectorAll('#usage-latency-chart .scatterlayer .point').length"
-            ) == 4 * days
-            # Bars were drawn with a height: plotly scaled them to the data.
-            heights = page.evaluate(
-                "[...document.querySelectorAll('#usage-tokens-chart .bars .point path')]"
-                ".map((bar) => bar.getBBox().height)"
-            )
-            assert all(height > 0 for height in heights), heights
-            # Filtered to one key: the charts follow the filter (its one finished request).
-            page.goto(f"{server.url}/admin/access/dailyusage/?api_key__isnull=True&model_id={SMOLLM}")
-            data = json.loads(page.evaluate("document.getElementById('usage-by-day').textContent"))
-            assert [day["requests"] for day in data] == [1]
-            page.wait_for("document.querySelectorAll('#usage-requests-chart .bars .point path').length")
-            page.pump(0.5)  # violations are reported asynchronously
-            assert page.violations == []
-            assert page.csp_messages() == []
-            assert page.exceptions == []
-        except BaseException:
-            shot = page.send("Page.captureScreenshot", format="png")
-            (tmp_path / "usage-charts.png").write_bytes(base64.b64decode(shot["data"]))
-            raise
+def test_the_usage_charts_render_in_a_browser_under_the_content_security_policy(server, traffic, page):
+    log_in_to_the_admin(page, server.url, ADMIN_USER, ADMIN_PASSWORD)
+    page.goto(f"{server.url}/admin/access/dailyusage/")
+    # Per day (one, but for a run across midnight UTC): a stack of bars (finished,
+    # cancelled) in the requests chart, two bars (prompt, generated) in the tokens chart,
+    # four points (mean and maximum of two times) in the latency chart.
+    days = len(json.loads(page.evaluate("document.getElementById('usage-by-day').textContent")))
+    bars = "document.querySelectorAll('#usage-requests-chart .bars .point path').length"
+    assert page.wait_for(bars) >= 2
+    assert page.evaluate("document.querySelectorAll('#usage-tokens-chart .bars .point path').length") == 2 * days
+    assert page.evaluate("document.querySelectorAll('#usage-latency-chart .scatterlayer .point').length") == 4 * days
+    # Bars were drawn with a height: plotly scaled them to the data.
+    heights = page.evaluate(
+        "[...document.querySelectorAll('#usage-tokens-chart .bars .point path')].map((bar) => bar.getBBox().height)"
+    )
+    assert all(height > 0 for height in heights), heights
+    # Filtered to the keyless requests on one model: the charts follow the filter.
+    page.goto(f"{server.url}/admin/access/dailyusage/?api_key__isnull=True&model_id={SMOLLM}")
+    data = json.loads(page.evaluate("document.getElementById('usage-by-day').textContent"))
+    assert [day["requests"] for day in data] == [1]
+    page.wait_for("document.querySelectorAll('#usage-requests-chart .bars .point path').length")
+    page.pump(0.5)  # violations are reported asynchronously
+    assert page.violations == []
+    assert page.csp_messages() == []
+    assert page.exceptions == []
