@@ -24,11 +24,16 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from generation.api.ws.routing import websocket_urlpatterns  # noqa: E402
+from workbench.playground_consumer import websocket_urlpatterns as playground_websocket_urlpatterns  # noqa: E402
 
 # Static files (Swagger UI's own JS and CSS, the admin's) are served by this process:
 # deployments are often air-gapped and have no CDN or separate file server.
 application = ProtocolTypeRouter(
-    {"http": ASGIStaticFilesHandler(django_application), "websocket": URLRouter(websocket_urlpatterns)}
+    {
+        "http": ASGIStaticFilesHandler(django_application),
+        # The playground's route checks the Origin and reads the admin session (workbench).
+        "websocket": URLRouter(websocket_urlpatterns + playground_websocket_urlpatterns),
+    }
 )
 # The process-wide state (loaded models, start-up loads, heartbeat...) is not started here,
 # at import: `manage.py serve` builds and starts it (generation.runtime) before Daphne serves.
