@@ -1,4 +1,4 @@
-"""API keys, their per-minute limits and the usage they record."""
+"""API keys, their per-minute limits, and the usage per key (or none), model and day."""
 
 from django.db import models
 
@@ -51,20 +51,55 @@ class RateWindow(models.Model):
         constraints = [models.UniqueConstraint(fields=("api_key", "minute"), name="one_rate_window_per_key_minute")]
 
 
-class KeyUsage(models.Model):
-    """Totals per key and model, shown in the admin."""
+class DailyUsage(models.Model):
+    """What one key (or the requests without a key) used of one model on one day (UTC).
 
-    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="usage")
+    Each generation that started (finished, failed or cancelled) adds to one row; totals
+    per key or model, and the charts, are sums over these rows. Rows older than
+    LLM_USAGE_RETENTION_DAYS are deleted (access.services).
+
+    Latency is kept as sums and maxima, which add up row by row: a day's mean is its sum
+    over the finished generations, its maximum the largest of its rows'.
+    """
+
+    day = models.DateField(db_index=True)
+    api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.CASCADE, related_name="daily_usage",
+        help_text="Empty: requests without an API key.",
+    )
     model_id = models.CharField(max_length=200)
-    requests = models.PositiveBigIntegerField(default=0)
+    requests = models.PositiveBigIntegerField(
+        default=0, help_text="Generations that started: finished, failed and cancelled."
+    )
+    finished = models.PositiveBigIntegerField(default=0, help_text="Generations that ran to their end.")
+    failed = models.PositiveBigIntegerField(default=0, help_text="Generations the engine failed after they started.")
+    cancelled = models.PositiveBigIntegerField(
+        default=0, help_text="Generations whose client went away before they ended."
+    )
     prompt_tokens = models.PositiveBigIntegerField(default=0)
-    generated_tokens = models.PositiveBigIntegerField(default=0)
+    generated_tokens = models.PositiveBigIntegerField(default=0, help_text="Of failed and cancelled ones too.")
+    # Of the finished generations only, from the request reaching the core (queueing included).
+    duration_ms_sum = models.PositiveBigIntegerField(default=0)
+    duration_ms_max = models.PositiveBigIntegerField(default=0)
+    time_to_first_token_ms_sum = models.PositiveBigIntegerField(default=0)
+    time_to_first_token_ms_max = models.PositiveBigIntegerField(default=0)
     last_used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "usage"
         verbose_name_plural = "usage"
-        constraints = [models.UniqueConstraint(fields=("api_key", "model_id"), name="one_usage_row_per_key_model")]
+        ordering = ("-day", "model_id")
+        constraints = [
+            # Two partial constraints: a NULL key is distinct from every other in a plain one.
+            models.UniqueConstraint(
+                fields=("day", "api_key", "model_id"), condition=models.Q(api_key__isnull=False),
+                name="one_usage_row_per_day_key_model",
+            ),
+            models.UniqueConstraint(
+                fields=("day", "model_id"), condition=models.Q(api_key__isnull=True),
+                name="one_usage_row_per_day_model_without_key",
+            ),
+        ]
 
     def __str__(self):
-        return f"{self.api_key.name} on {self.model_id}"
+        return f"{self.api_key.name if self.api_key else 'No key'} on {self.model_id}, {self.day}"

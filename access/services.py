@@ -1,5 +1,5 @@
-"""Writes of API keys: issuing and revoking them, admitting requests under their
-per-minute limits, and recording their usage.
+"""Writes of API keys and usage: issuing and revoking keys, admitting requests under their
+per-minute limits, and recording the usage of every generation, with a key or without.
 
 Per-minute limits are counted in the database, in one row per key and minute
 (RateWindow), so that every process and replica enforces the same limits. Admission is
@@ -11,13 +11,17 @@ no Redis is needed for this.
 
 import math
 import secrets
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from datetime import timezone as dt_timezone
 
-from django.db import transaction
+from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from access.models import ApiKey, KeyUsage, RateWindow
+from access.models import ApiKey, DailyUsage, RateWindow
 from access.selectors import SECRET_PREFIX, hash_secret
 from catalog.models import ModelEntry
 from common.errors import InvalidRequest, ModelNotAllowed, RateLimited
@@ -102,16 +106,90 @@ def admit_request(*, api_key: ApiKey, prompt_tokens: int, now: datetime | None =
     return minute
 
 
+@dataclass(frozen=True)
+class GenerationUsage:
+    """What one generation used, as it ended: `outcome` is "finished", "failed" or "cancelled".
+
+    Its times are in seconds from the request reaching the generation core; they are
+    counted in the latency of finished generations only (a cancelled one's duration is
+    its client's choice). A finished generation without a first token (none generated)
+    counts its whole duration as its time to first token.
+    """
+
+    model_id: str
+    prompt_tokens: int
+    generated_tokens: int
+    outcome: str = "finished"
+    time_to_first_token: float | None = None
+    duration: float | None = None
+
+
+OUTCOMES = ("finished", "failed", "cancelled")
+
+
 def record_usage(
-    *, api_key: ApiKey, model_id: str, minute: datetime | None, prompt_tokens: int, generated_tokens: int
+    *, api_key: ApiKey | None, usage: GenerationUsage, minute: datetime | None = None, now: datetime | None = None
 ) -> None:
-    """Add a finished (or cancelled) generation to the key's totals and to its rate window."""
-    if minute is not None:
-        RateWindow.objects.filter(api_key=api_key, minute=minute).update(tokens=F("tokens") + generated_tokens)
-    usage, _ = KeyUsage.objects.get_or_create(api_key=api_key, model_id=model_id)
-    KeyUsage.objects.filter(pk=usage.pk).update(
-        requests=F("requests") + 1,
-        prompt_tokens=F("prompt_tokens") + prompt_tokens,
-        generated_tokens=F("generated_tokens") + generated_tokens,
-        last_used_at=timezone.now(),
+    """Add a generation to its day's usage row (and, for a key, its generated tokens to its rate window).
+
+    One UPDATE in the usual case; the first generation of a day, key and model inserts its
+    row, and then deletes the rows past the retention (LLM_USAGE_RETENTION_DAYS).
+    """
+    if usage.outcome not in OUTCOMES:
+        raise ValueError(f"unknown outcome {usage.outcome!r}")
+    now = now or timezone.now()
+    if api_key is not None and minute is not None:
+        RateWindow.objects.filter(api_key=api_key, minute=minute).update(
+            tokens=F("tokens") + usage.generated_tokens
+        )
+    day = now.astimezone(dt_timezone.utc).date()
+    row = DailyUsage.objects.filter(day=day, api_key=api_key, model_id=usage.model_id)
+    additions = _additions(usage)
+    if _add_to(row, additions, now):
+        return
+    try:
+        with transaction.atomic():
+            DailyUsage.objects.create(
+                day=day, api_key=api_key, model_id=usage.model_id, last_used_at=now,
+                **additions["sums"], **additions["maxima"],
+            )
+    except IntegrityError:  # another process or thread made the row first
+        _add_to(row, additions, now)
+        return
+    delete_expired_usage(today=day)
+
+
+def _add_to(rows, additions: dict[str, dict[str, int]], now: datetime) -> int:
+    return rows.update(
+        **{field: F(field) + value for field, value in additions["sums"].items()},
+        **{field: Greatest(F(field), value) for field, value in additions["maxima"].items()},
+        last_used_at=now,
     )
+
+
+def _additions(usage: GenerationUsage) -> dict[str, dict[str, int]]:
+    sums = {
+        "requests": 1,
+        usage.outcome: 1,
+        "prompt_tokens": usage.prompt_tokens,
+        "generated_tokens": usage.generated_tokens,
+    }
+    maxima = {}
+    if usage.outcome == "finished" and usage.duration is not None:
+        duration_ms = round(usage.duration * 1000)
+        first_token = usage.time_to_first_token if usage.time_to_first_token is not None else usage.duration
+        first_token_ms = round(first_token * 1000)
+        sums.update(duration_ms_sum=duration_ms, time_to_first_token_ms_sum=first_token_ms)
+        maxima.update(duration_ms_max=duration_ms, time_to_first_token_ms_max=first_token_ms)
+    return {"sums": sums, "maxima": maxima}
+
+
+def delete_expired_usage(*, today: date | None = None, retention_days: int | None = None) -> int:
+    """Delete the usage rows of days more than `retention_days` (default: the setting) before
+    `today` (UTC); 0 keeps them all. Returns how many rows were deleted."""
+    retention_days = settings.LLM_USAGE_RETENTION_DAYS if retention_days is None else retention_days
+    if not retention_days:
+        return 0
+    today = today or timezone.now().astimezone(dt_timezone.utc).date()
+    deleted, _ = DailyUsage.objects.filter(day__lt=today - timedelta(days=retention_days)).delete()
+    return deleted

@@ -34,12 +34,22 @@ class ModelEntry(models.Model):
     model_id = models.CharField(
         "model id", max_length=200, unique=True, help_text="The id clients send, e.g. google/gemma-3-270m."
     )
-    display_name = models.CharField(max_length=200)
-    description = models.TextField(blank=True)
+    display_name = models.CharField(max_length=200, help_text="The name people read, e.g. Gemma 3 270M.")
+    description = models.TextField(blank=True, help_text="What the model is good for; listed by /api/models.")
     size = models.CharField(max_length=50, blank=True, help_text="Human-readable size, e.g. 270M.")
-    capabilities = models.JSONField(default=list, blank=True, help_text='A list of "generate" and/or "chat".')
+    capabilities = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="What the model is offered for: raw text continuation (/api/generate, /v1/completions) "
+        "and chat (/api/chat, /v1/chat/completions; an instruct model).",
+    )
 
-    source = models.CharField(max_length=20, choices=Source.choices, default=Source.GGUF_FILE)
+    source = models.CharField(
+        max_length=20,
+        choices=Source.choices,
+        default=Source.GGUF_FILE,
+        help_text="Where the weights come from; the file is checked when the entry is saved.",
+    )
     location = models.CharField(
         max_length=500,
         blank=True,
@@ -58,20 +68,36 @@ class ModelEntry(models.Model):
         "add_generation_prompt). Empty: the GGUF's own template (tokenizer.chat_template, with its BOS and "
         "EOS tokens); a chat to a model whose file has none is refused.",
     )
-    bos_token = models.CharField(max_length=50, default="<bos>", blank=True)
-    eos_token = models.CharField(max_length=50, default="<eos>", blank=True)
+    bos_token = models.CharField(
+        "beginning-of-text token", max_length=50, default="<bos>", blank=True,
+        help_text="The template's bos_token, with this entry's own chat template.",
+    )
+    eos_token = models.CharField(
+        "end-of-text token", max_length=50, default="<eos>", blank=True,
+        help_text="The template's eos_token, with this entry's own chat template.",
+    )
     chat_stop_sequences = models.JSONField(
-        default=list, blank=True, help_text="Stop sequences added to every chat request, e.g. end-of-turn markers."
+        default=list, blank=True, help_text="Stop sequences added to every chat request, e.g. end-of-turn markers: one per line "
+        "(write a newline inside one as \\n)."
     )
     context_length = models.PositiveIntegerField(
         null=True, blank=True, help_text="Tokens of context. Empty: read from the GGUF metadata."
     )
 
     in_situ_quant = models.CharField(
-        "in-situ quantization", max_length=10, choices=InSituQuant.choices, blank=True, default=""
+        "in-situ quantization",
+        max_length=10,
+        choices=InSituQuant.choices,
+        blank=True,
+        default="",
+        help_text="Quantize the weights to this type when loading (on CPU, Q8_0 of a Q4_K_M GGUF is about twice "
+        "as fast). None: as stored.",
     )
     max_seqs = models.PositiveSmallIntegerField(
-        "max concurrent sequences", default=8, validators=[MinValueValidator(1), MaxValueValidator(256)]
+        "max concurrent sequences",
+        default=8,
+        validators=[MinValueValidator(1), MaxValueValidator(256)],
+        help_text="Sequences the engine runs at once for this model; more wait in its queue.",
     )
     seed = models.BigIntegerField(null=True, blank=True, help_text="Engine seed for reproducible sampling.")
     prefix_cache_n = models.PositiveSmallIntegerField(
@@ -83,11 +109,24 @@ class ModelEntry(models.Model):
         "per generation on CPU), and it did not make generations faster there.",
     )
 
-    default_temperature = models.FloatField(null=True, blank=True, validators=in_range(TEMPERATURE))
-    default_top_p = models.FloatField(null=True, blank=True, validators=in_range(TOP_P))
-    default_top_k = models.PositiveIntegerField(null=True, blank=True, validators=in_range(TOP_K))
-    default_max_tokens = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
-    default_repetition_penalty = models.FloatField(null=True, blank=True, validators=in_range(REPETITION_PENALTY))
+    default_temperature = models.FloatField(
+        null=True, blank=True, validators=in_range(TEMPERATURE),
+        help_text="Used when a request sets none. Empty: the service settings' default.",
+    )
+    default_top_p = models.FloatField(
+        null=True, blank=True, validators=in_range(TOP_P), help_text="Used when a request sets none (nucleus sampling)."
+    )
+    default_top_k = models.PositiveIntegerField(
+        null=True, blank=True, validators=in_range(TOP_K), help_text="Used when a request sets none."
+    )
+    default_max_tokens = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Tokens generated when a request sets no limit. Empty: the service settings' default.",
+    )
+    default_repetition_penalty = models.FloatField(
+        null=True, blank=True, validators=in_range(REPETITION_PENALTY),
+        help_text="Used when a request sets none; 1 is no penalty.",
+    )
 
     enabled = models.BooleanField(default=True, help_text="Disabled models are listed nowhere and refuse requests.")
     load_at_startup = models.BooleanField(default=False, help_text="Load when the server starts, not on first use.")
@@ -159,8 +198,14 @@ class ServiceSettings(models.Model):
     max_tokens_limit = models.PositiveIntegerField(
         null=True, blank=True, help_text="Upper bound on max_tokens; cannot exceed LLM_MAX_TOKENS_LIMIT."
     )
-    default_max_tokens = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
-    default_temperature = models.FloatField(null=True, blank=True, validators=in_range(TEMPERATURE))
+    default_max_tokens = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="For models without their own default. Empty: LLM_DEFAULT_MAX_TOKENS.",
+    )
+    default_temperature = models.FloatField(
+        null=True, blank=True, validators=in_range(TEMPERATURE),
+        help_text="For models without their own default. Empty: LLM_DEFAULT_TEMPERATURE.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

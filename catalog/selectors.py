@@ -41,6 +41,11 @@ def allowed_models() -> list[ModelEntry]:
     return [entry for entry in ModelEntry.objects.filter(enabled=True) if _env_allows(entry.model_id)]
 
 
+def entries_within_environment() -> list[ModelEntry]:
+    """Every entry that LLM_ALLOWED_MODELS allows, enabled or not, in catalog order (the admin's playground)."""
+    return [entry for entry in ModelEntry.objects.all() if _env_allows(entry.model_id)]
+
+
 def max_tokens_limit(service: ServiceSettings) -> int:
     if service.max_tokens_limit:
         return min(service.max_tokens_limit, settings.LLM_MAX_TOKENS_LIMIT)
@@ -73,14 +78,18 @@ def engine_config(entry: ModelEntry) -> EngineConfig:
     )
 
 
-def resolve_model(*, model_id: str | None, chat: bool = False) -> ServableModel:
-    """The servable model a request names (or the default for its kind), with its effective defaults."""
+def resolve_model(*, model_id: str | None, chat: bool = False, include_disabled: bool = False) -> ServableModel:
+    """The servable model a request names (or the default for its kind), with its effective defaults.
+
+    `include_disabled` lets a disabled entry through (the admin's playground, where staff try
+    an entry before enabling it); LLM_ALLOWED_MODELS still applies.
+    """
     service = ServiceSettings.load()
     model_id = model_id or default_model_id(service, chat=chat)
     entry = ModelEntry.objects.filter(model_id=model_id).first()
     if entry is None:
         raise ModelNotFound(f"Model {model_id!r} does not exist.", field="model")
-    if not entry.enabled or not _env_allows(model_id):
+    if not (entry.enabled or include_disabled) or not _env_allows(model_id):
         raise ModelNotAllowed(f"Model {model_id!r} is not allowed on this service.", field="model")
     return servable_model(entry, service)
 

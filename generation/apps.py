@@ -6,4 +6,4 @@ class GenerationConfig(AppConfig):
     verbose_name = "Generation"
 
     def ready(self):
-        from generation import catalog_events  # noqa: F401  (connects its receivers of the catalog's signals)
+        from generation import runtime  # noqa: F401  (connects its receivers of the catalog's signals)

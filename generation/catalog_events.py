@@ -1,11 +1,15 @@
-"""Models withdrawn from the catalog are unloaded by every process, through the channel layer.
+"""Catalog changes and the admin's load commands, told to every server process through the
+channel layer.
 
 A model disabled or deleted in the admin is refused at once everywhere (each request
 reads the catalog), and unloaded at once by the process that saved the change (the
-receivers below, of the catalog's model signals). Other processes (other replicas, other
-pods) would keep its engine in memory until it is evicted. With Redis as the channel
-layer (REDIS_URL), the change is also sent to a group that every server process listens
-to, and each unloads the model too. The in-memory layer reaches no other process, so
+runtime's receivers of the catalog's model signals, generation.runtime). Other processes
+(other replicas, other pods) would keep its engine in memory until it is evicted. With
+Redis as the channel layer (REDIS_URL), the change is also sent to a group that every
+server process listens to (`CatalogListener`), and each unloads the model too. The
+admin's "load now", "unload" and "reload" go the same way (as a wake-up for each
+process's heartbeat, which reads the command from the database; without Redis the
+heartbeat finds it at its next beat). The in-memory layer reaches no other process, so
 then nothing is sent or listened for.
 
 An entry whose engine settings changed needs no signal: the engine cache compares the
@@ -16,15 +20,11 @@ import asyncio
 import contextlib
 import logging
 import threading
+from collections.abc import Callable
 
 from asgiref.sync import async_to_sync
 from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_layer
 from django.conf import settings
-from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
-
-from catalog.models import ModelEntry
-from generation.service import engine_cache
 
 logger = logging.getLogger(__name__)
 
@@ -34,15 +34,14 @@ RENEW_MEMBERSHIP_SECONDS = 30
 RETRY_SECONDS = 2
 
 
-def withdraw_model(model_id: str) -> None:
-    """Unload a model here, and in every other process when the channel layer reaches them."""
-    engine_cache().unload(model_id)
+def tell_every_process(message: dict) -> None:
+    """Send `message` to every server process's listener (this one's included), with Redis."""
     if not settings.REDIS_URL:
         return
     try:
-        async_to_sync(get_channel_layer().group_send)(GROUP, {"type": "model.withdrawn", "model_id": model_id})
-    except Exception:  # the admin's change stands; other processes unload on eviction instead
-        logger.exception("could not tell the other processes that %s was withdrawn", model_id)
+        async_to_sync(get_channel_layer().group_send)(GROUP, message)
+    except Exception:  # the change stands; other processes see it on eviction or at their next heartbeat
+        logger.exception("could not tell the other processes: %s", message)
 
 
 async def _retrying(action, what: str):
@@ -55,18 +54,7 @@ async def _retrying(action, what: str):
             await asyncio.sleep(RETRY_SECONDS)
 
 
-@receiver(post_save, sender=ModelEntry)
-def withdraw_disabled_model(sender, instance: ModelEntry, **kwargs):
-    if not instance.enabled:
-        withdraw_model(instance.model_id)
-
-
-@receiver(post_delete, sender=ModelEntry)
-def withdraw_deleted_model(sender, instance: ModelEntry, **kwargs):
-    withdraw_model(instance.model_id)
-
-
-async def _listen() -> None:
+async def _listen(handle: Callable[[dict], None]) -> None:
     # A layer of its own: a channels_redis layer receives on one event loop only, and
     # the WebSocket consumers receive on the server's. Its channel outlives connection
     # failures: what was sent meanwhile waits in Redis.
@@ -94,12 +82,23 @@ async def _listen() -> None:
                 rejoin.set()
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
-            if message.get("type") == "model.withdrawn" and engine_cache().unload(message["model_id"]):
-                logger.info("unloaded model %s: withdrawn from the catalog", message["model_id"])
+            try:
+                handle(message)
+            except Exception:
+                logger.exception("handling %s failed", message)
     finally:
         membership.cancel()
 
 
-def listen_for_withdrawn_models_in_background() -> None:
-    if settings.REDIS_URL:
-        threading.Thread(target=asyncio.run, args=(_listen(),), name="catalog changes", daemon=True).start()
+class CatalogListener:
+    """Receives what other processes tell every process, and passes each message to `handle`."""
+
+    def __init__(self, handle: Callable[[dict], None]):
+        self.handle = handle
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=asyncio.run, args=(_listen(self.handle),), name="catalog changes",
+                                            daemon=True)
+            self._thread.start()

@@ -134,6 +134,11 @@ class Observation:
             self._span.end()
             self._span = None
 
+    def timings(self) -> tuple[float | None, float]:
+        """Seconds from the request reaching the core to its first token (None before one), and to now."""
+        first_token = None if self._first_token_at is None else self._first_token_at - self._started
+        return first_token, time.perf_counter() - self._started
+
     def _ms_to_first_token(self) -> float | None:
         if self._first_token_at is None:
             return None

@@ -3,7 +3,7 @@
 `prepare_generation` does everything that can fail with a clear client error before a
 response starts (model resolution, defaults and limits, prompt rendering and length, the
 caller's API key limits, a concurrency slot); `Generation.events()` then streams the
-text, and records the key's usage and the generation's metrics, span and log lines.
+text, and records its usage (per key, or none) and the generation's metrics, span and log lines.
 """
 
 import asyncio
@@ -12,50 +12,34 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from functools import lru_cache
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.db import DatabaseError, connections
 
-from access.services import admit_request, check_model_allowed, record_usage
+from access.services import GenerationUsage, admit_request, check_model_allowed, record_usage
 from catalog.chat_templates import ChatTemplateError, render_chat_template
 from catalog.models import ModelEntry
 from catalog.sampling import SamplingParams
 from catalog.selectors import ServableModel, allowed_models, engine_config, resolve_model
 from common.errors import InvalidRequest, PromptTooLong, ServiceError
-from generation import metrics
 from generation.engine.api import ChatFormat, Finished, TextDelta, TokenLogprob
 from generation.engine.cache import EngineCache
 from generation.engine.client import ModelWorker
 from generation.limiter import ConcurrencyLimiter
 from generation.observation import Observation
+from generation.runtime import current
 
 logger = logging.getLogger(__name__)
 
 
-@lru_cache(maxsize=1)
 def engine_cache() -> EngineCache:
-    cache = EngineCache(
-        cache_dir=settings.LLM_MODEL_CACHE_DIR,
-        max_loaded=settings.LLM_MAX_LOADED_MODELS,
-        stop_timeout=settings.LLM_ENGINE_STOP_TIMEOUT_SECONDS,
-        log_level=settings.LOG_LEVEL,
-        worker_nice=settings.LLM_ENGINE_WORKER_NICE,
-    )
-    metrics.observe_engine_cache(cache)
-    return cache
+    """This process's engine cache (its runtime's)."""
+    return current().engine_cache
 
 
-@lru_cache(maxsize=1)
 def limiter() -> ConcurrencyLimiter:
-    concurrency = ConcurrencyLimiter(
-        max_active=settings.LLM_MAX_CONCURRENT_REQUESTS,
-        max_queued=settings.LLM_MAX_QUEUED_REQUESTS,
-        timeout=settings.LLM_QUEUE_TIMEOUT_SECONDS,
-    )
-    metrics.observe_limiter(concurrency)
-    return concurrency
+    """This process's concurrency limiter (its runtime's)."""
+    return current().limiter
 
 
 @dataclass(frozen=True)
@@ -70,6 +54,8 @@ class GenerationRequest:
     endpoint: str = ""
     # The caller's API key (DRF's request.auth), when the request carried one.
     api_key: object | None = None
+    # A disabled catalog entry may serve it: only the admin's playground (staff) asks for this.
+    include_disabled: bool = False
 
     @property
     def is_chat(self) -> bool:
@@ -145,10 +131,9 @@ class Generation:
                         # the end the original service calls "eos".
                         event = dataclasses.replace(event, finish_reason="eos")
                     observation.finished(event, prompt_tokens=event.prompt_tokens)
-                    if self._api_key is not None:
-                        await sync_to_async(_record_usage)(
-                            **self._usage(event.prompt_tokens, event.completion_tokens)
-                        )
+                    await sync_to_async(_record_usage)(
+                        **self._usage(event.prompt_tokens, event.completion_tokens, "finished")
+                    )
                 yield event
         except ServiceError as exc:
             error = exc
@@ -157,19 +142,18 @@ class Generation:
             if not finished:
                 # Failed or cancelled: a delta is about a token (the engine sends one per token).
                 observation.ended_early(error, prompt_tokens=self.prompt_tokens, generated_tokens=deltas)
-                if self._api_key is not None:
-                    # Not awaited: a cancelled task must not wait on the database.
-                    _in_background(_record_usage, **self._usage(self.prompt_tokens, deltas))
+                # Not awaited: a cancelled task must not wait on the database.
+                outcome = "failed" if error else "cancelled"
+                _in_background(_record_usage, **self._usage(self.prompt_tokens, deltas, outcome))
             observation.end()
 
-    def _usage(self, prompt_tokens: int, generated_tokens: int) -> dict:
-        return {
-            "api_key": self._api_key,
-            "model_id": self.model_id,
-            "minute": self._rate_minute,
-            "prompt_tokens": prompt_tokens,
-            "generated_tokens": generated_tokens,
-        }
+    def _usage(self, prompt_tokens: int, generated_tokens: int, outcome: str) -> dict:
+        first_token, duration = self._observation.timings()
+        usage = GenerationUsage(
+            model_id=self.model_id, prompt_tokens=prompt_tokens, generated_tokens=generated_tokens,
+            outcome=outcome, time_to_first_token=first_token, duration=duration,
+        )
+        return {"api_key": self._api_key, "minute": self._rate_minute, "usage": usage}
 
     async def collect(self) -> tuple[str, Finished, list[TokenLogprob]]:
         """The whole text, the final event and the tokens' logprobs (if asked for), for non-streaming responses."""
@@ -189,7 +173,8 @@ def _record_usage(**usage) -> None:
     try:
         record_usage(**usage)
     except DatabaseError:
-        logger.exception("usage of API key %s not recorded", usage["api_key"].pk)
+        key = usage["api_key"]
+        logger.exception("usage of %s not recorded", f"API key {key.pk}" if key else "a request without a key")
 
 
 def _in_background(function, **kwargs) -> None:
@@ -279,7 +264,9 @@ async def prepare_generation(request: GenerationRequest) -> Generation:
     """
     observation = Observation(endpoint=request.endpoint, requested_model=request.model)
     try:
-        model = await sync_to_async(resolve_model)(model_id=request.model, chat=request.is_chat)
+        model = await sync_to_async(resolve_model)(
+            model_id=request.model, chat=request.is_chat, include_disabled=request.include_disabled
+        )
         observation.model_id = model.model_id
         if request.api_key is not None:
             await sync_to_async(check_model_allowed)(api_key=request.api_key, model_id=model.model_id)

@@ -15,20 +15,17 @@ With it (`drain`, called by the server before it stops):
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Callable
 
 from common.errors import ShuttingDown
-from generation.service import engine_cache, limiter
+from generation.runtime import current
 
 logger = logging.getLogger(__name__)
 
 # How long the error events of aborted generations get to reach their clients.
 ABORT_FLUSH_SECONDS = 3.0
 POLL_SECONDS = 0.1
-
-draining = threading.Event()
 
 
 def shutting_down_error() -> ShuttingDown:
@@ -41,21 +38,23 @@ async def drain(grace_seconds: float, *, open_responses: Callable[[], int]) -> N
     `open_responses` counts the HTTP responses still being sent (a stream's last bytes are
     sent after its generation has let its slot go).
     """
-    draining.set()
-    limiter().close(shutting_down_error)
+    runtime = current()
+    limiter = runtime.limiter
+    runtime.draining.set()
+    limiter.close(shutting_down_error)
 
     def busy() -> bool:
-        return bool(limiter().active or limiter().queued or open_responses())
+        return bool(limiter.active or limiter.queued or open_responses())
 
     logger.warning(
         "draining: %d generations running, %d waiting; up to %.0f s to finish",
-        limiter().active, limiter().queued, grace_seconds,
+        limiter.active, limiter.queued, grace_seconds,
     )
     await _wait_until(lambda: not busy(), grace_seconds)
     if busy():
-        logger.warning("grace over: ending %d generations with an error event", limiter().active + limiter().queued)
-        limiter().refuse_waiting(shutting_down_error())
-        engine_cache().abort_streams(shutting_down_error())
+        logger.warning("grace over: ending %d generations with an error event", limiter.active + limiter.queued)
+        limiter.refuse_waiting(shutting_down_error())
+        runtime.engine_cache.abort_streams(shutting_down_error())
         await _wait_until(lambda: not busy(), ABORT_FLUSH_SECONDS)
     logger.info("drained")
 

@@ -14,7 +14,7 @@ from django.db import DatabaseError, connections
 
 from catalog.selectors import startup_engine_configs
 from common.errors import ModelUnavailable
-from generation.service import engine_cache
+from generation.engine.cache import EngineCache
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,8 @@ class StartupLoads:
     catalog as it is now), not here; `errors` holds what kept the loads from running at all.
     """
 
-    def __init__(self):
+    def __init__(self, engine_cache: EngineCache):
+        self.engine_cache = engine_cache
         self.started = threading.Event()
         self.finished = threading.Event()  # the first pass is over
         self.errors: dict[str, str] = {}
@@ -59,21 +60,19 @@ class StartupLoads:
             if "catalog" in self.errors:
                 catalog_retry = min(catalog_retry * 2, CATALOG_RETRY_SECONDS[1])
 
-    @staticmethod
-    def _load_all() -> bool:
+    def start(self) -> None:
+        """Run in a thread of its own, once."""
+        if not self.started.is_set():
+            self.started.set()
+            threading.Thread(target=self.run, name="startup loads", daemon=True).start()
+
+    def _load_all(self) -> bool:
         """Load every start-up model not loaded yet; True when all are."""
         all_loaded = True
         for config in startup_engine_configs():
             try:
-                engine_cache().load(config)
+                self.engine_cache.load(config)
             except ModelUnavailable:
                 all_loaded = False  # logged and kept by the engine cache, with its back-off
         return all_loaded
 
-
-startup_loads = StartupLoads()
-
-
-def load_startup_models_in_background() -> None:
-    if not startup_loads.started.is_set():
-        threading.Thread(target=startup_loads.run, name="startup loads", daemon=True).start()

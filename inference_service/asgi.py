@@ -1,4 +1,7 @@
-"""ASGI entry point: HTTP through Django, WebSocket through Channels."""
+"""ASGI entry point: HTTP through Django, WebSocket through Channels.
+
+Served by `manage.py serve`, which also starts the process's runtime (generation.runtime).
+"""
 
 import os
 
@@ -20,15 +23,17 @@ django_application = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up)
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from generation.catalog_events import listen_for_withdrawn_models_in_background  # noqa: E402
 from generation.api.ws.routing import websocket_urlpatterns  # noqa: E402
-from generation.startup import load_startup_models_in_background  # noqa: E402
+from workbench.playground_consumer import websocket_urlpatterns as playground_websocket_urlpatterns  # noqa: E402
 
 # Static files (Swagger UI's own JS and CSS, the admin's) are served by this process:
 # deployments are often air-gapped and have no CDN or separate file server.
 application = ProtocolTypeRouter(
-    {"http": ASGIStaticFilesHandler(django_application), "websocket": URLRouter(websocket_urlpatterns)}
+    {
+        "http": ASGIStaticFilesHandler(django_application),
+        # The playground's route checks the Origin and reads the admin session (workbench).
+        "websocket": URLRouter(websocket_urlpatterns + playground_websocket_urlpatterns),
+    }
 )
-
-load_startup_models_in_background()
-listen_for_withdrawn_models_in_background()
+# The process-wide state (loaded models, start-up loads, heartbeat...) is not started here,
+# at import: `manage.py serve` builds and starts it (generation.runtime) before Daphne serves.

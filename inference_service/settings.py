@@ -191,6 +191,12 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    # plotly.js from the plotly package, for the admin's usage charts.
+    "access.charts.PlotlyFinder",
+]
 
 # Request bodies above this size are answered with 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_number("LLM_MAX_REQUEST_BYTES", 1024 * 1024, minimum=1024)
@@ -210,10 +216,13 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "generation.api.errors.exception_handler",
 }
 
+SERVICE_NAME = "LLM Inference Service"
+SERVICE_VERSION = "1.0.0"
+
 SPECTACULAR_SETTINGS = {
-    "TITLE": "LLM Inference Service",
+    "TITLE": SERVICE_NAME,
     "DESCRIPTION": "Text generation, streaming and chat from local models through mistral.rs.",
-    "VERSION": "1.0.0",
+    "VERSION": SERVICE_VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI's JS and CSS come from drf-spectacular-sidecar: no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -275,6 +284,10 @@ LLM_ENGINE_WORKER_NICE = env_number("LLM_ENGINE_WORKER_NICE", 10, minimum=0, max
 # On SIGTERM, generations in flight may run on this long before they are ended with an
 # error event; keep Kubernetes' terminationGracePeriodSeconds a few seconds longer.
 LLM_SHUTDOWN_GRACE_SECONDS = env_number("LLM_SHUTDOWN_GRACE_SECONDS", 25.0, kind=float, minimum=0)
+# Each server process writes its models' load state (and its heartbeat) to the database
+# this often, and picks up the admin's load/unload/reload commands; a process silent for
+# three intervals is shown as gone.
+LLM_HEARTBEAT_SECONDS = env_number("LLM_HEARTBEAT_SECONDS", 5.0, kind=float, minimum=0.1)
 # A comment line is sent on an idle SSE stream this often, so proxies keep it open.
 LLM_SSE_KEEPALIVE_SECONDS = env_number("LLM_SSE_KEEPALIVE_SECONDS", 15.0, kind=float, minimum=0.01)
 
@@ -291,6 +304,8 @@ os.environ["HF_HUB_OFFLINE"] = "1" if HF_HUB_OFFLINE else "0"
 
 # When on, every API call needs `Authorization: Bearer <key>` (keys are made in the admin).
 LLM_REQUIRE_API_KEY = env_bool("LLM_REQUIRE_API_KEY", False)
+# Usage (per key or none, model and day) is kept this many days, then deleted; 0: kept forever.
+LLM_USAGE_RETENTION_DAYS = env_number("LLM_USAGE_RETENTION_DAYS", 400, minimum=0)
 
 # --- HTTPS, CORS and security headers -------------------------------------------------------
 

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django_prometheus.exports import ExportToDjangoView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -7,8 +7,10 @@ from generation.api.health import LiveView, ReadyView
 from generation.api.native.views import ChatStreamView, ChatView, GenerateStreamView, GenerateView, ModelListView
 from generation.api.openai.views import ChatCompletionsView, CompletionsView, ModelsView
 from generation.api.tokenizer import DetokenizeView, TokenizeView
+from inference_service.landing import landing
 
 urlpatterns = [
+    path("", landing, name="landing"),
     path("api/models", ModelListView.as_view(), name="models"),
     path("api/generate", GenerateView.as_view(), name="generate"),
     path("api/generate/stream", GenerateStreamView.as_view(), name="generate-stream"),
@@ -24,6 +26,7 @@ urlpatterns = [
     path("metrics", ExportToDjangoView, name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("swagger-ui/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("admin/playground/", include("workbench.urls")),  # before the admin's own pages
     path("admin/", admin.site.urls),
 ]
 

@@ -4,10 +4,34 @@ of this process (the model in its worker process).
 Each loads the model once per test session.
 """
 
+import re
+
 import pytest
 from django.conf import settings
 
-from tests.support.server import ADMIN_USER, start_server, stop_server
+from tests.support.chromium import Page
+from tests.support.server import ADMIN_USER, ROOT, start_server, stop_server
+
+# Where a browser test that fails leaves a screenshot of its page (kept by CI as an artifact).
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+def page(request, tmp_path):
+    """A headless Chromium tab; when the test fails, a screenshot goes to test-artifacts/."""
+    with Page(tmp_path / "chromium-profile") as tab:
+        yield tab
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            name = re.sub(r"[^\w.-]+", "_", request.node.nodeid)
+            print(f"screenshot of the page: {tab.screenshot(ARTIFACTS / f'{name}.png')}")
 
 
 @pytest.fixture(autouse=True)

@@ -42,11 +42,12 @@ def last_line(output: str) -> str:
 
 
 def key_usage(server, name: str) -> list:
-    """[model, requests, prompt tokens, generated tokens] recorded for the key, read from the database."""
+    """[model, requests, prompt tokens, generated tokens] recorded for the key (its one model,
+    over the days kept), read from the database."""
     code = (
-        "import json; from access.models import KeyUsage; "
-        f"u = KeyUsage.objects.get(api_key__name={name!r}); "
-        "print(json.dumps([u.model_id, u.requests, u.prompt_tokens, u.generated_tokens]))"
+        "import json; from access.selectors import usage_by_model; from access.models import ApiKey; "
+        f"[u] = usage_by_model(api_key=ApiKey.objects.get(name={name!r})); "
+        "print(json.dumps([u['model_id'], u['requests'], u['prompt_tokens'], u['generated_tokens']]))"
     )
     return json.loads(last_line(server.manage("shell", "-c", code)))
 
@@ -160,7 +161,7 @@ def test_usage_is_recorded_per_key_and_model_and_shown_in_the_admin(client, serv
         MODEL, 3, sum(body["prompt_tokens"] for body in bodies), sum(body["tokens_generated"] for body in bodies)
     ]
     with admin_session(server.url, ADMIN_USER, ADMIN_PASSWORD) as admin:
-        listing = admin.get("/admin/access/keyusage/").text
+        listing = admin.get("/admin/access/dailyusage/").text  # today's row: the totals
         assert "usage-key" in listing
         assert f">{usage[2]}<" in listing and f">{usage[3]}<" in listing
 
@@ -187,7 +188,7 @@ def test_a_key_made_in_the_admin_is_shown_once_and_works(client, server):
 
 
 def test_the_admin_needs_a_login(client):
-    for path in ["/admin/", "/admin/access/apikey/", "/admin/access/keyusage/", "/admin/catalog/modelentry/"]:
+    for path in ["/admin/", "/admin/access/apikey/", "/admin/access/dailyusage/", "/admin/catalog/modelentry/"]:
         response = client.get(path)
         assert response.status_code == 302, path
         assert response.headers["location"].startswith("/admin/login/")

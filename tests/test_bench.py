@@ -98,3 +98,40 @@ def test_level_stats_leave_failed_requests_out():
     assert stats.stream_tokens_per_second == pytest.approx(10)
     assert stats.ttft_p50_ms == pytest.approx(100)
     assert percentile([1, 2, 3, 4], 0.5) == 2.5 and percentile([5], 0.95) == 5
+
+
+# --- docs/performance.md's tables come from the runs' JSON ---
+
+def test_the_performance_tables_match_their_runs():
+    from django.core.management import call_command
+
+    call_command("bench_docs", "--check")
+
+
+def test_a_table_is_made_again_from_its_run(tmp_path):
+    from django.core.management import CommandError, call_command
+
+    run = {
+        "results": [
+            {"target": "service", "concurrency": 1,
+             "median": {"tokens_per_second": 30.04, "ttft_p50_ms": 80.26, "ttft_p95_ms": 1234.5}},
+            {"target": "direct", "concurrency": 1,
+             "median": {"tokens_per_second": 31.0, "ttft_p50_ms": 70.0, "ttft_p95_ms": 90.0}},
+        ],
+        "ratios": [{"target": "service", "baseline": "direct", "concurrency": 1,
+                    "tokens_per_second_ratio": 0.969, "ttft_p50_added_ms": 10.26}],
+    }
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    document = tmp_path / "doc.md"
+    document.write_text("Before.\n<!-- bench-table: run.json -->\n| stale |\n<!-- /bench-table -->\nAfter.\n")
+    with pytest.raises(CommandError, match="differs from its run's JSON"):
+        call_command("bench_docs", str(document), "--check")
+    call_command("bench_docs", str(document))
+    assert document.read_text() == (
+        "Before.\n<!-- bench-table: run.json -->\n"
+        "| target | streams | tok/s total | TTFT p50 ms | TTFT p95 ms | tok/s ratio to direct | TTFT p50 added to direct |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        "| direct | 1 | 31.0 | 70.0 | 90.0 |  |  |\n"
+        "| service | 1 | 30.0 | 80.3 | 1234 | 0.97 | +10.3 ms |\n"
+        "<!-- /bench-table -->\nAfter.\n"
+    )

@@ -13,6 +13,7 @@ from catalog.selectors import resolve_model
 from common.errors import ModelNotAllowed, ModelNotFound
 from tests.support.admin_forms import admin_session, change_form
 from tests.support.server import ADMIN_PASSWORD, ADMIN_USER
+from tests.support.tiny_gguf import write_tiny_gguf
 
 pytestmark = pytest.mark.django_db
 
@@ -57,21 +58,29 @@ def test_gemma_template_renders_gemma_turns_with_the_system_message_folded_in():
 # --- admin validation ------------------------------------------------------------------
 
 
-def add_form(admin_client_, **overrides):
+@pytest.fixture
+def gguf_folder(tmp_path, settings):
+    """A folder with a small GGUF that the admin's checks accept, as new.gguf."""
+    settings.LLM_MODEL_CACHE_DIR = tmp_path / "cache"
+    write_tiny_gguf(tmp_path / "new.gguf")
+    return tmp_path
+
+
+def add_form(admin_client_, folder, **overrides):
     data = {
         "model_id": "local/new",
         "display_name": "New",
         "description": "",
         "size": "1B",
-        "capabilities": '["generate", "chat"]',
+        "capabilities": ["generate", "chat"],
         "source": "gguf_file",
-        "location": "/models",
+        "location": str(folder),
         "filename": "new.gguf",
         "tokenizer_json": "",
         "chat_template": "{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% endfor %}",
         "bos_token": "<s>",
         "eos_token": "</s>",
-        "chat_stop_sequences": "[]",
+        "chat_stop_sequences": "",
         "in_situ_quant": "",
         "max_seqs": "4",
         "enabled": "on",
@@ -80,8 +89,8 @@ def add_form(admin_client_, **overrides):
     return admin_client_.post("/admin/catalog/modelentry/add/", data)
 
 
-def test_admin_adds_a_valid_entry(admin_client):
-    response = add_form(admin_client)
+def test_admin_adds_a_valid_entry(admin_client, gguf_folder):
+    response = add_form(admin_client, gguf_folder)
     assert response.status_code == 302, response.content
     assert ModelEntry.objects.get(model_id="local/new").max_seqs == 4
 
@@ -93,13 +102,13 @@ def test_admin_adds_a_valid_entry(admin_client):
         ({"chat_template": "{{ messages[0]['content'] | nosuchfilter }}"}, "does not parse"),
         ({"chat_template": "{{ raise_exception('no') }}"}, "no"),
         ({"chat_template": "", "source": "safetensors"}, "needs a chat template"),
-        ({"capabilities": '["telepathy"]'}, "Use a list of"),
+        ({"capabilities": ["telepathy"]}, "Select a valid choice. telepathy is not one of the available choices."),
         ({"filename": ""}, "needs the GGUF file name"),
         ({"max_seqs": "0"}, "greater than or equal to 1"),
     ],
 )
-def test_admin_rejects_invalid_entries_with_a_clear_message(admin_client, overrides, message):
-    response = add_form(admin_client, **overrides)
+def test_admin_rejects_invalid_entries_with_a_clear_message(admin_client, gguf_folder, overrides, message):
+    response = add_form(admin_client, gguf_folder, **overrides)
     assert response.status_code == 200  # the form again, with its errors
     assert message in response.content.decode()
     assert not ModelEntry.objects.filter(model_id="local/new").exists()

@@ -15,6 +15,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+from generation.limiter import ConcurrencyLimiter
+from generation.runtime import Runtime, install
 from inference_service.telemetry import configure_tracing, uninstrument_django
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
@@ -62,8 +64,6 @@ def test_without_an_otlp_endpoint_nothing_is_installed():
 @pytest.fixture(scope="module")
 def traced(engine_cache):
     """Tracing configured as with OTEL_EXPORTER_OTLP_ENDPOINT set, plus an in-memory exporter."""
-    import generation.service
-
     receiver = OtlpReceiver()
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     with override_settings(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url):
@@ -72,11 +72,11 @@ def traced(engine_cache):
     memory = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(memory))
     # The real engine and model, loaded once for the session (the conftest fixture).
-    original = generation.service.engine_cache
-    generation.service.engine_cache = lambda: engine_cache
+    limiter = ConcurrencyLimiter(max_active=4, max_queued=16, timeout=30)
+    previous = install(Runtime(engine_cache=engine_cache, limiter=limiter))
     app = ASGIHandler()  # built after tracing was set up, as asgi.py does
     yield app, memory, receiver, provider
-    generation.service.engine_cache = original
+    install(previous)
     uninstrument_django()
     provider.shutdown()  # flushes to the receiver while it still listens
     receiver.shutdown()

@@ -14,9 +14,7 @@ from rest_framework import serializers
 
 from catalog.models import ServiceSettings
 from catalog.selectors import startup_engine_configs
-from generation.service import engine_cache
-from generation.shutdown import draining
-from generation.startup import startup_loads
+from generation.runtime import current
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +47,8 @@ def _readiness() -> dict:
     except DatabaseError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return {"database_ok": False, "models_loaded": False, "errors": {"database": first_line}}
-    cache = engine_cache()
+    runtime = current()
+    cache, startup_loads = runtime.engine_cache, runtime.startup_loads
     errors = dict(startup_loads.errors)
     for config in configs:
         failure = cache.failure(config)
@@ -109,7 +108,7 @@ class ReadyView(APIView):
         # the process unready.
         readiness = await sync_to_async(_readiness)()
         database_ok, models_loaded, errors = readiness["database_ok"], readiness["models_loaded"], readiness["errors"]
-        if draining.is_set():
+        if current().draining.is_set():
             status = "draining"  # shutting down: send new requests elsewhere
         elif not database_ok or errors:
             status = "error"
@@ -121,10 +120,10 @@ class ReadyView(APIView):
             "status": status,
             "llm_models_loaded": models_loaded,
             "database": "ok" if database_ok else "unreachable",
-            "loaded_models": engine_cache().loaded_model_ids(),
+            "loaded_models": current().engine_cache.loaded_model_ids(),
             "channel_layer": await sync_to_async(_channel_layer_state)(),
             "errors": errors,
-            "models": engine_cache().model_states(),
+            "models": current().engine_cache.model_states(),
         }
         response = JsonResponse(body, status=200 if status == "ok" else 503)
         # Django logs every 5xx at ERROR. A readiness 503 is an answer, not a fault: while

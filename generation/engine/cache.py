@@ -16,6 +16,7 @@ generations end with an error, and the next request starts a new one.
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import logging
 import math
 import threading
@@ -224,6 +225,16 @@ class EngineCache:
     def load(self, config: EngineConfig) -> ModelWorker:
         """Blocking form of `get`, for start-up and management commands."""
         return self._load_future(config).result()
+
+    def load_now(self, config: EngineConfig) -> concurrent.futures.Future:
+        """Start loading this configuration now, its back-off after a failure forgotten (the
+        admin's "load now"); the future is done when it has loaded or failed."""
+        with self._lock:
+            failure = self.failures.get(config.model_id)
+            if failure is not None and failure.config == config:
+                # Its back-off is kept (doubled if it fails again); only the wait is over.
+                self.failures[config.model_id] = dataclasses.replace(failure, retry_at=time.monotonic())
+        return self._load_future(config)
 
     def unload(self, model_id: str) -> bool:
         """Stop a model's worker (once its generations under way are over), and a start under way.

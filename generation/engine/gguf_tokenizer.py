@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from gguf import GGUFReader
+from gguf import GGUFReader, LlamaFileType
 from tokenizers import (
     AddedToken,
     Regex,
@@ -84,6 +84,16 @@ def _scalar(reader: GGUFReader, key: str, default=None):
     return default if field is None else field.contents()
 
 
+def _file_type_name(file_type: int | None) -> str | None:
+    """The weights' type as llama.cpp names it (15: Q4_K_M), from `general.file_type`."""
+    if file_type is None:
+        return None
+    try:
+        return LlamaFileType(file_type).name.removeprefix("MOSTLY_")
+    except ValueError:
+        return f"type {file_type}"
+
+
 def read_vocabulary(gguf_path: str | Path) -> GGUFVocabulary:
     reader = GGUFReader(str(gguf_path))
     model = _scalar(reader, "tokenizer.ggml.model")
@@ -99,9 +109,10 @@ def read_vocabulary(gguf_path: str | Path) -> GGUFVocabulary:
     architecture = _scalar(reader, "general.architecture")
     special = {
         name: tokens[token_id]
-        for name in ("bos", "eos", "unknown")
+        for name in ("bos", "eos", "eot", "eom", "unknown")
         if (token_id := _scalar(reader, f"tokenizer.ggml.{name}_token_id")) is not None
     }
+    file_type = _scalar(reader, "general.file_type")
     return GGUFVocabulary(
         tokens=tokens,
         scores=_array(reader, "tokenizer.ggml.scores") if model == SENTENCEPIECE else [],
@@ -114,6 +125,13 @@ def read_vocabulary(gguf_path: str | Path) -> GGUFVocabulary:
             "eos_token": special.get("eos"),
             "add_bos_token": bool(_scalar(reader, "tokenizer.ggml.add_bos_token", True)),
             "chat_template": _scalar(reader, "tokenizer.chat_template"),
+            # What the admin shows of the file.
+            "name": _scalar(reader, "general.name"),
+            "size_label": _scalar(reader, "general.size_label"),
+            "quantization": _file_type_name(file_type),
+            "parameters": int(sum(int(tensor.n_elements) for tensor in reader.tensors)),
+            "end_of_turn_token": special.get("eot"),
+            "end_of_message_token": special.get("eom"),
         },
         model=model,
         merges=(

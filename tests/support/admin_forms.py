@@ -21,7 +21,7 @@ class _FormFields(HTMLParser):
         if tag == "input" and name and attrs.get("type") not in ("submit", "button", "file"):
             if attrs.get("type") in ("checkbox", "radio"):
                 if "checked" in attrs:
-                    self.fields[name] = attrs.get("value", "on")
+                    self._add(name, attrs.get("value", "on"))
             else:
                 self.fields[name] = attrs.get("value", "")
         elif tag == "textarea" and name:
@@ -32,6 +32,14 @@ class _FormFields(HTMLParser):
             self.fields.setdefault(name, "")
         elif tag == "option" and self._select and "selected" in attrs:
             self.fields[self._select] = attrs.get("value", "")
+
+    def _add(self, name: str, value: str):
+        """Checkboxes of one name (a multiple choice) send every checked value."""
+        if name in self.fields:
+            previous = self.fields[name]
+            self.fields[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            self.fields[name] = value
 
     def handle_endtag(self, tag):
         if tag == "textarea":
@@ -44,7 +52,7 @@ class _FormFields(HTMLParser):
             self.fields[self._textarea] += data
 
 
-def form_fields(html: str) -> dict[str, str]:
+def form_fields(html: str) -> dict[str, str | list[str]]:
     parser = _FormFields()
     parser.feed(html)
     return parser.fields

@@ -6,6 +6,7 @@ The page's own scripts stay under the page's CSP; what the test evaluates (and t
 that reports violations) is DevTools' and is not.
 """
 
+import base64
 import contextlib
 import json
 import shutil
@@ -173,6 +174,22 @@ class Page:
                 raise TimeoutError(f"{expression!r} stayed falsy")
             self.pump(0.2)
 
+    def screenshot(self, path: Path) -> Path:
+        """The page as it looks now, as a PNG."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(self.send("Page.captureScreenshot", format="png")["data"]))
+        return path
+
     def csp_messages(self) -> list[str]:
         """Console and log lines about the Content-Security-Policy."""
         return [line for line in self.console if "Content Security Policy" in line or "Content-Security-Policy" in line]
+
+
+def log_in_to_the_admin(page: Page, base_url: str, username: str, password: str) -> None:
+    page.goto(f"{base_url}/admin/login/")
+    page.follow(
+        f"document.getElementById('id_username').value = {username!r};"
+        f"document.getElementById('id_password').value = {password!r};"
+        "document.getElementById('login-form').submit()"
+    )
+    assert page.evaluate("location.pathname") == "/admin/", "the admin login failed"

@@ -45,7 +45,7 @@ from generation.api.native.serializers import ChatRequestSerializer, GenerateReq
 from generation.api.native.translation import WIRE_FIELDS, to_generation_request
 from generation.api.native.views import usage_fields
 from generation.observation import refused_before_core
-from generation.service import prepare_generation
+from generation.service import GenerationRequest, prepare_generation
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +74,9 @@ def log_id(message_id, number: int) -> str:
 
 
 class GenerationConsumer(AsyncJsonWebsocketConsumer):
+    # The generations' endpoint name for metrics and traces: `<prefix>_generate`, `<prefix>_chat`.
+    endpoint_prefix = "ws"
+
     async def connect(self):
         self.running: asyncio.Task | None = None
         self.running_id = None
@@ -87,11 +90,18 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
         logger.info("WebSocket %s connected", self.scope["path"], extra={"path": self.scope["path"]})
         await self.accept(SUBPROTOCOL if SUBPROTOCOL in self.scope.get("subprotocols", []) else None)
         try:
-            self.api_key = await sync_to_async(authenticate_bearer)(handshake_authorization(self.scope))
+            self.api_key = await self.authenticate()
         except Unauthorized as exc:
             self.refused = True  # frames already on their way are ignored, not served
             await self.refuse(None, exc)
             await self.close(code=CLOSE_UNAUTHORIZED)
+
+    async def authenticate(self):
+        """The connection's API key (None: anonymous), or Unauthorized."""
+        return await sync_to_async(authenticate_bearer)(handshake_authorization(self.scope))
+
+    def generation_request(self, validated_data: dict, *, endpoint: str) -> GenerationRequest:
+        return to_generation_request(validated_data, endpoint=endpoint, api_key=self.api_key)
 
     async def disconnect(self, code):
         logger.info("WebSocket closed (code %s)", code, extra={"close_code": code})
@@ -126,7 +136,7 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
     async def generate(self, message_type: str, request_id, content: dict) -> None:
         # This task's own copy of the context: the generation's lines carry its id.
         current_request_id.set(f"{self.connection_id}:{log_id(request_id, next(self.requests))}")
-        endpoint = f"ws_{message_type}"
+        endpoint = f"{self.endpoint_prefix}_{message_type}"
         try:
             serializer = REQUEST_SERIALIZERS[message_type](data=content)
             try:
@@ -134,7 +144,7 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
             except ValidationError:
                 refused_before_core(endpoint, 400)
                 raise
-            request = to_generation_request(serializer.validated_data, endpoint=endpoint, api_key=self.api_key)
+            request = self.generation_request(serializer.validated_data, endpoint=endpoint)
             generation = await prepare_generation(request)
             async for event in generation.events():
                 if isinstance(event, TextDelta):
@@ -159,7 +169,7 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
 
     async def refuse(self, request_id, exc: ServiceError) -> None:
         """A message refused before any generation: counted as the WebSocket's, then answered."""
-        refused_before_core("ws", exc.status)
+        refused_before_core(self.endpoint_prefix, exc.status)
         await self.send_error(request_id, exc)
 
     async def send_error(self, request_id, exc: ServiceError | ValidationError) -> None:

@@ -5,6 +5,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 
+from generation.runtime import Runtime, install
+
 # Daphne's command line, with the request body limit applied while bodies are received.
 from inference_service.http_protocol import CommandLineInterface
 
@@ -52,4 +54,12 @@ class Command(BaseCommand):
         # No Daphne access log (plain text on stdout): inference_service.request_id logs
         # each request through Django's logging, with its request id, as JSON or text.
         arguments += ["-v", "0"]
-        CommandLineInterface().run([*arguments, "inference_service.asgi:application"])
+        # This process's state: loaded models, start-up loads, load state heartbeat, the
+        # listener of other processes. Started here, before Daphne serves, not at import.
+        runtime = Runtime.from_settings(serving=True)
+        install(runtime)
+        runtime.start()
+        try:
+            CommandLineInterface().run([*arguments, "inference_service.asgi:application"])
+        finally:
+            runtime.stop()

@@ -1,0 +1,170 @@
+"""The admin's playground page, without a server: staff only, and it lists the catalog's
+entries (disabled ones too) with the sampling defaults a request would get."""
+
+import json
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from catalog.models import ModelEntry, ServiceSettings
+
+PLAYGROUND = "/admin/playground/"
+
+
+def page_config(response) -> dict:
+    match = re.search(r'<script id="playground-config" type="application/json">(.*?)</script>', response.content.decode())
+    assert match, "the page carries its data in a json_script block"
+    return json.loads(match.group(1))
+
+
+@pytest.fixture
+def staff_client() -> Client:
+    client = Client()
+    client.force_login(get_user_model().objects.create_user("staff", password="x-staff-password-1234", is_staff=True))
+    return client
+
+
+@pytest.mark.django_db
+def test_anonymous_is_sent_to_the_login():
+    response = Client().get(PLAYGROUND)
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/admin/login/?next={PLAYGROUND}"
+
+
+@pytest.mark.django_db
+def test_a_user_who_is_not_staff_is_sent_to_the_login():
+    client = Client()
+    client.force_login(get_user_model().objects.create_user("visitor", password="x-visitor-password-1234"))
+    response = client.get(PLAYGROUND)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/admin/login/")
+
+
+@pytest.mark.django_db
+def test_the_page_lists_the_models_with_their_defaults(staff_client):
+    service = ServiceSettings.load()
+    service.default_temperature = 0.3
+    service.save()
+    gemma = ModelEntry.objects.get(model_id="google/gemma-3-270m")
+    gemma.default_max_tokens, gemma.default_top_k = 64, 40
+    gemma.save()
+    smol = ModelEntry.objects.get(model_id="HuggingFaceTB/SmolLM2-135M-Instruct")
+    smol.enabled, smol.default_temperature = False, 0.9
+    smol.save()
+
+    response = staff_client.get(PLAYGROUND)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Playground" in html and 'id="site-name"' in html  # the admin's page, with its header
+    assert '<script src="/static/workbench/playground.js" defer></script>' in html
+    assert "<script>" not in html and " onclick=" not in html  # nothing inline (the CSP)
+    config = page_config(response)
+    assert config["websocket_path"] == "/ws/playground/"
+    models = {model["id"]: model for model in config["models"]}
+    assert models["google/gemma-3-270m"]["enabled"] is True
+    assert models["google/gemma-3-270m"]["defaults"] == {
+        "temperature": 0.3, "max_tokens": 64, "top_p": None, "top_k": 40, "repetition_penalty": None,
+    }
+    # A disabled entry is listed (after the enabled ones), to be tried before it is enabled.
+    assert models["HuggingFaceTB/SmolLM2-135M-Instruct"]["enabled"] is False
+    assert models["HuggingFaceTB/SmolLM2-135M-Instruct"]["defaults"]["temperature"] == 0.9
+    assert models["HuggingFaceTB/SmolLM2-135M-Instruct"]["chat"] is True
+    assert config["models"][-1]["id"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+@pytest.mark.django_db
+def test_the_page_preselects_a_model_and_leaves_out_those_the_environment_forbids(staff_client, settings):
+    settings.LLM_ALLOWED_MODELS = ["google/gemma-3-270m"]
+    config = page_config(staff_client.get(PLAYGROUND, {"model": "google/gemma-3-270m"}))
+    assert config["selected"] == "google/gemma-3-270m"
+    assert [model["id"] for model in config["models"]] == ["google/gemma-3-270m"]
+
+
+@pytest.mark.django_db
+def test_the_admin_links_to_the_playground(staff_client):
+    user = get_user_model().objects.get(username="staff")
+    user.is_superuser = True
+    user.save()
+    index = staff_client.get("/admin/").content.decode()
+    assert f'href="{PLAYGROUND}"' in index
+    entry = ModelEntry.objects.get(model_id="google/gemma-3-270m")
+    change = staff_client.get(f"/admin/catalog/modelentry/{entry.pk}/change/").content.decode()
+    assert f'href="{PLAYGROUND}?model=google%2Fgemma-3-270m"' in change
+    assert "Try in playground" in change
+
+
+# --- The playground's WebSocket: the admin session, staff only, from this site only ---------
+
+def playground_socket(*, origin: str = "http://localhost", session_key: str | None = None):
+    from channels.routing import URLRouter
+    from channels.testing import WebsocketCommunicator
+
+    from workbench.playground_consumer import websocket_urlpatterns
+
+    headers = [(b"origin", origin.encode())]
+    if session_key:
+        headers.append((b"cookie", f"sessionid={session_key}".encode()))
+    return WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/playground/", headers=headers)
+
+
+def session_of(user) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.session.session_key
+
+
+async def refused_code(socket) -> tuple[dict, int]:
+    reply = await socket.receive_json_from(timeout=10)
+    closed = await socket.receive_output(timeout=10)
+    return reply, closed["code"]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_socket_refuses_anyone_but_staff():
+    from asgiref.sync import sync_to_async
+
+    visitor = await sync_to_async(get_user_model().objects.create_user)("visitor", password="x-visitor-password-1")
+    for session_key in (None, await sync_to_async(session_of)(visitor)):
+        socket = playground_socket(session_key=session_key)
+        connected, _ = await socket.connect(timeout=10)
+        assert connected  # accepted, then told why and closed, as /ws/generate/ does without a key
+        reply, code = await refused_code(socket)
+        assert reply["error"]["code"] == "unauthorized" and code == 4401
+        await socket.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_socket_serves_a_staff_session_from_this_site_only():
+    from asgiref.sync import sync_to_async
+
+    staff = await sync_to_async(get_user_model().objects.create_user)(
+        "staff", password="x-staff-password-1234", is_staff=True
+    )
+    session_key = await sync_to_async(session_of)(staff)
+    # Another site's page would send the cookie too: its handshake is refused.
+    socket = playground_socket(origin="http://evil.example", session_key=session_key)
+    connected, _ = await socket.connect(timeout=10)
+    assert not connected
+    socket = playground_socket(session_key=session_key)
+    connected, _ = await socket.connect(timeout=10)
+    assert connected
+    await socket.send_json_to({"type": "chat", "id": "1", "messages": []})  # invalid: answered, not refused
+    reply = await socket.receive_json_from(timeout=10)
+    assert reply["type"] == "error" and reply["error"]["code"] == "invalid_request", reply
+    await socket.disconnect()
+
+
+@pytest.mark.django_db
+def test_a_disabled_entry_resolves_only_when_asked_and_within_the_environment(settings):
+    from catalog.selectors import resolve_model
+    from common.errors import ModelNotAllowed
+
+    ModelEntry.objects.filter(model_id="google/gemma-3-270m").update(enabled=False)
+    with pytest.raises(ModelNotAllowed):
+        resolve_model(model_id="google/gemma-3-270m")
+    assert resolve_model(model_id="google/gemma-3-270m", include_disabled=True).model_id == "google/gemma-3-270m"
+    settings.LLM_ALLOWED_MODELS = ["HuggingFaceTB/SmolLM2-135M-Instruct"]
+    with pytest.raises(ModelNotAllowed):
+        resolve_model(model_id="google/gemma-3-270m", include_disabled=True)
