@@ -49,7 +49,7 @@ class Runtime:
                 interval=heartbeat_seconds,
                 states=engine_cache.model_states,
                 apply_command=self.apply_command,
-                version=settings.SPECTACULAR_SETTINGS.get("VERSION", ""),
+                version=settings.SERVICE_VERSION,
             )
             engine_cache.listeners.append(self.load_state.record_event)
         self.catalog_listener = None

@@ -93,7 +93,7 @@ INSTALLED_APPS = [
     "catalog",
     "access",
     "generation",
-    # The admin as a model workbench (model checks and load state, playground, usage charts).
+    # The admin as a model workbench (model checks and load state, the playground).
     "workbench",
     # The project package: `manage.py serve`, its templates.
     "inference_service",

@@ -158,6 +158,12 @@ def test_smollm2_vocabulary_matches_the_gguf_at_every_id(smollm2_tokenizer, smol
         "eos_token": "<|im_end|>",
         "add_bos_token": False,
         "chat_template": SMOLLM2_CHAT_TEMPLATE,
+        "name": "Smollm2 135M 8k Lc100K Mix1 Ep2",
+        "size_label": "135M",
+        "quantization": "Q4_1",
+        "parameters": 134515008,
+        "end_of_turn_token": None,
+        "end_of_message_token": None,
     }
 
 
