@@ -1,10 +1,11 @@
 # make serve: set up and run the service with the bundled model (Daphne on LLM_INFERENCE_PORT).
 # make test:  set up and run the test suite.
+# make test-unit: the unit tests alone (no server, browser, engine or other process), in seconds.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: serve test install prepare test-tools clean
+.PHONY: serve test test-unit install prepare test-tools clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-bundled.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +39,9 @@ test-tools:
 
 test: install test-tools
 	$(PY) -m pytest
+
+test-unit: install
+	$(PY) -m pytest -m "not e2e"
 
 clean:
 	rm -rf $(VENV) .pytest_cache

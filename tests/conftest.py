@@ -1,9 +1,16 @@
-"""Shared fixtures: a real Daphne server with the real bundled model, and the engine cache
-of this process (the model in its worker process).
+"""Shared fixtures: a real Daphne server with the real bundled model, the engine cache of
+this process (the model in its worker process), a headless Chromium tab; each server and
+model is started once per test session.
 
-Each loads the model once per test session.
+Tests are unit tests or end-to-end ones, marked `e2e` here: those that start a server, a
+browser, an engine worker or another program, through the fixtures that do (E2E_FIXTURES,
+or any fixture of the tests whose code does) or in their own code (STARTS_A_PROCESS, also through a
+function of their module). `make test-unit` (`pytest -m "not e2e"`) runs the others, in
+seconds.
 """
 
+import functools
+import inspect
 import re
 
 import pytest
@@ -12,8 +19,47 @@ from django.conf import settings
 from tests.support.chromium import Page
 from tests.support.server import ADMIN_USER, ROOT, start_server, stop_server
 
+E2E_FIXTURES = {"live_server", "engine_cache", "bundled_model", "page"}
+STARTS_A_PROCESS = re.compile(
+    r"\b(start_server|start_tls_server|Page|EngineCache|PostgresServer|RedisServer|load_engine)\(|"
+    r"\bsubprocess\.|\.manage\("
+)
+
 # Where a browser test that fails leaves a screenshot of its page (kept by CI as an artifact).
 ARTIFACTS = ROOT / "test-artifacts"
+
+
+def _source(function) -> str:
+    try:
+        return inspect.getsource(function)
+    except (OSError, TypeError):
+        return ""
+
+
+@functools.cache
+def _module_helpers(module) -> frozenset[str]:
+    """The names of the module's own functions that start a process."""
+    return frozenset(
+        name for name, function in inspect.getmembers(module, inspect.isfunction)
+        if function.__module__ == module.__name__ and not name.startswith("test_")
+        and STARTS_A_PROCESS.search(_source(function))
+    )
+
+
+def _starts_a_process(function, helpers: frozenset[str]) -> bool:
+    source = _source(function)
+    return bool(STARTS_A_PROCESS.search(source)) or any(re.search(rf"\b{name}\(", source) for name in helpers)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        helpers = _module_helpers(item.module)
+        fixtures = [definition.func for definitions in item._fixtureinfo.name2fixturedefs.values()
+                    for definition in definitions if definition.func.__module__.startswith("tests.")]
+        if E2E_FIXTURES & set(item.fixturenames) or any(
+            _starts_a_process(function, helpers) for function in [item.function, *fixtures]
+        ):
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.hookimpl(wrapper=True)
