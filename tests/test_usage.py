@@ -15,6 +15,13 @@ MODEL, OTHER = "google/gemma-3-270m", "test/other"
 NOON = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
 
 
+@pytest.fixture(autouse=True)
+def _no_usage_rows_yet(db):
+    """Each test counts from nothing: generations that other tests run in-process (test_tracing's)
+    record their usage from a thread with a connection of its own, outside those tests' transactions."""
+    DailyUsage.objects.all().delete()
+
+
 def generation(model=MODEL, prompt=6, generated=4, outcome="finished", first_token=0.1, duration=0.5):
     return GenerationUsage(model_id=model, prompt_tokens=prompt, generated_tokens=generated, outcome=outcome,
                            time_to_first_token=first_token, duration=duration)
