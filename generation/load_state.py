@@ -36,11 +36,12 @@ logger = logging.getLogger(__name__)
 # Rows of processes gone this long, and commands this old, are deleted.
 RETENTION = timedelta(hours=1)
 
-# The engine cache's events, as load states.
-STATE_OF_EVENT = {
+# The engine cache's states (EngineCache.model_states) and events (its listeners'), as load states.
+LOAD_STATE = {
     "loading": ModelLoadState.State.LOADING,
     "loaded": ModelLoadState.State.LOADED,
-    "load_failed": ModelLoadState.State.FAILED,
+    "failed": ModelLoadState.State.FAILED,
+    "load_failed": ModelLoadState.State.FAILED,  # the event of the state "failed"
     "crashed": ModelLoadState.State.FAILED,
     "stopped": ModelLoadState.State.UNLOADED,
 }
@@ -90,7 +91,7 @@ class LoadStateReporter:
 
     def record_event(self, event: str, model_id: str, seconds: float = 0.0) -> None:
         """An EngineCache listener."""
-        state = STATE_OF_EVENT.get(event)
+        state = LOAD_STATE.get(event)
         if state is None:
             return
         error = ""
@@ -191,17 +192,8 @@ class LoadStateReporter:
                 logger.warning("this process's load state row not deleted (%s)", exc)
 
 
-_STATE_OF_CACHE_STATE = {
-    "loading": ModelLoadState.State.LOADING,
-    "loaded": ModelLoadState.State.LOADED,
-    "failed": ModelLoadState.State.FAILED,
-    "crashed": ModelLoadState.State.FAILED,
-    "stopped": ModelLoadState.State.UNLOADED,
-}
-
-
 def _change_of(cache_state: dict, now: datetime) -> StateChange:
-    return StateChange(_STATE_OF_CACHE_STATE.get(cache_state["state"], cache_state["state"]),
+    return StateChange(LOAD_STATE.get(cache_state["state"], cache_state["state"]),
                        cache_state.get("error") or "", now)
 
 
