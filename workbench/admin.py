@@ -68,16 +68,15 @@ class ModelEntryAdmin(LoadStateAdmin, admin.ModelAdmin):
         except ValidationError as exc:
             return render_to_string("workbench/file_metadata.html", {"errors": exc.messages})
         metadata = report.metadata
-        rows = [(label, metadata[key]) for key, label in METADATA_SHOWN if metadata.get(key) not in (None, "")]
-        rows = [(label, f"{value:,}" if label == "Parameters" else value) for label, value in rows]
+        rows = [
+            (label, f"{metadata[key]:,}" if key == "parameters" else metadata[key])
+            for key, label in METADATA_SHOWN
+            if metadata.get(key) not in (None, "")
+        ]
         if report.size_bytes is not None:
             rows.append(("File size", f"{report.size_bytes / 1e6:,.1f} MB"))
-        template_fields = {
-            "chat_template": metadata.get("chat_template") or "",
-            "bos_token": metadata.get("bos_token") or "",
-            "eos_token": metadata.get("eos_token") or "",
-            "context_length": metadata.get("context_length") or "",
-        }
+        # What the button copies into the form (workbench/static/workbench/model_entry.js).
+        template_fields = {name: metadata.get(name) or "" for name in ("chat_template", "bos_token", "eos_token")}
         return render_to_string("workbench/file_metadata.html", {
             "path": report.path, "note": report.note, "rows": rows,
             "chat_template": metadata.get("chat_template"), "template_fields": template_fields,
