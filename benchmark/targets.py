@@ -157,8 +157,8 @@ class DirectEngineTarget:
     """The mistral.rs engine called in-process, with no service and no worker process in between.
 
     `engine` is a generation.engine.runner.LoadedEngine: it submits what a worker submits
-    for a raw continuation, with the same workarounds (one prompt in prefill at a time,
-    the leading space restored), one thread per stream: the floor that the service's
+    for a raw continuation, with the same workarounds (the prefill gate, the leading space
+    restored), after counting the prompt's tokens as the service does, one thread per stream: the floor that the service's
     overhead is measured against, and the design before the engine moved to worker processes.
     """
 
@@ -178,10 +178,12 @@ class DirectEngineTarget:
     def _generate(self, prompt: str, max_tokens: int) -> RequestResult:
         timing = _Timing()
         tokens = None
+        prompt = self._bos_token + prompt
         try:
             for event in self._engine.generate(
-                self._bos_token + prompt,
+                prompt,
                 SamplingParams(max_tokens=max_tokens, temperature=0),
+                prompt_tokens=self._engine.count_tokens(prompt),
                 keep_leading_whitespace=True,
                 cancelled=threading.Event(),
             ):
@@ -216,11 +218,13 @@ class WorkerEngineTarget:
     async def generate(self, prompt: str, max_tokens: int) -> RequestResult:
         timing = _Timing()
         tokens = None
+        prompt = self._bos_token + prompt
         try:
             async for event in self._cache.stream(
                 self._worker,
-                self._bos_token + prompt,
+                prompt,
                 SamplingParams(max_tokens=max_tokens, temperature=0),
+                prompt_tokens=await asyncio.to_thread(self._worker.count_tokens, prompt),
                 keep_leading_whitespace=True,
                 released=lambda: None,
             ):

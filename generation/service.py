@@ -113,6 +113,7 @@ class Generation:
                 self._model,
                 self._prompt,
                 self._sampling,
+                prompt_tokens=self.prompt_tokens,
                 keep_leading_whitespace=not self._is_chat,
                 released=self.release,
             ):

@@ -15,7 +15,7 @@ from catalog.engine_settings import EngineConfig
 from catalog.sampling import SamplingParams
 from generation.engine.api import Finished, TextDelta, engine_error_summary
 from generation.engine.cache import EngineCache
-from generation.engine.runner import load_engine, restore_leading_whitespace
+from generation.engine.runner import PrefillGate, load_engine, restore_leading_whitespace
 
 GREEDY = dict(temperature=0.0)
 
@@ -24,10 +24,21 @@ def nothing() -> None:
     pass
 
 
+async def open_stream(cache, model, prompt, sampling, *, keep_leading_whitespace=True, released=nothing):
+    """A stream as the service opens it: the prompt's tokens counted first."""
+    prompt_tokens = await asyncio.to_thread(model.count_tokens, prompt)
+    return cache.stream(
+        model, prompt, sampling, prompt_tokens=prompt_tokens,
+        keep_leading_whitespace=keep_leading_whitespace, released=released,
+    )
+
+
 async def generate(cache, model, prompt, *, keep_leading_whitespace=True, released=nothing, **sampling):
     parts, finished = [], None
     sampling = SamplingParams(**{"max_tokens": 16, **GREEDY, **sampling})
-    stream = cache.stream(model, prompt, sampling, keep_leading_whitespace=keep_leading_whitespace, released=released)
+    stream = await open_stream(
+        cache, model, prompt, sampling, keep_leading_whitespace=keep_leading_whitespace, released=released
+    )
     async for event in stream:
         if isinstance(event, TextDelta):
             parts.append(event.text)
@@ -84,6 +95,31 @@ async def test_chat_output_is_not_given_leading_whitespace(engine_cache, bundled
     assert not text.startswith(" ")
 
 
+def test_the_prefill_gate_keeps_apart_only_prompts_of_the_same_length():
+    gate, running = PrefillGate(), threading.Event()
+    assert gate.enter(12, running) and gate.enter(13, running)  # other lengths go in together
+    admitted = threading.Event()
+    waiting = threading.Thread(target=lambda: gate.enter(12, running) and admitted.set())
+    waiting.start()
+    assert not admitted.wait(0.2)
+    gate.leave(12)
+    assert admitted.wait(5)
+    waiting.join()
+
+
+def test_a_request_cancelled_at_the_prefill_gate_gives_up_and_is_not_admitted():
+    gate, cancelled = PrefillGate(), threading.Event()
+    assert gate.enter(7, threading.Event())
+    outcome = []
+    waiting = threading.Thread(target=lambda: outcome.append(gate.enter(7, cancelled)))
+    waiting.start()
+    cancelled.set()
+    waiting.join(5)
+    assert outcome == [False]
+    gate.leave(7)
+    assert gate.enter(7, threading.Event())  # the cancelled one never held the length
+
+
 def test_restore_leading_whitespace_cases():
     assert restore_leading_whitespace("the", " the") == " the"
     assert restore_leading_whitespace("", "    ") == "    "
@@ -105,23 +141,37 @@ async def test_max_tokens_bounds_generation(engine_cache, bundled_model):
     assert text
 
 
-async def test_eight_concurrent_streams_complete_with_the_same_text_as_alone(engine_cache, bundled_model):
-    """Without the admission lock, concurrent submits fail ("Already borrowed") and batched
-    prefill crashes ("input tensor is not contiguous")."""
-    prompts = [f"<bos>Question {i}: what is {i} plus {i}? Answer:" for i in range(8)]
+def prompts_of_equal_lengths(lengths: int, each: int) -> list[str]:
+    """`each` prompts of the same token count for each of `lengths` counts (a digit is one token)."""
+    return [
+        f"<bos>Question {digit}: what is {digit} plus {digit}?" + " Think." * length + " Answer:"
+        for length in range(lengths)
+        for digit in range(each)
+    ]
+
+
+async def test_sixteen_concurrent_streams_of_four_lengths_complete_with_the_same_text_as_alone(
+    engine_cache, bundled_model
+):
+    """Without the runner lock, concurrent submits fail ("Already borrowed"); without the
+    prefill gate, prompts of the same length are prefilled in one step, which crashes
+    ("input tensor is not contiguous"). Prompts of different lengths go in together."""
+    prompts = prompts_of_equal_lengths(4, 4)
+    counts = [await asyncio.to_thread(bundled_model.count_tokens, p) for p in prompts]
+    assert [len(set(counts[i : i + 4])) for i in range(0, 16, 4)] == [1, 1, 1, 1] and len(set(counts)) == 4
     together = await asyncio.gather(*(generate(engine_cache, bundled_model, p, max_tokens=12) for p in prompts))
-    alone = [await generate(engine_cache, bundled_model, p, max_tokens=12) for p in prompts[:2]]
     assert all(finished.finish_reason == "length" for _, finished in together)
-    assert [text for text, _ in together[:2]] == [text for text, _ in alone]
+    alone = [await generate(engine_cache, bundled_model, p, max_tokens=12) for p in prompts[::5]]
+    assert [text for text, _ in together[::5]] == [text for text, _ in alone]
 
 
 async def test_closing_a_stream_frees_the_engine(engine_cache, bundled_model):
     released = threading.Event()
-    stream = engine_cache.stream(
+    stream = await open_stream(
+        engine_cache,
         bundled_model,
         "<bos>1, 2, 3, 4, 5, 6, 7, 8, 9, 10,",
         SamplingParams(max_tokens=1000, temperature=0.0),
-        keep_leading_whitespace=True,
         released=released.set,
     )
     for _ in range(3):
@@ -135,20 +185,22 @@ async def test_closing_a_stream_frees_the_engine(engine_cache, bundled_model):
 
 
 def long_prompt(seed: int) -> str:
-    # About 900 tokens: a prefill of some seconds.
-    return "<bos>" + " ".join(f"item {seed}-{index} is number {index * 7 + seed}." for index in range(60))
+    # About 900 tokens, the same count for each seed digit: a prefill of some seconds.
+    return "<bos>" + " ".join(f"item {seed}-{index} is number {index * 7}." for index in range(60))
 
 
 async def test_a_request_cancelled_at_the_prefill_gate_is_never_submitted(engine_cache, bundled_model):
-    """Four long prompts abandoned while the first is in prefill: the engine is released for
-    the three that waited at once, and for the first only when its prefill is over."""
+    """Four long prompts of one length abandoned while the first is in prefill: the engine
+    is released for the three that waited at once, and for the first only when its
+    prefill is over."""
     released = {}
     clock = time.monotonic
+    assert len({await asyncio.to_thread(bundled_model.count_tokens, long_prompt(seed)) for seed in range(4)}) == 1
 
     async def abandon(index: int):
-        stream = engine_cache.stream(
-            bundled_model, long_prompt(index), SamplingParams(max_tokens=8, temperature=0.0),
-            keep_leading_whitespace=True, released=lambda: released.setdefault(index, clock()),
+        stream = await open_stream(
+            engine_cache, bundled_model, long_prompt(index), SamplingParams(max_tokens=8, temperature=0.0),
+            released=lambda: released.setdefault(index, clock()),
         )
         first = asyncio.ensure_future(anext(stream))
         await asyncio.sleep(0.3)

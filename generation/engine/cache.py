@@ -284,19 +284,26 @@ class EngineCache:
         prompt: str,
         sampling: SamplingParams,
         *,
+        prompt_tokens: int,
         keep_leading_whitespace: bool,
         released: Callable[[], None],
     ) -> AsyncIterator[TextDelta | Finished]:
-        """Generate from a rendered prompt: text deltas, then one Finished.
+        """Generate from a rendered prompt of `prompt_tokens` tokens (`count_tokens`): text deltas, then one Finished.
 
         Closing the iterator early (a client went away) cancels the generation: a request
-        still waiting for the prefill gate is never submitted, and one in prefill is
+        still waiting at the prefill gate is never submitted, and one in prefill is
         dropped at its first token (mistral.rs 0.9.5 cannot interrupt a prefill).
         `released` is called once, from any thread, when the engine has let the request
         go: only then is the work it caused over. Engine failures, the worker's death
         included, raise EngineFailed.
         """
-        return model.stream(prompt, sampling, keep_leading_whitespace=keep_leading_whitespace, released=released)
+        return model.stream(
+            prompt,
+            sampling,
+            prompt_tokens=prompt_tokens,
+            keep_leading_whitespace=keep_leading_whitespace,
+            released=released,
+        )
 
     def abort_streams(self, error: Exception) -> None:
         """End every generation of every worker with `error` (a shutdown whose grace is over)."""

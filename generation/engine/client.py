@@ -333,7 +333,13 @@ class ModelWorker:
         return len(self.tokenize(text))
 
     async def stream(
-        self, prompt: str, sampling: SamplingParams, *, keep_leading_whitespace: bool, released: Callable[[], None]
+        self,
+        prompt: str,
+        sampling: SamplingParams,
+        *,
+        prompt_tokens: int,
+        keep_leading_whitespace: bool,
+        released: Callable[[], None],
     ) -> AsyncIterator[TextDelta | Finished]:
         """Text deltas of a rendered prompt, then one Finished. See EngineCache.stream."""
         events: asyncio.Queue = asyncio.Queue()
@@ -342,7 +348,7 @@ class ModelWorker:
         except BaseException:
             released()  # the engine never saw it
             raise
-        self._outbox.put(protocol.Generate(generation_id, prompt, sampling, keep_leading_whitespace))
+        self._outbox.put(protocol.Generate(generation_id, prompt, prompt_tokens, sampling, keep_leading_whitespace))
         over = False
         try:
             while not over:

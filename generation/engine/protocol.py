@@ -34,6 +34,7 @@ class Load:
 class Generate:
     id: int
     prompt: str
+    prompt_tokens: int
     sampling: SamplingParams
     keep_leading_whitespace: bool
 

@@ -8,10 +8,13 @@ measure the engine without the service.
 - `Runner` is not re-entrant ("Already borrowed"): submitting a request and tokenizing
   text both take the runner, so one lock is held around each of those calls.
 - Two prompts prefilled in the same step crash on CPU ("input tensor is not
-  contiguous"). A prefill gate per model is held from the submit call until the first
-  chunk arrives: only one prompt is ever in prefill. A request still waiting for the
-  gate when it is cancelled is never submitted; one in prefill is dropped at its first
-  chunk (0.9.5 cannot interrupt a prefill).
+  contiguous"). The engine's scheduler runs, at each step, only sequences of one length
+  (it buckets them by token count), so only prompts of the same token length are ever
+  prefilled together. A prefill gate per model keeps those apart: a prompt is submitted
+  only while no other prompt of its length is between its submit call and its first
+  chunk; prompts of other lengths go straight in. A request still waiting at the gate
+  when it is cancelled is never submitted; one in prefill is dropped at its first chunk
+  (0.9.5 cannot interrupt a prefill).
 - The chat path strips the leading whitespace of the output, which a raw continuation
   must keep: it is restored from the token text that the logprobs carry.
 - The engine only sees prompts the service rendered itself, through a pass-through chat
@@ -43,7 +46,7 @@ from generation.engine.api import ChatFormat, Finished, TextDelta, TokenLogprob
 
 logger = logging.getLogger(__name__)
 
-# How often a request waiting for the prefill gate checks whether it was cancelled.
+# How often a request waiting at the prefill gate checks whether it was cancelled.
 PREFILL_GATE_POLL_SECONDS = 0.05
 
 PASSTHROUGH_TEMPLATE = Path(__file__).with_name("passthrough_chat_template.jinja")
@@ -61,6 +64,33 @@ def restore_leading_whitespace(delta: str, token_text: str | None) -> str:
     return missing + delta if missing.isspace() else delta
 
 
+class PrefillGate:
+    """Lets a prompt into prefill unless another prompt of the same token length is in it."""
+
+    def __init__(self):
+        self._changed = threading.Condition()
+        self._lengths_in_prefill: set[int] = set()
+
+    def enter(self, prompt_tokens: int, cancelled: threading.Event) -> bool:
+        """Wait for this length's turn, giving up as soon as the request is cancelled.
+
+        True once admitted (call `leave` at the first chunk); False, not admitted, when
+        the request was cancelled first.
+        """
+        with self._changed:
+            while prompt_tokens in self._lengths_in_prefill and not cancelled.is_set():
+                self._changed.wait(PREFILL_GATE_POLL_SECONDS)
+            if cancelled.is_set():
+                return False
+            self._lengths_in_prefill.add(prompt_tokens)
+            return True
+
+    def leave(self, prompt_tokens: int) -> None:
+        with self._changed:
+            self._lengths_in_prefill.discard(prompt_tokens)
+            self._changed.notify_all()
+
+
 @dataclass(eq=False)
 class LoadedEngine:
     config: EngineConfig
@@ -69,7 +99,7 @@ class LoadedEngine:
     load_seconds: float
     chat_format: ChatFormat | None = None  # the model file's own, if it has one
     _runner_lock: threading.Lock = field(default_factory=threading.Lock)
-    _prefill_gate: threading.Lock = field(default_factory=threading.Lock)
+    _prefill_gate: PrefillGate = field(default_factory=PrefillGate)
 
     def tokenize(self, text: str) -> list[int]:
         """Token ids of a text, whose special tokens are written as text (a rendered prompt's "<bos>").
@@ -91,11 +121,18 @@ class LoadedEngine:
         return len(self.tokenize(text))
 
     def generate(
-        self, prompt: str, sampling: SamplingParams, *, keep_leading_whitespace: bool, cancelled: threading.Event
+        self,
+        prompt: str,
+        sampling: SamplingParams,
+        *,
+        prompt_tokens: int,
+        keep_leading_whitespace: bool,
+        cancelled: threading.Event,
     ) -> Iterator[TextDelta | Finished]:
         """Text deltas of a rendered prompt, then one Finished; nothing once `cancelled` is set.
 
-        Blocks while it waits for the prefill gate and for each token: run it in a thread
+        `prompt_tokens` is the prompt's length as `count_tokens` gives it (the key of the
+        prefill gate). Blocks while it waits at the prefill gate and for each token: run it in a thread
         of its own. Returning (or closing the iterator) drops the engine's stream, and the
         engine drops the sequence at its next step. Engine errors are raised.
         """
@@ -118,7 +155,7 @@ class LoadedEngine:
             logprobs=keep_leading_whitespace or sampling.top_logprobs is not None,
             top_logprobs=sampling.top_logprobs or None,
         )
-        if not self._pass_prefill_gate(cancelled):
+        if not self._prefill_gate.enter(prompt_tokens, cancelled):
             logger.debug("not submitted to %s: cancelled while it waited", self.config.model_id)
             return
         try:
@@ -131,7 +168,7 @@ class LoadedEngine:
             # The engine compiles the schema when the request is submitted: one it cannot take is the client's.
             raise InvalidRequest(f"The JSON schema cannot be used: {exc}", field="json_schema") from None
         finally:
-            self._prefill_gate.release()
+            self._prefill_gate.leave(prompt_tokens)
         stripping = keep_leading_whitespace  # until the first non-whitespace text
         while chunk is not None and not cancelled.is_set():
             choice = chunk.choices[0]
@@ -156,19 +193,6 @@ class LoadedEngine:
             logger.debug("dropped by %s: cancelled", self.config.model_id)
         else:
             raise EngineFailed("The engine ended the stream without a finish reason")
-
-    def _pass_prefill_gate(self, cancelled: threading.Event) -> bool:
-        """Wait for the prefill gate, giving up as soon as the request is cancelled.
-
-        True with the gate held; False (gate not held) when the request was cancelled first.
-        """
-        while not self._prefill_gate.acquire(timeout=PREFILL_GATE_POLL_SECONDS):
-            if cancelled.is_set():
-                return False
-        if cancelled.is_set():
-            self._prefill_gate.release()
-            return False
-        return True
 
 
 # What OpenAI reports for a token that sampling left no chance: JSON has no -inf.

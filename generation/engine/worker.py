@@ -111,6 +111,7 @@ class Worker:
             events = self.engine.generate(
                 request.prompt,
                 request.sampling,
+                prompt_tokens=request.prompt_tokens,
                 keep_leading_whitespace=request.keep_leading_whitespace,
                 cancelled=cancelled,
             )
