@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from common.errors import ModelUnavailable
+from common.errors import EngineFailed, ModelUnavailable
 from catalog.engine_settings import EngineConfig
 from catalog.sampling import SamplingParams
 from generation.engine.api import Finished, TextDelta, engine_error_summary
@@ -298,3 +298,38 @@ async def test_a_bad_gguf_is_a_clear_error(engine_cache, bundled_model, tmp_path
     )
     with pytest.raises(ModelUnavailable, match="local/bad could not be loaded"):
         await engine_cache.get(bad)
+
+
+def facts(count: int, note: int) -> str:
+    return f"<bos>Note {note}. " + " ".join(f"fact {i} is {i * 3}." for i in range(count))
+
+
+async def test_after_a_mix_that_makes_the_engine_panic_the_next_request_is_served(engine_cache, bundled_model):
+    """Two prompts of 357 tokens and one of 857 submitted at once make mistral.rs 0.9.5 panic
+    in its own thread ("shape mismatch on dim 2, 1024 <> 512", in its KV cache; Gemma 3's
+    sliding window is 512 tokens) on this machine; the one-at-a-time gate before the
+    per-length one did too, on a mix of six (357, 357, 857, 357, 357, 857; 32 tokens). The
+    streams under way fail with a clear error; the engine restarts its thread ("Engine ...
+    is dead, rebooting"), and the next request is served by the same worker."""
+    pid = bundled_model.pid
+    prompts = [facts(40, 1), facts(40, 2), facts(90, 3)]
+    counts = [await asyncio.to_thread(bundled_model.count_tokens, prompt) for prompt in prompts]
+    assert counts == [357, 357, 857]
+
+    async def attempt(prompt, prompt_tokens):  # submitted together, their tokens counted before
+        stream = engine_cache.stream(
+            bundled_model, prompt, SamplingParams(max_tokens=8, **GREEDY), prompt_tokens=prompt_tokens,
+            keep_leading_whitespace=True, released=nothing,
+        )
+        try:
+            return [event async for event in stream]
+        except EngineFailed as exc:
+            return exc
+
+    outcomes = await asyncio.gather(*(attempt(prompt, count) for prompt, count in zip(prompts, counts)))
+    failed = [outcome for outcome in outcomes if isinstance(outcome, Exception)]
+    print(f"\n{len(failed)} of {len(prompts)} streams failed: {[str(error) for error in failed]}")
+    assert all(error.message.startswith("The engine failed:") for error in failed)
+    text, finished = await generate(engine_cache, bundled_model, "<bos>The capital of France is", max_tokens=4)
+    assert finished.completion_tokens == 4 and text
+    assert (await engine_cache.get(bundled_model.config)).pid == pid
