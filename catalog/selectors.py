@@ -16,6 +16,7 @@ from django.conf import settings
 from catalog.engine_settings import EngineConfig
 from catalog.models import ModelEntry, ServiceSettings
 from catalog.sampling import SamplingParams
+from catalog.snapshot import Catalog
 from common.errors import ModelNotAllowed, ModelNotFound
 
 
@@ -78,15 +79,18 @@ def engine_config(entry: ModelEntry) -> EngineConfig:
     )
 
 
-def resolve_model(*, model_id: str | None, chat: bool = False, include_disabled: bool = False) -> ServableModel:
+def resolve_model(
+    catalog: Catalog, *, model_id: str | None, chat: bool = False, include_disabled: bool = False
+) -> ServableModel:
     """The servable model a request names (or the default for its kind), with its effective defaults.
 
-    `include_disabled` lets a disabled entry through (the admin's playground, where staff try
-    an entry before enabling it); LLM_ALLOWED_MODELS still applies.
+    `catalog` is catalog.snapshot's: no database is read here. `include_disabled` lets a
+    disabled entry through (the admin's playground, where staff try an entry before
+    enabling it); LLM_ALLOWED_MODELS still applies.
     """
-    service = ServiceSettings.load()
+    service = catalog.service
     model_id = model_id or default_model_id(service, chat=chat)
-    entry = ModelEntry.objects.filter(model_id=model_id).first()
+    entry = catalog.entries.get(model_id)
     if entry is None:
         raise ModelNotFound(f"Model {model_id!r} does not exist.", field="model")
     if not (entry.enabled or include_disabled) or not _env_allows(model_id):

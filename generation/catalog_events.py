@@ -1,12 +1,14 @@
 """Catalog changes and the admin's load commands, told to every server process through the
 channel layer.
 
-A model disabled or deleted in the admin is refused at once everywhere (each request
-reads the catalog), and unloaded at once by the process that saved the change (the
-runtime's receivers of the catalog's model signals, generation.runtime). Other processes
-(other replicas, other pods) would keep its engine in memory until it is evicted. With
-Redis as the channel layer (REDIS_URL), the change is also sent to a group that every
-server process listens to (`CatalogListener`), and each unloads the model too. The
+A catalog change is seen at once by the process that saved it: it forgets the catalog it
+kept in memory (catalog.snapshot), and unloads a model that was disabled or deleted (the
+runtime's receivers of the catalog's signals, generation.runtime). Other processes (other
+replicas, other pods) would see it only at their next heartbeat, which compares the
+catalog's version, and keep a withdrawn model's engine in memory until it is evicted. With
+Redis as the channel layer (REDIS_URL), each change is also sent to a group that every
+server process listens to (`CatalogListener`): each forgets its catalog, and unloads the
+withdrawn model, at once. The
 admin's "load now", "unload" and "reload" go the same way (as a wake-up for each
 process's heartbeat, which reads the command from the database; without Redis the
 heartbeat finds it at its next beat). The in-memory layer reaches no other process, so

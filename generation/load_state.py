@@ -68,6 +68,7 @@ class LoadStateReporter:
         interval: float,
         states: Callable[[], dict[str, dict]],
         apply_command: Callable[[str, str], None],
+        on_beat: Callable[[], None] = lambda: None,
         version: str = "",
         host: str | None = None,
         pid: int | None = None,
@@ -79,6 +80,7 @@ class LoadStateReporter:
         self.started_at = timezone.now()
         self._states = states
         self._apply_command = apply_command
+        self._on_beat = on_beat
         self._lock = threading.Lock()
         self._pending: dict[str, StateChange] = {}
         self._wake = threading.Event()
@@ -136,12 +138,13 @@ class LoadStateReporter:
             connections.close_all()  # this thread's own
 
     def beat(self) -> None:
-        """One heartbeat: register, write the changes and the heartbeat, apply new commands, clean."""
+        """One heartbeat: register, write the changes and the heartbeat, apply new commands, `on_beat`, clean."""
         now = timezone.now()
         if self.process is None or not ServerProcess.objects.filter(pk=self.process.pk).update(last_heartbeat=now):
             self._register(now)
         self._write_changes()
         self._apply_new_commands()
+        self._on_beat()
         ServerProcess.objects.filter(last_heartbeat__lt=now - RETENTION).delete()
         ModelCommand.objects.filter(issued_at__lt=now - RETENTION).delete()
 

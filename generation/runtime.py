@@ -15,10 +15,12 @@ import logging
 import threading
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from catalog.models import ModelEntry
+from catalog import snapshot
+from catalog.models import ModelEntry, ServiceSettings
 from catalog.selectors import engine_config
 from generation import catalog_events, load_state, metrics
 from generation.engine.cache import EngineCache
@@ -49,6 +51,7 @@ class Runtime:
                 interval=heartbeat_seconds,
                 states=engine_cache.model_states,
                 apply_command=self.apply_command,
+                on_beat=snapshot.forget_if_changed,  # another process's catalog change, without Redis
                 version=settings.SERVICE_VERSION,
             )
             engine_cache.listeners.append(self.load_state.record_event)
@@ -132,6 +135,8 @@ class Runtime:
                 logger.info("unloaded model %s: withdrawn from the catalog", message["model_id"])
         elif message.get("type") == "model.command" and self.load_state is not None:
             self.load_state.wake()  # the heartbeat reads the command from the database
+        elif message.get("type") == "catalog.changed":
+            snapshot.forget()
 
 
 _current: Runtime | None = None
@@ -153,6 +158,13 @@ def install(runtime: Runtime | None) -> Runtime | None:
     with _current_lock:
         previous, _current = _current, runtime
         return previous
+
+
+@receiver([post_save, post_delete], sender=ModelEntry)
+@receiver([post_save, post_delete], sender=ServiceSettings)
+def tell_every_process_the_catalog_changed(sender, **kwargs):
+    # This process forgets its own catalog itself (catalog.snapshot); the others are told, with Redis.
+    transaction.on_commit(lambda: catalog_events.tell_every_process({"type": "catalog.changed"}))
 
 
 @receiver(post_save, sender=ModelEntry)

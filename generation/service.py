@@ -20,7 +20,9 @@ from access.services import GenerationUsage, admit_request, check_model_allowed,
 from catalog.chat_templates import ChatTemplateError, render_chat_template
 from catalog.models import ModelEntry
 from catalog.sampling import SamplingParams
+from catalog import snapshot
 from catalog.selectors import ServableModel, allowed_models, engine_config, resolve_model
+from catalog.snapshot import Catalog
 from common.errors import InvalidRequest, PromptTooLong, ServiceError
 from generation.engine.api import ChatFormat, Finished, TextDelta, TokenLogprob
 from generation.engine.cache import EngineCache
@@ -188,9 +190,14 @@ def _in_background(function, **kwargs) -> None:
     threading.Thread(target=run, name=function.__name__, daemon=True).start()
 
 
+async def _catalog() -> Catalog:
+    """The catalog, from memory unless it changed (no thread hop then: catalog.snapshot)."""
+    return snapshot.cached() or await sync_to_async(snapshot.load)()
+
+
 async def _tokenizer_of(model_id: str | None, api_key) -> ModelWorker:
     """The loaded model for a tokenizer request: allowed for the key, loaded within a concurrency slot."""
-    model = await sync_to_async(resolve_model)(model_id=model_id)
+    model = resolve_model(await _catalog(), model_id=model_id)
     if api_key is not None:
         await sync_to_async(check_model_allowed)(api_key=api_key, model_id=model.model_id)
     await limiter().acquire()  # a load, if the model is not loaded yet, is work for the engine
@@ -265,8 +272,8 @@ async def prepare_generation(request: GenerationRequest) -> Generation:
     """
     observation = Observation(endpoint=request.endpoint, requested_model=request.model)
     try:
-        model = await sync_to_async(resolve_model)(
-            model_id=request.model, chat=request.is_chat, include_disabled=request.include_disabled
+        model = resolve_model(
+            await _catalog(), model_id=request.model, chat=request.is_chat, include_disabled=request.include_disabled
         )
         observation.model_id = model.model_id
         if request.api_key is not None:

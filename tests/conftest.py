@@ -81,6 +81,14 @@ def page(request, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _catalog_read_afresh():
+    """Each test's database starts over; so does the catalog that requests keep in memory."""
+    from catalog import snapshot
+
+    snapshot.forget()
+
+
+@pytest.fixture(autouse=True)
 def _live_server_helper():
     """Replaces pytest-django's hook for its own in-thread `live_server`: this project's
     `live_server` is a real Daphne process with its own database."""

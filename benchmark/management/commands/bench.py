@@ -120,9 +120,10 @@ class Command(BaseCommand):
         model = options["model"]
         servable = None
         if options["direct"] or options["worker"] or not model:
+            from catalog import snapshot
             from catalog.selectors import resolve_model
 
-            servable = resolve_model(model_id=model)
+            servable = resolve_model(snapshot.load(), model_id=model)
             model = servable.model_id
         http = dict(model=model, api_key=options["api_key"], max_connections=max_streams)
         targets = [OpenAICompletionsTarget(name, url, **http) for name, url in options["openai"]]
