@@ -104,9 +104,10 @@ class ModelEntry(models.Model):
         "prefix cache size",
         default=0,
         validators=[MaxValueValidator(64)],
-        help_text="Sequences whose KV cache the engine keeps to reuse for prompts with the same prefix. "
-        "0 turns it off: mistral.rs 0.9.5 does not bound its memory in practice (about 9.5 MB more "
-        "per generation on CPU), and it did not make generations faster there.",
+        help_text="Sequences whose KV cache the engine keeps to reuse for prompts with the same prefix, such as "
+        "a chat's earlier turns: on CPU, a 600-token chat's second turn began in 0.1 s instead of 3.6 s. 0 turns "
+        "it off, the default: mistral.rs 0.9.5 does not bound its memory (with 4, about 18 MB more per "
+        "generation, still growing after 80).",
     )
 
     default_temperature = models.FloatField(
