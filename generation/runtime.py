@@ -69,6 +69,7 @@ class Runtime:
             stop_timeout=settings.LLM_ENGINE_STOP_TIMEOUT_SECONDS,
             log_level=settings.LOG_LEVEL,
             worker_nice=settings.LLM_ENGINE_WORKER_NICE,
+            worker_max_rss_mb=settings.LLM_ENGINE_WORKER_MAX_RSS_MB,
         )
         metrics.observe_engine_cache(cache)
         limiter = ConcurrencyLimiter(

@@ -281,6 +281,8 @@ LLM_MAX_LOADED_MODELS = env_number("LLM_MAX_LOADED_MODELS", 2, minimum=1)
 LLM_ENGINE_STOP_TIMEOUT_SECONDS = env_number("LLM_ENGINE_STOP_TIMEOUT_SECONDS", 30.0, kind=float, minimum=0)
 # How far below the web process the workers run (nice): the web process gets the CPU first.
 LLM_ENGINE_WORKER_NICE = env_number("LLM_ENGINE_WORKER_NICE", 10, minimum=0, maximum=19)
+# A worker whose resident memory passed this many MB after a generation is replaced (0: never).
+LLM_ENGINE_WORKER_MAX_RSS_MB = env_number("LLM_ENGINE_WORKER_MAX_RSS_MB", 0, minimum=0)
 # On SIGTERM, generations in flight may run on this long before they are ended with an
 # error event; keep Kubernetes' terminationGracePeriodSeconds a few seconds longer.
 LLM_SHUTDOWN_GRACE_SECONDS = env_number("LLM_SHUTDOWN_GRACE_SECONDS", 25.0, kind=float, minimum=0)

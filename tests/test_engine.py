@@ -333,3 +333,25 @@ async def test_after_a_mix_that_makes_the_engine_panic_the_next_request_is_serve
     text, finished = await generate(engine_cache, bundled_model, "<bos>The capital of France is", max_tokens=4)
     assert finished.completion_tokens == 4 and text
     assert (await engine_cache.get(bundled_model.config)).pid == pid
+
+
+async def test_a_worker_over_its_memory_limit_is_replaced_after_its_generation(bundled_config, tmp_path):
+    """The bound for what the engine never gives back (its prefix cache grows by about 18 MB
+    per generation): a loaded worker holds about 1.2 GB, over a limit of 100 MB."""
+    from django.conf import settings
+
+    cache = EngineCache(cache_dir=settings.LLM_MODEL_CACHE_DIR, max_loaded=1, worker_max_rss_mb=100)
+    try:
+        first = await cache.get(bundled_config)
+        assert first.rss_mb() > 100
+        text, finished = await generate(cache, first, "<bos>Hello", max_tokens=2)
+        assert finished.completion_tokens == 2
+        deadline = time.monotonic() + 60
+        while cache.loaded_model_ids() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert cache.loaded_model_ids() == []
+        second = await cache.get(bundled_config)
+        assert second.pid != first.pid
+        assert (await generate(cache, second, "<bos>Hello", max_tokens=2))[0] == text
+    finally:
+        cache.unload(bundled_config.model_id)

@@ -141,8 +141,7 @@ def test_in_flight_and_queued_gauges_and_a_cancelled_stream(client, live_server)
 
 
 def set_engine_seed(live_server, seed) -> None:
-    live_server.manage(
-        "shell", "-c",
+    live_server.change_catalog(
         f"from catalog.models import ModelEntry; entry = ModelEntry.objects.get(model_id={MODEL!r}); "
         f"entry.seed = {seed!r}; entry.save()",
     )

@@ -244,8 +244,7 @@ def test_prompt_longer_than_the_context_gives_the_counts(client):
 
 
 def test_a_disabled_model_is_403_and_unlisted(live_server, client):
-    live_server.manage(
-        "shell", "-c",
+    live_server.change_catalog(
         "from catalog.models import ModelEntry; ModelEntry.objects.create(model_id='local/off', "
         "display_name='Off', source='gguf_file', location='/nowhere', filename='x.gguf', enabled=False)",
     )

@@ -87,13 +87,15 @@ class EngineCache:
         stop_timeout: float = 30.0,
         log_level: str = "INFO",
         worker_nice: int = 10,
+        worker_max_rss_mb: int = 0,
     ):
         self.cache_dir = Path(cache_dir)
         self.max_loaded = max_loaded
         self.retry_after_failure = retry_after_failure
         self.max_retry_after_failure = max_retry_after_failure
         self.worker_settings = WorkerSettings(
-            cache_dir=self.cache_dir, log_level=log_level, stop_timeout=stop_timeout, nice=worker_nice
+            cache_dir=self.cache_dir, log_level=log_level, stop_timeout=stop_timeout, nice=worker_nice,
+            max_rss_mb=worker_max_rss_mb,
         )
         self._lock = threading.Lock()
         self._workers: OrderedDict[str, ModelWorker] = OrderedDict()
@@ -297,13 +299,32 @@ class EngineCache:
         go: only then is the work it caused over. Engine failures, the worker's death
         included, raise EngineFailed.
         """
+        def released_and_checked() -> None:
+            released()
+            self._replace_if_over_memory(model)
+
         return model.stream(
             prompt,
             sampling,
             prompt_tokens=prompt_tokens,
             keep_leading_whitespace=keep_leading_whitespace,
-            released=released,
+            released=released_and_checked,
         )
+
+    def _replace_if_over_memory(self, model: ModelWorker) -> None:
+        """Stop a worker whose memory passed the limit; the model's next request starts a new one.
+
+        Its other generations finish first, as for any unload.
+        """
+        limit = self.worker_settings.max_rss_mb
+        if not limit or (rss := model.rss_mb()) <= limit:
+            return
+        with self._lock:
+            if self._workers.get(model.config.model_id) is not model:
+                return  # already replaced or stopped
+        logger.warning("the engine process of %s uses %.0f MB, over LLM_ENGINE_WORKER_MAX_RSS_MB (%d): replacing it",
+                       model.config.model_id, rss, limit, extra={"model": model.config.model_id, "worker_pid": model.pid})
+        self.unload(model.config.model_id)
 
     def abort_streams(self, error: Exception) -> None:
         """End every generation of every worker with `error` (a shutdown whose grace is over)."""

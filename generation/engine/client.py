@@ -92,6 +92,10 @@ class WorkerSettings:
     # little CPU. (Measured /health/live p99 during 4 streams on 2 cores: 45 ms at the
     # same priority, 30 ms with the worker at 10.)
     nice: int = 10
+    # A worker whose resident memory passed this many MB after a generation is replaced
+    # (0: never). mistral.rs 0.9.5's prefix cache grows without bound (about 18 MB per
+    # generation), and a process gives its memory back only when it ends.
+    max_rss_mb: int = 0
 
 
 @dataclass(eq=False)
@@ -327,6 +331,14 @@ class ModelWorker:
         answer: concurrent.futures.Future = concurrent.futures.Future()
         self._outbox.put(protocol.Detokenize(self._open(self._tokenizer_requests, answer), tuple(tokens)))
         return answer.result()
+
+    def rss_mb(self) -> float:
+        """The worker process's resident memory (Linux; 0 elsewhere, or once it has ended)."""
+        try:
+            with open(f"/proc/{self.pid}/statm") as statm:
+                return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        except (OSError, ValueError, IndexError):
+            return 0.0
 
     def count_tokens(self, text: str) -> int:
         """Tokens of a rendered prompt, as the engine counts them. Blocks: call it from a thread."""
