@@ -158,8 +158,9 @@ class DirectEngineTarget:
 
     `engine` is a generation.engine.runner.LoadedEngine: it submits what a worker submits
     for a raw continuation, with the same workarounds (the prefill gate, the leading space
-    restored), after counting the prompt's tokens as the service does, one thread per stream: the floor that the service's
-    overhead is measured against, and the design before the engine moved to worker processes.
+    restored), after counting the prompt's tokens as the service does, one thread per
+    stream: the floor that the service's overhead is measured against, and the design
+    before the engine moved to worker processes.
     """
 
     kind = "direct"

@@ -17,10 +17,10 @@ from asgiref.sync import sync_to_async
 from django.db import DatabaseError, connections
 
 from access.services import GenerationUsage, admit_request, check_model_allowed, record_usage
+from catalog import snapshot
 from catalog.chat_templates import ChatTemplateError, render_chat_template
 from catalog.models import ModelEntry
 from catalog.sampling import SamplingParams
-from catalog import snapshot
 from catalog.selectors import ServableModel, allowed_models, engine_config, resolve_model
 from catalog.snapshot import Catalog
 from common.errors import InvalidRequest, PromptTooLong, ServiceError

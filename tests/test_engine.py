@@ -335,7 +335,7 @@ async def test_after_a_mix_that_makes_the_engine_panic_the_next_request_is_serve
     assert (await engine_cache.get(bundled_model.config)).pid == pid
 
 
-async def test_a_worker_over_its_memory_limit_is_replaced_after_its_generation(bundled_config, tmp_path):
+async def test_a_worker_over_its_memory_limit_is_replaced_after_its_generation(bundled_config):
     """The bound for what the engine never gives back (its prefix cache grows by about 18 MB
     per generation): a loaded worker holds about 1.2 GB, over a limit of 100 MB."""
     from django.conf import settings

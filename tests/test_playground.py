@@ -166,7 +166,8 @@ def test_a_disabled_entry_resolves_only_when_asked_and_within_the_environment(se
     catalog = snapshot.load()
     with pytest.raises(ModelNotAllowed):
         resolve_model(catalog, model_id="google/gemma-3-270m")
-    assert resolve_model(catalog, model_id="google/gemma-3-270m", include_disabled=True).model_id == "google/gemma-3-270m"
+    tried = resolve_model(catalog, model_id="google/gemma-3-270m", include_disabled=True)
+    assert tried.model_id == "google/gemma-3-270m"
     settings.LLM_ALLOWED_MODELS = ["HuggingFaceTB/SmolLM2-135M-Instruct"]
     with pytest.raises(ModelNotAllowed):
         resolve_model(catalog, model_id="google/gemma-3-270m", include_disabled=True)

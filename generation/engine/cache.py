@@ -290,7 +290,8 @@ class EngineCache:
         keep_leading_whitespace: bool,
         released: Callable[[], None],
     ) -> AsyncIterator[TextDelta | Finished]:
-        """Generate from a rendered prompt of `prompt_tokens` tokens (`count_tokens`): text deltas, then one Finished.
+        """Generate from a rendered prompt of `prompt_tokens` tokens (as `count_tokens` counts
+        them): text deltas, then one Finished.
 
         Closing the iterator early (a client went away) cancels the generation: a request
         still waiting at the prefill gate is never submitted, and one in prefill is
@@ -322,8 +323,10 @@ class EngineCache:
         with self._lock:
             if self._workers.get(model.config.model_id) is not model:
                 return  # already replaced or stopped
-        logger.warning("the engine process of %s uses %.0f MB, over LLM_ENGINE_WORKER_MAX_RSS_MB (%d): replacing it",
-                       model.config.model_id, rss, limit, extra={"model": model.config.model_id, "worker_pid": model.pid})
+        logger.warning(
+            "the engine process of %s uses %.0f MB, over LLM_ENGINE_WORKER_MAX_RSS_MB (%d): replacing it",
+            model.config.model_id, rss, limit, extra={"model": model.config.model_id, "worker_pid": model.pid},
+        )
         self.unload(model.config.model_id)
 
     def abort_streams(self, error: Exception) -> None:

@@ -132,8 +132,8 @@ class LoadedEngine:
         """Text deltas of a rendered prompt, then one Finished; nothing once `cancelled` is set.
 
         `prompt_tokens` is the prompt's length as `count_tokens` gives it (the key of the
-        prefill gate). Blocks while it waits at the prefill gate and for each token: run it in a thread
-        of its own. Returning (or closing the iterator) drops the engine's stream, and the
+        prefill gate). Blocks while it waits at the prefill gate and for each token: run it
+        in a thread of its own. Returning (or closing the iterator) drops the engine's stream, and the
         engine drops the sequence at its next step. Engine errors are raised.
         """
         request = ChatCompletionRequest(
