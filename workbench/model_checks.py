@@ -24,7 +24,7 @@ from huggingface_hub import get_hf_file_metadata, hf_hub_url, try_to_load_from_c
 from huggingface_hub.errors import EntryNotFoundError, GatedRepoError, RepositoryNotFoundError
 from tokenizers import Tokenizer
 
-from catalog.models import ModelEntry
+from catalog.models import ModelEntry, validate_repository_id
 from generation.engine.gguf_tokenizer import UnsupportedTokenizer
 from generation.engine.model_files import SUPPORTED_GGUF_ARCHITECTURES, bundled_gguf, prepare_gguf
 
@@ -45,7 +45,11 @@ class FileReport:
 
 
 def check_files(entry: ModelEntry) -> FileReport:
-    """Check the files an entry names; raise ValidationError naming the field at fault."""
+    """Check the files an entry names; raise ValidationError naming the field at fault.
+
+    The entry's own checks (ModelEntry.full_clean: a file name inside its location, a
+    repository id where the source takes one) have passed.
+    """
     if entry.tokenizer_json:
         _check_tokenizer_json(entry.tokenizer_json)
     if entry.source == ModelEntry.Source.SAFETENSORS:
@@ -121,6 +125,10 @@ def _check_safetensors(location: str) -> FileReport:
         if not any(folder.glob("*.safetensors")):
             raise ValidationError({"location": f"No .safetensors weights in {folder}."})
         return FileReport(note="Safetensors weights: nothing is read from them before a load.")
+    try:
+        validate_repository_id(location)
+    except ValidationError as exc:
+        raise ValidationError({"location": f"No directory {folder} on this server. {exc.messages[0]}"}) from None
     if isinstance(try_to_load_from_cache(location, "config.json"), str):
         return FileReport(note="In the Hugging Face cache.")
     _check_reachable(location, "config.json")
