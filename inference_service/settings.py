@@ -260,6 +260,15 @@ if bool(LLM_TLS_CERT_FILE) != bool(LLM_TLS_KEY_FILE):
     raise ImproperlyConfigured("Set both LLM_TLS_CERT_FILE and LLM_TLS_KEY_FILE, or neither.")
 # Behind a proxy: trust X-Forwarded-For / X-Forwarded-Proto.
 LLM_PROXY_HEADERS = env_bool("LLM_PROXY_HEADERS", False)
+# Slow clients: a request's headers must arrive within LLM_HEADER_TIMEOUT_SECONDS (from the
+# connection's start, or from the first byte of a later request on it), its body within
+# LLM_BODY_TIMEOUT_SECONDS after them; else 408, and the connection is closed
+# (inference_service.http_protocol).
+LLM_HEADER_TIMEOUT_SECONDS = env_number("LLM_HEADER_TIMEOUT_SECONDS", 30.0, kind=float, minimum=0.1)
+LLM_BODY_TIMEOUT_SECONDS = env_number("LLM_BODY_TIMEOUT_SECONDS", 120.0, kind=float, minimum=0.1)
+# Open connections per server process (WebSockets and idle keep-alive ones included); past
+# it, a few more are accepted for health probes only, the rest are closed at once.
+LLM_MAX_CONNECTIONS = env_number("LLM_MAX_CONNECTIONS", 500, minimum=1)
 # The model used when a request names none, unless the admin picks another.
 LLM_DEFAULT_MODEL = env_str("LLM_DEFAULT_MODEL", "google/gemma-3-270m")
 # The model of a chat request that names none, unless the admin picks another. Empty: the
