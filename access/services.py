@@ -6,7 +6,9 @@ Per-minute limits are counted in the database, in one row per key and minute
 one conditional UPDATE ("add one request if still under the limits"), atomic on SQLite
 and PostgreSQL alike without locks. The database is already shared by all replicas, and
 one small write per request is negligible next to a generation that lasts seconds, so
-no Redis is needed for this.
+no Redis is needed for this. Tokens not known at admission (a generation's output, a
+text's token count) are reserved then and settled when the request ends, so that requests
+running at once cannot take a key over its tokens per minute.
 """
 
 import math
@@ -69,21 +71,54 @@ def _seconds_left(minute: datetime, now: datetime) -> int:
     return max(1, math.ceil((minute + timedelta(minutes=1) - now).total_seconds()))
 
 
-def admit_request(*, api_key: ApiKey, prompt_tokens: int, now: datetime | None = None) -> datetime | None:
-    """Count a request and its prompt in this minute's window, or raise RateLimited.
+@dataclass(frozen=True)
+class Admission:
+    """A request counted in its key's window of `minute`, with `reserved_tokens` held there
+    until it ends: the tokens its work may still use, which `settle_tokens` replaces with
+    those it really used."""
 
-    Returns the window's minute, where the generated tokens are added when it ends; None
-    for a key without limits (nothing to count).
+    api_key: ApiKey
+    minute: datetime
+    reserved_tokens: int
+
+
+def admit_request(
+    *, api_key: ApiKey, prompt_tokens: int, max_tokens: int = 0, now: datetime | None = None
+) -> Admission | None:
+    """Count a generation in this minute's window, or raise RateLimited: one request, its
+    prompt, and its `max_tokens` reserved until it ends, so that generations running at once
+    cannot take a key over its tokens per minute. None for a key without limits (nothing to count).
     """
+    tpm = api_key.tokens_per_minute
+    if tpm is not None and prompt_tokens > tpm:
+        raise InvalidRequest(
+            f"The prompt is {prompt_tokens} tokens, over this API key's limit of {tpm} tokens per minute.",
+        )
+    if tpm is not None and prompt_tokens + max_tokens > tpm:
+        raise InvalidRequest(
+            f"The prompt ({prompt_tokens} tokens) and max_tokens ({max_tokens}) come to {prompt_tokens + max_tokens} "
+            f"tokens, over this API key's limit of {tpm} tokens per minute: lower max_tokens.",
+            field="max_tokens",
+        )
+    return _count_in_window(api_key=api_key, tokens=prompt_tokens + max_tokens, reserved=max_tokens, now=now)
+
+
+def admit_tokenizer_request(*, api_key: ApiKey, estimate: int, now: datetime | None = None) -> Admission | None:
+    """Count a tokenize or detokenize request in this minute's window, or raise RateLimited:
+    one request, and `estimate` tokens of work (at most the key's limit) reserved until its
+    real count is known (`settle_tokens`)."""
+    tpm = api_key.tokens_per_minute
+    reserved = estimate if tpm is None else min(estimate, tpm)
+    return _count_in_window(api_key=api_key, tokens=reserved, reserved=reserved, now=now)
+
+
+def _count_in_window(*, api_key: ApiKey, tokens: int, reserved: int, now: datetime | None) -> Admission | None:
+    """Add one request and `tokens` to this minute's window if both stay within the key's limits."""
     rpm, tpm = api_key.requests_per_minute, api_key.tokens_per_minute
     if rpm is None and tpm is None:
         return None
     now = now or timezone.now()
     minute = now.replace(second=0, microsecond=0)
-    if tpm is not None and prompt_tokens > tpm:
-        raise InvalidRequest(
-            f"The prompt is {prompt_tokens} tokens, over this API key's limit of {tpm} tokens per minute.",
-        )
     window, created = RateWindow.objects.get_or_create(api_key=api_key, minute=minute)
     if created:
         RateWindow.objects.filter(api_key=api_key, minute__lt=minute).delete()
@@ -91,8 +126,8 @@ def admit_request(*, api_key: ApiKey, prompt_tokens: int, now: datetime | None =
     if rpm is not None:
         under_limits = under_limits.filter(requests__lt=rpm)
     if tpm is not None:
-        under_limits = under_limits.filter(tokens__lte=tpm - prompt_tokens)
-    if not under_limits.update(requests=F("requests") + 1, tokens=F("tokens") + prompt_tokens):
+        under_limits = under_limits.filter(tokens__lte=tpm - tokens)
+    if not under_limits.update(requests=F("requests") + 1, tokens=F("tokens") + tokens):
         window.refresh_from_db()
         which = (
             f"{rpm} requests per minute"
@@ -103,7 +138,15 @@ def admit_request(*, api_key: ApiKey, prompt_tokens: int, now: datetime | None =
             f"This API key is over its limit of {which}. Retry after the minute ends.",
             retry_after=_seconds_left(minute, now),
         )
-    return minute
+    return Admission(api_key=api_key, minute=minute, reserved_tokens=reserved)
+
+
+def settle_tokens(*, admission: Admission, used_tokens: int) -> None:
+    """Replace a request's reserved tokens in its window with those it used (the window of
+    the minute it was admitted in; nothing if that window is gone)."""
+    RateWindow.objects.filter(api_key=admission.api_key, minute=admission.minute).update(
+        tokens=F("tokens") + (used_tokens - admission.reserved_tokens)
+    )
 
 
 @dataclass(frozen=True)
@@ -128,9 +171,10 @@ OUTCOMES = ("finished", "failed", "cancelled")
 
 
 def record_usage(
-    *, api_key: ApiKey | None, usage: GenerationUsage, minute: datetime | None = None, now: datetime | None = None
+    *, api_key: ApiKey | None, usage: GenerationUsage, admission: Admission | None = None, now: datetime | None = None
 ) -> None:
-    """Add a generation to its day's usage row (and, for a key, its generated tokens to its rate window).
+    """Add a generation to its day's usage row (and settle its admission's reserved tokens
+    with those it generated).
 
     One UPDATE in the usual case; the first generation of a day, key and model inserts its
     row, and then deletes the rows past the retention (LLM_USAGE_RETENTION_DAYS).
@@ -138,10 +182,8 @@ def record_usage(
     if usage.outcome not in OUTCOMES:
         raise ValueError(f"unknown outcome {usage.outcome!r}")
     now = now or timezone.now()
-    if api_key is not None and minute is not None:
-        RateWindow.objects.filter(api_key=api_key, minute=minute).update(
-            tokens=F("tokens") + usage.generated_tokens
-        )
+    if admission is not None:
+        settle_tokens(admission=admission, used_tokens=usage.generated_tokens)
     day = now.astimezone(dt_timezone.utc).date()
     row = DailyUsage.objects.filter(day=day, api_key=api_key, model_id=usage.model_id)
     additions = _additions(usage)

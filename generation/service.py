@@ -10,13 +10,23 @@ import asyncio
 import dataclasses
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import DatabaseError, connections
 
-from access.services import GenerationUsage, admit_request, check_model_allowed, record_usage
+from access.services import (
+    Admission,
+    GenerationUsage,
+    admit_request,
+    admit_tokenizer_request,
+    check_model_allowed,
+    record_usage,
+    settle_tokens,
+)
 from catalog import snapshot
 from catalog.chat_templates import ChatTemplateError, render_chat_template
 from catalog.models import ModelEntry
@@ -32,6 +42,8 @@ from generation.observation import Observation
 from generation.runtime import current
 
 logger = logging.getLogger(__name__)
+
+Result = TypeVar("Result")
 
 
 def engine_cache() -> EngineCache:
@@ -77,7 +89,7 @@ class Generation:
         is_chat: bool,
         observation: Observation,
         api_key=None,
-        rate_minute=None,
+        admission: Admission | None = None,
         client_stops: bool = False,
     ):
         self.model_id = model.config.model_id
@@ -88,7 +100,7 @@ class Generation:
         self._is_chat = is_chat
         self._observation = observation
         self._api_key = api_key
-        self._rate_minute = rate_minute  # the rate-limit window this generation was admitted in
+        self._admission = admission  # its key's rate window, with max_tokens reserved until it ends
         self._client_stops = client_stops
         self._released = threading.Event()
 
@@ -156,7 +168,7 @@ class Generation:
             model_id=self.model_id, prompt_tokens=prompt_tokens, generated_tokens=generated_tokens,
             outcome=outcome, time_to_first_token=first_token, duration=duration,
         )
-        return {"api_key": self._api_key, "minute": self._rate_minute, "usage": usage}
+        return {"api_key": self._api_key, "admission": self._admission, "usage": usage}
 
     async def collect(self) -> tuple[str, Finished, list[TokenLogprob]]:
         """The whole text, the final event and the tokens' logprobs (if asked for), for non-streaming responses."""
@@ -195,11 +207,34 @@ async def _catalog() -> Catalog:
     return snapshot.cached() or await sync_to_async(snapshot.load)()
 
 
-async def _tokenizer_of(model_id: str | None, api_key) -> ModelWorker:
-    """The loaded model for a tokenizer request: allowed for the key, loaded within a concurrency slot."""
+async def _counted_tokenizer_request(
+    model_id: str | None,
+    api_key,
+    *,
+    estimate: int,
+    work: Callable[[ServableModel], Awaitable[Result]],
+    count: Callable[[Result], int],
+) -> Result:
+    """`work` on the model, allowed for the key and counted against its limits like a
+    generation's prompt: one request, `estimate` tokens reserved before the work and its
+    `count` counted after (nothing, if it failed)."""
     model = resolve_model(await _catalog(), model_id=model_id)
-    if api_key is not None:
-        await sync_to_async(check_model_allowed)(api_key=api_key, model_id=model.model_id)
+    if api_key is None:
+        return await work(model)
+    await sync_to_async(check_model_allowed)(api_key=api_key, model_id=model.model_id)
+    admission = await sync_to_async(admit_tokenizer_request)(api_key=api_key, estimate=estimate)
+    used = 0
+    try:
+        result = await work(model)
+        used = count(result)
+        return result
+    finally:
+        if admission is not None:
+            await sync_to_async(settle_tokens)(admission=admission, used_tokens=used)
+
+
+async def _tokenizer_of(model: ServableModel) -> ModelWorker:
+    """The loaded model for a tokenizer request, loaded within a concurrency slot."""
     await limiter().acquire()  # a load, if the model is not loaded yet, is work for the engine
     try:
         return await engine_cache().get(model.engine)
@@ -208,14 +243,34 @@ async def _tokenizer_of(model_id: str | None, api_key) -> ModelWorker:
 
 
 async def tokenize(model_id: str | None, text: str, *, api_key=None) -> tuple[str, tuple[int, ...]]:
-    """The model's id and the token ids of `text` (no BOS added; special tokens written as text parsed)."""
-    loaded = await _tokenizer_of(model_id, api_key)
+    """The model's id and the token ids of `text` (no BOS added; special tokens written as text
+    parsed), its characters reserved against the key's tokens per minute and its tokens counted."""
+    limit = settings.LLM_TOKENIZE_MAX_CHARS
+    if len(text) > limit:
+        raise InvalidRequest(
+            f"The text is {len(text)} characters, over this service's limit of {limit} characters.", field="text"
+        )
+    return await _counted_tokenizer_request(
+        model_id, api_key, estimate=len(text), work=lambda model: _tokenize(model, text),
+        count=lambda result: len(result[1]),
+    )
+
+
+async def _tokenize(model: ServableModel, text: str) -> tuple[str, tuple[int, ...]]:
+    loaded = await _tokenizer_of(model)
     return loaded.config.model_id, await asyncio.to_thread(loaded.tokenize, text)
 
 
 async def detokenize(model_id: str | None, tokens: list[int], *, api_key=None) -> tuple[str, str]:
-    """The model's id and the text of `tokens`."""
-    loaded = await _tokenizer_of(model_id, api_key)
+    """The model's id and the text of `tokens`, counted against the key's limits like a prompt."""
+    return await _counted_tokenizer_request(
+        model_id, api_key, estimate=len(tokens), work=lambda model: _detokenize(model, tokens),
+        count=lambda _: len(tokens),
+    )
+
+
+async def _detokenize(model: ServableModel, tokens: list[int]) -> tuple[str, str]:
+    loaded = await _tokenizer_of(model)
     return loaded.config.model_id, await asyncio.to_thread(loaded.detokenize, tuple(tokens))
 
 
@@ -317,10 +372,13 @@ async def _admit(
         )
     if context:
         sampling = dataclasses.replace(sampling, max_tokens=min(sampling.max_tokens, context - prompt_tokens))
-    rate_minute = None
+    admission = None
     if request.api_key is not None:
-        # Counts this request (and its prompt) against the key's per-minute limits, or raises RateLimited.
-        rate_minute = await sync_to_async(admit_request)(api_key=request.api_key, prompt_tokens=prompt_tokens)
+        # Counts this request, its prompt and its max_tokens (given back unused when it ends)
+        # against the key's per-minute limits, or raises RateLimited.
+        admission = await sync_to_async(admit_request)(
+            api_key=request.api_key, prompt_tokens=prompt_tokens, max_tokens=sampling.max_tokens
+        )
     observation.started(
         model_id=model.model_id,
         operation="chat" if request.is_chat else "text_completion",
@@ -336,6 +394,6 @@ async def _admit(
         is_chat=request.is_chat,
         observation=observation,
         api_key=request.api_key,
-        rate_minute=rate_minute,
+        admission=admission,
         client_stops=bool(request.sampling.stop),
     )

@@ -279,6 +279,9 @@ LLM_ALLOWED_MODELS = env_list("LLM_ALLOWED_MODELS")
 LLM_DEFAULT_TEMPERATURE = env_number("LLM_DEFAULT_TEMPERATURE", 0.7, kind=float, minimum=0, maximum=2)
 LLM_MAX_TOKENS_LIMIT = env_number("LLM_MAX_TOKENS_LIMIT", 4096, minimum=1)
 LLM_DEFAULT_MAX_TOKENS = env_number("LLM_DEFAULT_MAX_TOKENS", 512, minimum=1, maximum=LLM_MAX_TOKENS_LIMIT)
+# The longest text /api/tokenize takes, in characters (longer: a 400 naming `text`); the
+# engine's work for a text grows with its length. /api/detokenize takes up to 100,000 ids.
+LLM_TOKENIZE_MAX_CHARS = env_number("LLM_TOKENIZE_MAX_CHARS", 100_000, minimum=1)
 # Generations running at once in this process; more wait in a bounded queue.
 LLM_MAX_CONCURRENT_REQUESTS = env_number("LLM_MAX_CONCURRENT_REQUESTS", 4, minimum=1)
 LLM_MAX_QUEUED_REQUESTS = env_number("LLM_MAX_QUEUED_REQUESTS", 16, minimum=0)

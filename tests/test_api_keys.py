@@ -5,6 +5,7 @@ that other processes see them), usage recorded and shown in the admin."""
 import json
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -148,6 +149,59 @@ def test_tokens_per_minute_count_prompt_and_generated_tokens(client, server):
     assert response.headers["retry-after"]
 
 
+def test_tokens_per_minute_hold_max_tokens_while_a_generation_runs(client, server):
+    """Before: only the prompt was counted at admission, so generations running at once were
+    all admitted and the key went over its limit by up to concurrency x max_tokens."""
+    start_of_a_fresh_minute()
+    key = new_key(server, "fifty-tokens", "--tokens-per-minute", "50")
+    # A request that could never fit in a minute is a 400, whatever the window holds.
+    response = client.post("/api/generate", json={**PROMPT, "max_tokens": 45}, headers=bearer(key))  # 6 + 45
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["field"] == "max_tokens"
+    body = {**PROMPT, "max_tokens": 20}  # 6 + 20: one fits in 50, two do not
+
+    def generate(_):
+        return httpx.post(f"{server.url}/api/generate", json=body, headers=bearer(key), timeout=120)
+
+    with ThreadPoolExecutor(4) as pool:
+        responses = list(pool.map(generate, range(4)))
+    assert sorted(response.status_code for response in responses) == [200, 429, 429, 429]
+    [served] = [response.json() for response in responses if response.status_code == 200]
+    assert served["prompt_tokens"] + served["tokens_generated"] == 26
+    assert key_usage(server, "fifty-tokens")[1:] == [1, 6, 20]
+
+
+def test_the_tokenizer_counts_against_the_keys_limits(client, server):
+    """Before: /api/tokenize and /api/detokenize were outside every per-key limit."""
+    start_of_a_fresh_minute()
+    key = new_key(server, "tokenizer-two-a-minute", "--requests-per-minute", "2")
+    calls = [("/api/tokenize", {"text": "Hello"}), ("/api/detokenize", {"tokens": [9259]})]
+    for path, body in calls:
+        assert client.post(path, json=body, headers=bearer(key)).status_code == 200
+    for path, body in calls:
+        response = client.post(path, json=body, headers=bearer(key))
+        assert response.status_code == 429, response.text
+        assert "2 requests per minute" in response.json()["error"]["message"]
+    # The tokens a text has count against tokens per minute, as a prompt's do.
+    key = new_key(server, "tokenizer-fifteen-tokens", "--tokens-per-minute", "15")
+    tokenized = client.post("/api/tokenize", json={"text": "The capital of France is"}, headers=bearer(key))
+    assert tokenized.json()["count"] == 5
+    response = client.post("/api/generate", json={**PROMPT, "max_tokens": 8}, headers=bearer(key))  # 6 + 8
+    assert response.status_code == 429, response.text
+    assert "15 tokens per minute (5 used)" in response.json()["error"]["message"]
+
+
+def test_a_text_over_the_tokenize_limit_is_refused_before_any_work(client, server):
+    """Before: any text the body limit let through was tokenized (30 texts of 900 KB at once
+    held a generation up for 30 s)."""
+    key = new_key(server, "long-text")
+    response = client.post("/api/tokenize", json={"text": "a" * 100_001}, headers=bearer(key))
+    assert response.status_code == 400, response.text[:300]
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request" and error["field"] == "text"
+    assert "100000 characters" in error["message"]
+
+
 def test_usage_is_recorded_per_key_and_model_and_shown_in_the_admin(client, server):
     key = new_key(server, "usage-key")
     bodies = [client.post("/api/generate", json=PROMPT, headers=bearer(key)).json() for _ in range(2)]
@@ -221,12 +275,12 @@ def test_a_new_minute_starts_a_new_window_and_retry_after_counts_down():
 
     api_key, _ = create_api_key(name="windows", requests_per_minute=1)
     first = datetime(2026, 1, 1, 12, 0, 45, tzinfo=timezone.utc)
-    assert admit_request(api_key=api_key, prompt_tokens=5, now=first) == first.replace(second=0)
+    assert admit_request(api_key=api_key, prompt_tokens=5, now=first).minute == first.replace(second=0)
     with pytest.raises(RateLimited) as refused:
         admit_request(api_key=api_key, prompt_tokens=5, now=first.replace(second=50, microsecond=500_000))
     assert refused.value.retry_after == 10  # 9.5 s left in the minute, rounded up
     next_minute = first.replace(minute=1, second=2)
-    assert admit_request(api_key=api_key, prompt_tokens=5, now=next_minute) == next_minute.replace(second=0)
+    assert admit_request(api_key=api_key, prompt_tokens=5, now=next_minute).minute == next_minute.replace(second=0)
     # The past minute's row is gone; the current one holds this minute's request and prompt.
     assert list(RateWindow.objects.filter(api_key=api_key).values_list("requests", "tokens")) == [(1, 5)]
 

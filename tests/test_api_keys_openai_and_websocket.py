@@ -2,13 +2,16 @@
 against a real server with LLM_REQUIRE_API_KEY on."""
 
 import json
+import time
 
 import openai
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.test_api_keys import MODEL, new_key, server  # noqa: F401  (server: the fixture)
+from tests.test_api_keys import (  # noqa: F401  (server: the fixture)
+    MODEL, bearer, new_key, server, start_of_a_fresh_minute,
+)
 
 
 def sdk(server, key: str) -> openai.OpenAI:
@@ -46,3 +49,49 @@ def test_a_websocket_with_a_key_generates(server):  # noqa: F811
         socket.send(json.dumps({"type": "generate", "id": 1, "prompt": "Hello", "max_tokens": 2, "temperature": 0}))
         replies = [json.loads(socket.recv(timeout=60)) for _ in range(3)]
     assert [reply["type"] for reply in replies] == ["delta", "delta", "done"]
+
+
+def generate(socket, request_id, **options) -> dict:
+    """Send a generate message; the reply that ends it (done or error)."""
+    body = {"prompt": "Hello", "max_tokens": 2, "temperature": 0, **options}
+    socket.send(json.dumps({"type": "generate", "id": request_id, **body}))
+    while (reply := json.loads(socket.recv(timeout=60)))["type"] == "delta":
+        pass
+    return reply
+
+
+def test_a_key_revoked_while_its_websocket_is_open_is_refused_at_the_next_message(server):  # noqa: F811
+    """Before: the key was checked at the handshake only, and the socket went on generating."""
+    key = new_key(server, "socket-to-revoke")
+    with websocket(server, **bearer(key)) as socket:
+        assert generate(socket, 1)["type"] == "done"
+        server.manage(
+            "shell", "-c",
+            "from access.models import ApiKey; from access.services import revoke_api_keys; "
+            "revoke_api_keys(queryset=ApiKey.objects.filter(name='socket-to-revoke'))",
+        )
+        reply = generate(socket, 2)
+        assert reply["type"] == "error" and reply["id"] == 2, reply
+        assert reply["error"]["code"] == "unauthorized"
+        with pytest.raises(ConnectionClosed) as closed:
+            socket.recv(timeout=30)
+        assert closed.value.rcvd.code == 4401
+
+
+def test_a_cancelled_generation_gives_back_the_tokens_it_did_not_use(server):  # noqa: F811
+    """Tokens per minute reserve max_tokens at admission; a generation that ends early
+    (here cancelled by its client) gives back what it did not use."""
+    start_of_a_fresh_minute()
+    key = new_key(server, "sixty-tokens", "--tokens-per-minute", "60")
+    with websocket(server, **bearer(key)) as socket:
+        socket.send(json.dumps({"type": "generate", "id": 1, "prompt": "Hello", "max_tokens": 50}))  # 2 + 50
+        assert json.loads(socket.recv(timeout=60))["type"] == "delta"
+        socket.send(json.dumps({"type": "cancel"}))
+        while json.loads(socket.recv(timeout=60))["type"] != "cancelled":
+            pass
+        # 2 + 40 fits once the cancelled one's unused tokens are back (recorded in the background).
+        deadline = time.monotonic() + 10
+        while (reply := generate(socket, 2, max_tokens=40))["type"] == "error" and time.monotonic() < deadline:
+            assert reply["error"]["code"] == "rate_limited", reply
+            time.sleep(0.2)
+        assert reply["type"] == "done", reply

@@ -69,13 +69,14 @@ def test_a_finished_generation_without_tokens_counts_its_duration_as_time_to_fir
 
 
 @pytest.mark.django_db
-def test_the_generated_tokens_of_a_limited_key_count_in_its_minute():
+def test_a_limited_keys_max_tokens_are_reserved_in_its_minute_and_the_unused_given_back():
     from access.models import RateWindow
     from access.services import admit_request
 
     key, _ = create_api_key(name="limited", tokens_per_minute=1000)
-    minute = admit_request(api_key=key, prompt_tokens=6, now=NOON)
-    record_usage(api_key=key, usage=generation(generated=4), minute=minute, now=NOON)
+    admission = admit_request(api_key=key, prompt_tokens=6, max_tokens=16, now=NOON)
+    assert RateWindow.objects.get(api_key=key).tokens == 22
+    record_usage(api_key=key, usage=generation(generated=4), admission=admission, now=NOON)
     assert RateWindow.objects.get(api_key=key).tokens == 10
 
 

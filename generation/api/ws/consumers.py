@@ -23,7 +23,9 @@ API keys, checked as for HTTP: the handshake's `Authorization: Bearer <key>` hea
 for browsers (whose WebSocket API cannot set headers), the subprotocols
 `["llm.v1", "bearer.<key>"]`: the server selects `llm.v1` and never echoes the key. A
 connection without a valid key where one is required gets an `unauthorized` error
-message, then is closed with code 4401 (HTTP's 401, in the application's range).
+message, then is closed with code 4401 (HTTP's 401, in the application's range). A key
+is checked again at each message: one revoked while its connection is open gets the same
+answer at its next message.
 """
 
 import asyncio
@@ -92,9 +94,7 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
         try:
             self.api_key = await self.authenticate()
         except Unauthorized as exc:
-            self.refused = True  # frames already on their way are ignored, not served
-            await self.refuse(None, exc)
-            await self.close(code=CLOSE_UNAUTHORIZED)
+            await self.refuse_and_close(None, exc)
 
     async def authenticate(self):
         """The connection's API key (None: anonymous), or Unauthorized."""
@@ -120,6 +120,12 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive_json(self, content, **kwargs):
         message_type, request_id = content.get("type"), content.get("id")
+        if self.api_key is not None:
+            try:
+                # As HTTP checks every request's: a key revoked since the handshake stops here.
+                self.api_key = await self.authenticate()
+            except Unauthorized as exc:
+                return await self.refuse_and_close(request_id, exc)
         if message_type == "cancel":
             if await self.cancel_running():
                 return await self.send_json({"type": "cancelled", "id": self.running_id})
@@ -171,6 +177,13 @@ class GenerationConsumer(AsyncJsonWebsocketConsumer):
         """A message refused before any generation: counted as the WebSocket's, then answered."""
         refused_before_core(self.endpoint_prefix, exc.status)
         await self.send_error(request_id, exc)
+
+    async def refuse_and_close(self, request_id, exc: Unauthorized) -> None:
+        """Answer an `unauthorized` error, then close the connection with 4401."""
+        self.refused = True  # frames already on their way are ignored, not served
+        await self.refuse(request_id, exc)
+        # (Daphne 4.2 does not send a close reason; the error message above carries it.)
+        await self.close(code=CLOSE_UNAUTHORIZED, reason=exc.message)
 
     async def send_error(self, request_id, exc: ServiceError | ValidationError) -> None:
         error = describe_exception(exc, {})
