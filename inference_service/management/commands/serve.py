@@ -7,7 +7,8 @@ from django.db.migrations.executor import MigrationExecutor
 
 from generation.runtime import Runtime, install
 
-# Daphne's command line, with the request body limit applied while bodies are received.
+# Daphne's command line, with what its HTTP protocol refuses before Django: a body over the
+# limit, a client too slow to send its request, a connection past LLM_MAX_CONNECTIONS.
 from inference_service.http_protocol import CommandLineInterface
 
 logger = logging.getLogger(__name__)
