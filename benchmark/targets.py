@@ -225,7 +225,7 @@ class WorkerEngineTarget:
                 self._worker,
                 prompt,
                 SamplingParams(max_tokens=max_tokens, temperature=0),
-                prompt_tokens=await asyncio.to_thread(self._worker.count_tokens, prompt),
+                prompt_tokens=await self._worker.count_tokens(prompt),
                 keep_leading_whitespace=True,
                 released=lambda: None,
             ):

@@ -53,13 +53,22 @@ model_state = Enum(
 engine_worker_crashes_total = Counter(
     "llm_engine_worker_crashes_total", "Engine worker processes that died while their model was loaded.", ("model",)
 )
+engine_worker_hangs_total = Counter(
+    "llm_engine_worker_hangs_total",
+    "Engine worker processes killed because they hung (no heartbeat, or no answer for longer than their work "
+    "can take); each is counted as a crash too.",
+    ("model",),
+)
 
 # EngineCache events, and the model state each one leads to.
 _STATES = {"loading": "loading", "loaded": "loaded", "load_failed": "failed", "stopped": "stopped", "crashed": "crashed"}
 
 
 def record_model_event(event: str, model_id: str, seconds: float) -> None:
-    """An EngineCache listener: each model's state, load times of loaded models, failures and crashes."""
+    """An EngineCache listener: each model's state, load times of loaded models, failures, crashes and hangs."""
+    if event == "hung":  # its "crashed" follows
+        engine_worker_hangs_total.labels(model=model_id).inc()
+        return
     model_state.labels(model=model_id).state(_STATES[event])
     if event == "loaded":
         model_load_duration.labels(model=model_id).observe(seconds)

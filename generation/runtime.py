@@ -24,6 +24,7 @@ from catalog.models import ModelEntry, ServiceSettings
 from catalog.selectors import engine_config
 from generation import catalog_events, load_state, metrics
 from generation.engine.cache import EngineCache
+from generation.engine.watchdog import HangLimits
 from generation.limiter import ConcurrencyLimiter
 from generation.models import ModelCommand
 from generation.startup import StartupLoads
@@ -70,6 +71,9 @@ class Runtime:
             log_level=settings.LOG_LEVEL,
             worker_nice=settings.LLM_ENGINE_WORKER_NICE,
             worker_max_rss_mb=settings.LLM_ENGINE_WORKER_MAX_RSS_MB,
+            hang_limits=HangLimits(
+                hang_seconds=settings.LLM_ENGINE_HANG_SECONDS, stall_seconds=settings.LLM_ENGINE_STALL_SECONDS
+            ),
         )
         metrics.observe_engine_cache(cache)
         limiter = ConcurrencyLimiter(

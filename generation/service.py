@@ -258,7 +258,7 @@ async def tokenize(model_id: str | None, text: str, *, api_key=None) -> tuple[st
 
 async def _tokenize(model: ServableModel, text: str) -> tuple[str, tuple[int, ...]]:
     loaded = await _tokenizer_of(model)
-    return loaded.config.model_id, await asyncio.to_thread(loaded.tokenize, text)
+    return loaded.config.model_id, await loaded.tokenize(text)
 
 
 async def detokenize(model_id: str | None, tokens: list[int], *, api_key=None) -> tuple[str, str]:
@@ -271,7 +271,7 @@ async def detokenize(model_id: str | None, tokens: list[int], *, api_key=None) -
 
 async def _detokenize(model: ServableModel, tokens: list[int]) -> tuple[str, str]:
     loaded = await _tokenizer_of(model)
-    return loaded.config.model_id, await asyncio.to_thread(loaded.detokenize, tuple(tokens))
+    return loaded.config.model_id, await loaded.detokenize(tuple(tokens))
 
 
 def listed_models() -> list[ModelEntry]:
@@ -363,7 +363,7 @@ async def _admit(
     loaded = await engine_cache().get(model.engine)
     if prompt is None:
         prompt = render_prompt(model, request, loaded.chat_format)
-    prompt_tokens = await asyncio.to_thread(loaded.count_tokens, prompt)
+    prompt_tokens = await loaded.count_tokens(prompt)
     context = loaded.context_length
     if context and prompt_tokens >= context:
         raise PromptTooLong(

@@ -295,6 +295,11 @@ LLM_ENGINE_STOP_TIMEOUT_SECONDS = env_number("LLM_ENGINE_STOP_TIMEOUT_SECONDS", 
 LLM_ENGINE_WORKER_NICE = env_number("LLM_ENGINE_WORKER_NICE", 10, minimum=0, maximum=19)
 # A worker whose resident memory passed this many MB after a generation is replaced (0: never).
 LLM_ENGINE_WORKER_MAX_RSS_MB = env_number("LLM_ENGINE_WORKER_MAX_RSS_MB", 0, minimum=0)
+# A worker that hangs is killed (generation.engine.watchdog): silent (no heartbeat), or idle
+# with requests under way (no answer, no CPU), for LLM_ENGINE_HANG_SECONDS; or busy with no
+# answer for LLM_ENGINE_STALL_SECONDS plus its longest prompt's prefill at 10 tokens/s.
+LLM_ENGINE_HANG_SECONDS = env_number("LLM_ENGINE_HANG_SECONDS", 15.0, kind=float, minimum=3)
+LLM_ENGINE_STALL_SECONDS = env_number("LLM_ENGINE_STALL_SECONDS", 300.0, kind=float, minimum=3)
 # On SIGTERM, generations in flight may run on this long before they are ended with an
 # error event; keep Kubernetes' terminationGracePeriodSeconds a few seconds longer.
 LLM_SHUTDOWN_GRACE_SECONDS = env_number("LLM_SHUTDOWN_GRACE_SECONDS", 25.0, kind=float, minimum=0)

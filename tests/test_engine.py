@@ -26,7 +26,7 @@ def nothing() -> None:
 
 async def open_stream(cache, model, prompt, sampling, *, keep_leading_whitespace=True, released=nothing):
     """A stream as the service opens it: the prompt's tokens counted first."""
-    prompt_tokens = await asyncio.to_thread(model.count_tokens, prompt)
+    prompt_tokens = await model.count_tokens(prompt)
     return cache.stream(
         model, prompt, sampling, prompt_tokens=prompt_tokens,
         keep_leading_whitespace=keep_leading_whitespace, released=released,
@@ -157,7 +157,7 @@ async def test_sixteen_concurrent_streams_of_four_lengths_complete_with_the_same
     prefill gate, prompts of the same length are prefilled in one step, which crashes
     ("input tensor is not contiguous"). Prompts of different lengths go in together."""
     prompts = prompts_of_equal_lengths(4, 4)
-    counts = [await asyncio.to_thread(bundled_model.count_tokens, p) for p in prompts]
+    counts = [await bundled_model.count_tokens(p) for p in prompts]
     assert [len(set(counts[i : i + 4])) for i in range(0, 16, 4)] == [1, 1, 1, 1] and len(set(counts)) == 4
     together = await asyncio.gather(*(generate(engine_cache, bundled_model, p, max_tokens=12) for p in prompts))
     assert all(finished.finish_reason == "length" for _, finished in together)
@@ -195,7 +195,7 @@ async def test_a_request_cancelled_at_the_prefill_gate_is_never_submitted(engine
     prefill is over."""
     released = {}
     clock = time.monotonic
-    assert len({await asyncio.to_thread(bundled_model.count_tokens, long_prompt(seed)) for seed in range(4)}) == 1
+    assert len({await bundled_model.count_tokens(long_prompt(seed)) for seed in range(4)}) == 1
 
     async def abandon(index: int):
         stream = await open_stream(
@@ -313,7 +313,7 @@ async def test_after_a_mix_that_makes_the_engine_panic_the_next_request_is_serve
     is dead, rebooting"), and the next request is served by the same worker."""
     pid = bundled_model.pid
     prompts = [facts(40, 1), facts(40, 2), facts(90, 3)]
-    counts = [await asyncio.to_thread(bundled_model.count_tokens, prompt) for prompt in prompts]
+    counts = [await bundled_model.count_tokens(prompt) for prompt in prompts]
     assert counts == [357, 357, 857]
 
     async def attempt(prompt, prompt_tokens):  # submitted together, their tokens counted before

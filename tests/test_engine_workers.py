@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -38,6 +39,7 @@ BUNDLED = "google/gemma-3-270m"
 COPY = "local/gemma-copy"  # the bundled GGUF under another id: a second model to load
 ENDLESS = {"prompt": "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,", "temperature": 0}
 STOP_TIMEOUT = 3
+HANG_SECONDS = 15  # the default LLM_ENGINE_HANG_SECONDS
 LIVE_P99_BOUND = 0.1
 CYCLES = 10
 
@@ -253,6 +255,57 @@ def test_kill_9_of_a_worker_mid_stream_ends_its_streams_with_the_error_and_the_n
     assert after.status_code == 200, after.text
     assert ready(server.url)["models"][BUNDLED]["state"] == "loaded"
     assert ready(server.url)["models"][BUNDLED]["pid"] != pid
+
+
+def test_a_hung_worker_is_killed_its_stream_ends_with_the_error_and_other_models_keep_serving(server):
+    """A worker stopped by SIGSTOP looks like an engine in a deadlock. Before: its clients that gave up
+    each held one of the event loop's 6 executor threads for good, and after 9 of them the healthy
+    model's requests hung too; the stream on it got keep-alive comments for ever and probes stayed green."""
+    assert httpx.post(f"{server.url}/api/generate", json={"prompt": "Hi", "model": COPY, "max_tokens": 1},
+                      timeout=600).status_code == 200
+    pid = ready(server.url)["models"][COPY]["pid"]
+    hangs = metric(server.url, "llm_engine_worker_hangs_total", model=COPY)
+    crashes = metric(server.url, "llm_engine_worker_crashes_total", model=COPY)
+
+    def give_up_tokenizing(_):
+        with contextlib.suppress(httpx.TimeoutException):
+            httpx.post(f"{server.url}/api/tokenize", json={"model": COPY, "text": "Hello"}, timeout=1)
+
+    try:
+        with httpx.Client(timeout=120) as client:
+            body = {**ENDLESS, "model": COPY, "max_tokens": 4000}
+            with client.stream("POST", f"{server.url}/api/generate/stream", json=body) as response:
+                lines = response.iter_lines()
+                next(line for line in lines if line.startswith("data:"))
+                os.kill(pid, signal.SIGSTOP)
+                stopped_at = time.monotonic()
+                with ThreadPoolExecutor(10) as clients:
+                    list(clients.map(give_up_tokenizing, range(10)))
+                healthy = httpx.post(f"{server.url}/api/generate", json={"prompt": "Hello", "max_tokens": 2},
+                                     timeout=HANG_SECONDS)
+                assert healthy.status_code == 200, healthy.text
+                unready = httpx.get(f"{server.url}/health/ready", timeout=10)
+                assert time.monotonic() - stopped_at < HANG_SECONDS, "too slow to see the worker before its kill"
+                assert unready.status_code == 503
+                assert unready.json()["models"][COPY]["state"] == "unresponsive"
+                assert "has not answered for" in unready.json()["errors"][COPY]
+                events, _ = parse_events(lines, time.monotonic)
+    finally:
+        if alive(pid):
+            os.kill(pid, signal.SIGCONT)
+    error = events[-1]
+    assert error.event == "error", events[-3:]
+    message = json.loads(error.data)["error"]["message"]
+    assert f"The engine process of {COPY} ended unexpectedly (hung: no heartbeat for" in message
+    assert HANG_SECONDS <= error.received_at - stopped_at < HANG_SECONDS + 5
+    wait_until(lambda: not alive(pid), 10, "the hung worker is gone")
+    assert metric(server.url, "llm_engine_worker_hangs_total", model=COPY) == hangs + 1
+    assert metric(server.url, "llm_engine_worker_crashes_total", model=COPY) == crashes + 1
+    assert ready(server.url)["models"][COPY]["state"] == "crashed"
+    after = httpx.post(f"{server.url}/api/generate", json={"prompt": "Hi", "model": COPY, "max_tokens": 1},
+                       timeout=600)
+    assert after.status_code == 200, after.text
+    assert ready(server.url)["models"][COPY]["pid"] != pid
 
 
 def test_a_corrupt_model_file_is_a_clear_503_and_the_other_models_keep_serving(server, tmp_path):

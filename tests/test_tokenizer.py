@@ -83,11 +83,11 @@ def test_build_tokenizer_reports_a_missing_file_clearly(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_the_engine_tokenizes_like_the_reference(bundled_model):
+async def test_the_engine_tokenizes_like_the_reference(bundled_model):
     """The engine loaded with the built tokenizer counts the prompt as llama.cpp does (+ BOS)."""
     # "The capital of France is" is 5 tokens in the reference; the engine adds nothing,
     # the service's prompt carries "<bos>" as text.
-    assert bundled_model.count_tokens("<bos>The capital of France is") == 6
+    assert await bundled_model.count_tokens("<bos>The capital of France is") == 6
 
 
 # SmolLM2 135M Instruct: a GPT-2-style byte-level BPE GGUF (pre-tokenizer "smollm").

@@ -38,9 +38,11 @@ def _channel_layer_state() -> str:
 
 
 def _readiness() -> dict:
-    """What readiness depends on, read as every request reads it: the catalog tables, and
-    the start-up models of the catalog as it is now (one disabled since start-up no
-    longer counts; one failing to load does, until it loads or leaves the catalog)."""
+    """What readiness depends on, read as every request reads it: the catalog tables, the
+    start-up models of the catalog as it is now (one disabled since start-up no longer
+    counts; one failing to load does, until it loads or leaves the catalog), and the
+    loaded models' workers (one that has stopped answering does, until the watchdog has
+    killed it: generation.engine.watchdog)."""
     try:
         configs = startup_engine_configs()
         ServiceSettings.objects.first()
@@ -54,6 +56,9 @@ def _readiness() -> dict:
         failure = cache.failure(config)
         if failure is not None:
             errors[config.model_id] = failure.message
+    for model_id, state in cache.model_states().items():
+        if state["state"] == "unresponsive":
+            errors[model_id] = state["error"]
     return {"database_ok": True, "models_loaded": startup_loads.finished.is_set() and not errors, "errors": errors}
 
 
@@ -70,7 +75,9 @@ READINESS = inline_serializer(
             child=inline_serializer(
                 "ModelState",
                 {
-                    "state": serializers.ChoiceField(choices=["loading", "loaded", "failed", "stopped", "crashed"]),
+                    "state": serializers.ChoiceField(
+                        choices=["loading", "loaded", "unresponsive", "failed", "stopped", "crashed"]
+                    ),
                     "error": serializers.CharField(allow_null=True),
                     "load_seconds": serializers.FloatField(allow_null=True),
                     "pid": serializers.IntegerField(allow_null=True),
@@ -98,6 +105,7 @@ class ReadyView(APIView):
     @extend_schema(
         summary="Readiness: 200 once the start-up models are loaded and the catalog can be read",
         description="503 while the server drains before it stops, while start-up models load, while one of the catalog's start-up models fails to load, "
+        "while a loaded model's engine worker does not answer (until it is killed as hung), "
         "or when the catalog tables cannot be read (database unreachable, missing, corrupt or locked).",
         responses={(200, "application/json"): READINESS, (503, "application/json"): READINESS},
         tags=["health"],

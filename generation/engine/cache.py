@@ -11,7 +11,9 @@ A configuration that failed to load is not tried again before its back-off has p
 (doubling from `retry_after_failure` up to `max_retry_after_failure`): requests meanwhile
 get the same error at once, instead of each starting a process that fails again. A
 changed configuration is tried at once. A worker that dies is forgotten at once: its
-generations end with an error, and the next request starts a new one.
+generations end with an error, and the next request starts a new one. So is a worker
+that hangs (generation.engine.watchdog), once it has been killed; while it is silent,
+before that, its model's state is "unresponsive".
 """
 
 import asyncio
@@ -32,6 +34,11 @@ from catalog.sampling import SamplingParams
 from common.errors import ModelUnavailable
 from generation.engine.api import Finished, TextDelta
 from generation.engine.client import ModelWorker, WorkerSettings
+from generation.engine.watchdog import HEARTBEAT_SECONDS, HangLimits
+
+# A loaded model's worker silent this long is reported "unresponsive" (before the watchdog's
+# hang_seconds, when it is killed): a few heartbeats missed.
+UNRESPONSIVE_AFTER_SECONDS = 3 * HEARTBEAT_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +62,7 @@ class LoadFailure:
 class ModelState:
     """Where a model stands in this process, for readiness, metrics and logs."""
 
-    state: str  # "loading", "loaded", "failed", "stopped" or "crashed"
+    state: str  # "loading", "loaded", "unresponsive", "failed", "stopped" or "crashed"
     error: str | None = None  # why it failed or crashed, for clients
     load_seconds: float | None = None  # the engine's load, as its worker reported it
     pid: int | None = None  # its worker process, while loaded
@@ -74,7 +81,8 @@ class EngineCache:
 
     `listeners` are called as `listener(event, model_id, seconds)` on each change of a
     model's state: "loading", "loaded" (with the seconds until it could serve),
-    "load_failed", "stopped" and "crashed".
+    "load_failed", "stopped", "crashed", and "hung" (before its "crashed", for a worker
+    that the watchdog killed).
     """
 
     def __init__(
@@ -88,6 +96,7 @@ class EngineCache:
         log_level: str = "INFO",
         worker_nice: int = 10,
         worker_max_rss_mb: int = 0,
+        hang_limits: HangLimits = HangLimits(),
     ):
         self.cache_dir = Path(cache_dir)
         self.max_loaded = max_loaded
@@ -95,7 +104,7 @@ class EngineCache:
         self.max_retry_after_failure = max_retry_after_failure
         self.worker_settings = WorkerSettings(
             cache_dir=self.cache_dir, log_level=log_level, stop_timeout=stop_timeout, nice=worker_nice,
-            max_rss_mb=worker_max_rss_mb,
+            max_rss_mb=worker_max_rss_mb, hang_limits=hang_limits,
         )
         self._lock = threading.Lock()
         self._workers: OrderedDict[str, ModelWorker] = OrderedDict()
@@ -214,6 +223,8 @@ class EngineCache:
                 self._states[model_id] = ModelState("crashed", error=message)
         logger.error("%s Its generations ended with an error; the next request starts a new one.", message,
                      extra={"model": model_id, "worker_pid": worker.pid})
+        if worker.hang is not None:
+            self._notify("hung", model_id, 0.0)
         self._notify("crashed", model_id, 0.0)
 
     def _notify(self, event: str, model_id: str, seconds: float) -> None:
@@ -270,7 +281,16 @@ class EngineCache:
     def model_states(self) -> dict[str, dict]:
         """Each model this process has loaded or tried to: its state, and its error or load time."""
         with self._lock:
-            return {model_id: asdict(state) for model_id, state in self._states.items()}
+            states = dict(self._states)
+            workers = dict(self._workers)
+        for model_id, worker in workers.items():
+            silent = worker.silent_seconds()
+            if silent > UNRESPONSIVE_AFTER_SECONDS and states[model_id].state == "loaded":
+                states[model_id] = dataclasses.replace(
+                    states[model_id], state="unresponsive",
+                    error=f"The engine process of {model_id} has not answered for {silent:.0f} s.",
+                )
+        return {model_id: asdict(state) for model_id, state in states.items()}
 
     def failure(self, config: EngineConfig) -> "LoadFailure | None":
         """The last failed load of this very configuration, if it has not loaded since."""

@@ -2,14 +2,17 @@
 
 `ModelWorker` starts the process (generation.engine.worker), sends it its Load, and then
 speaks for it: `stream()` is "a stream of text deltas for this prompt on this model",
-`tokenize()` and `detokenize()` ask the engine's tokenizer. Nothing here blocks the event loop: a
-writer thread sends, a reader thread receives and hands each delta to the event loop
-that waits for it, a third thread logs what the process writes.
+`tokenize()` and `detokenize()` ask the engine's tokenizer. Nothing here blocks the event loop
+or holds one of its threads: a writer thread sends, a reader thread receives and hands each
+answer to the event loop that waits for it, a third thread logs what the process writes.
 
 When the process dies (a crash, an OOM kill, kill -9), its channel closes: the reader
 notices at once, ends each of its generations with EngineFailed (and releases its
 slot), and reports the exit. `stop()` lets the generations under way finish, then the
 process exits; it is killed if it has not after `stop_timeout` seconds.
+
+A worker that hangs (generation.engine.watchdog: no heartbeat, or no answer to its requests
+for longer than its work can take) is killed, and ends as a worker that died does.
 """
 
 import asyncio
@@ -25,6 +28,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -35,6 +39,7 @@ from catalog.sampling import SamplingParams
 from common.errors import EngineFailed, InvalidRequest
 from generation.engine import protocol
 from generation.engine.api import ChatFormat, Finished, TextDelta, engine_error_summary
+from generation.engine.watchdog import HEARTBEAT_SECONDS, HangLimits, Watchdog
 
 logger = logging.getLogger(__name__)
 worker_logger = logging.getLogger("generation.engine.worker")
@@ -42,6 +47,13 @@ worker_logger = logging.getLogger("generation.engine.worker")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # After its channel closed, how long a process may take to exit before it is killed.
 EXIT_GRACE_SECONDS = 5
+# The environment a worker gets from the web process: what the engine, its libraries and
+# Python read (threads, caches, the hub, CUDA, locale), never the service's secrets
+# (DJANGO_SECRET_KEY, DATABASE_URL, REDIS_URL...).
+WORKER_ENVIRONMENT = re.compile(
+    r"PATH|HOME|USER|LANG|LC_\w+|TZ|TMPDIR|PYTHON\w*|LD_LIBRARY_PATH|SSL_CERT_\w+|XDG_CACHE_HOME"
+    r"|HF_\w+|HUGGINGFACE_\w+|RAYON_\w+|OMP_\w+|MKL_\w+|OPENBLAS_\w+|CUDA_\w+|NVIDIA_\w+|MISTRALRS_\w+|RUST_\w+"
+)
 
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 _ENGINE_LINE = re.compile(r"^\S+\s+(TRACE|DEBUG|INFO|WARN|ERROR)\s+(.*)$")  # mistral.rs: time, level, text
@@ -96,6 +108,7 @@ class WorkerSettings:
     # (0: never). mistral.rs 0.9.5's prefix cache grows without bound (about 18 MB per
     # generation), and a process gives its memory back only when it ends.
     max_rss_mb: int = 0
+    hang_limits: HangLimits = HangLimits()
 
 
 @dataclass(eq=False)
@@ -103,6 +116,7 @@ class _Generation:
     loop: asyncio.AbstractEventLoop
     events: asyncio.Queue  # TextDelta, Finished, or the error that ends it
     released: Callable[[], None]
+    prompt_tokens: int = 0
 
 
 class ModelWorker:
@@ -122,7 +136,10 @@ class ModelWorker:
         self.context_length: int | None = None
         self.chat_format: ChatFormat | None = None  # the model file's own chat template, once ready
         self.stopping = False
+        self.hang: str | None = None  # why the watchdog killed it, if it did
         self._stop_timeout = settings.stop_timeout
+        self._hang_limits = settings.hang_limits
+        self._watchdog: Watchdog | None = None  # from Ready on
         self._on_exit = on_exit
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
@@ -221,6 +238,8 @@ class ModelWorker:
         except subprocess.TimeoutExpired:
             self._kill()
             code = self._process.wait()
+        if self.hang is not None:
+            return f"hung: {self.hang}; killed"
         if code < 0:
             return f"killed by {signal.Signals(-code).name}"
         return f"exit code {code}"
@@ -237,7 +256,9 @@ class ModelWorker:
     def _read(self) -> None:
         try:
             while True:
-                self._receive(self._connection.recv())
+                if self._connection.poll(HEARTBEAT_SECONDS):
+                    self._receive(self._connection.recv())
+                self._watch()
         except (EOFError, OSError):
             pass
         except Exception:  # a message this side cannot take: the worker cannot be trusted any more
@@ -245,7 +266,31 @@ class ModelWorker:
             self._kill()
         self._end(self._exited())
 
+    def _watch(self) -> None:
+        """Kill the process if it hangs: its channel then closes, and `_read` ends it as a worker that died."""
+        if self._watchdog is None or self.hang is not None:
+            return
+        with self._lock:
+            busy = bool(self._generations or self._tokenizer_requests)
+            longest_prompt = max((generation.prompt_tokens for generation in self._generations.values()), default=0)
+        reason = self._watchdog.verdict(time.monotonic(), busy=busy, longest_prompt_tokens=longest_prompt)
+        if reason is not None:
+            self.hang = reason
+            logger.error("the engine process of %s (pid %d) hangs (%s): killing it", self.config.model_id, self.pid,
+                         reason, extra={"model": self.config.model_id, "worker_pid": self.pid})
+            self._kill()
+
+    def silent_seconds(self) -> float:
+        """How long the ready worker has sent nothing, not even a heartbeat (0 before it is ready)."""
+        watchdog = self._watchdog
+        return watchdog.silent_seconds(time.monotonic()) if watchdog is not None else 0.0
+
     def _receive(self, message) -> None:
+        if self._watchdog is not None:
+            if isinstance(message, protocol.Heartbeat):
+                self._watchdog.heartbeat(message.cpu_seconds, time.monotonic())
+                return
+            self._watchdog.progress(time.monotonic())
         match message:
             case protocol.Output(id=generation_id, event=event):
                 self._deliver(self._generations.get(generation_id), event)
@@ -258,17 +303,18 @@ class ModelWorker:
                 with self._lock:
                     waiting = self._tokenizer_requests.pop(request_id, None)
                 if waiting is not None:
-                    waiting.set_result(result)
+                    _answer(waiting, result=result)
             case protocol.Failed(id=request_id, message=text, invalid_request=invalid_request, field=field):
                 error = InvalidRequest(text, field=field) if invalid_request else EngineFailed(text)
                 with self._lock:
                     waiting = self._tokenizer_requests.pop(request_id, None)
                 if waiting is not None:
-                    waiting.set_exception(error)
+                    _answer(waiting, error=error)
                 else:
                     self._deliver(self._generations.get(request_id), error)
             case protocol.Ready(load_seconds=load_seconds, context_length=context_length, chat_format=chat_format):
                 self.load_seconds, self.context_length, self.chat_format = load_seconds, context_length, chat_format
+                self._watchdog = Watchdog(self._hang_limits, time.monotonic())
                 self.ready.set_result(self)
             case protocol.LoadFailed(message=text):
                 self.ready.set_exception(WorkerLoadError(text))
@@ -305,7 +351,7 @@ class ModelWorker:
             self._deliver(generation, error)
             generation.released()
         for waiting in tokenizer_requests.values():
-            waiting.set_exception(error)
+            _answer(waiting, error=error)
 
     def _open(self, table: dict, entry) -> int:
         """Register a request on this worker; EngineFailed if the worker takes no more."""
@@ -314,23 +360,32 @@ class ModelWorker:
                 raise EngineFailed(f"The engine process of {self.config.model_id} ended ({self._ended}).")
             if self.stopping:
                 raise EngineFailed(f"Model {self.config.model_id} was just unloaded; try again.", retry_after=1)
+            if not (self._generations or self._tokenizer_requests) and self._watchdog is not None:
+                self._watchdog.progress(time.monotonic())  # idle until now: its silence on requests starts here
             request_id = next(self._ids)
             table[request_id] = entry
             return request_id
 
+    async def _ask(self, make_request: Callable[[int], object]):
+        """Send a tokenizer request and wait for its answer, holding no thread; forgotten if the caller leaves."""
+        answer: concurrent.futures.Future = concurrent.futures.Future()
+        request_id = self._open(self._tokenizer_requests, answer)
+        self._outbox.put(make_request(request_id))
+        try:
+            return await asyncio.wrap_future(answer)
+        finally:
+            with self._lock:
+                self._tokenizer_requests.pop(request_id, None)
+
     # --- what the service asks ----------------------------------------------------------
 
-    def tokenize(self, text: str) -> tuple[int, ...]:
-        """Token ids of a text (special tokens written as text are parsed). Blocks: call it from a thread."""
-        answer: concurrent.futures.Future = concurrent.futures.Future()
-        self._outbox.put(protocol.Tokenize(self._open(self._tokenizer_requests, answer), text))
-        return answer.result()
+    async def tokenize(self, text: str) -> tuple[int, ...]:
+        """Token ids of a text (special tokens written as text are parsed)."""
+        return await self._ask(lambda request_id: protocol.Tokenize(request_id, text))
 
-    def detokenize(self, tokens: tuple[int, ...]) -> str:
-        """The text of token ids. Blocks: call it from a thread."""
-        answer: concurrent.futures.Future = concurrent.futures.Future()
-        self._outbox.put(protocol.Detokenize(self._open(self._tokenizer_requests, answer), tuple(tokens)))
-        return answer.result()
+    async def detokenize(self, tokens: tuple[int, ...]) -> str:
+        """The text of token ids."""
+        return await self._ask(lambda request_id: protocol.Detokenize(request_id, tuple(tokens)))
 
     def rss_mb(self) -> float:
         """The worker process's resident memory (Linux; 0 elsewhere, or once it has ended)."""
@@ -340,9 +395,9 @@ class ModelWorker:
         except (OSError, ValueError, IndexError):
             return 0.0
 
-    def count_tokens(self, text: str) -> int:
-        """Tokens of a rendered prompt, as the engine counts them. Blocks: call it from a thread."""
-        return len(self.tokenize(text))
+    async def count_tokens(self, text: str) -> int:
+        """Tokens of a rendered prompt, as the engine counts them."""
+        return len(await self.tokenize(text))
 
     async def stream(
         self,
@@ -356,7 +411,9 @@ class ModelWorker:
         """Text deltas of a rendered prompt, then one Finished. See EngineCache.stream."""
         events: asyncio.Queue = asyncio.Queue()
         try:
-            generation_id = self._open(self._generations, _Generation(asyncio.get_running_loop(), events, released))
+            generation_id = self._open(
+                self._generations, _Generation(asyncio.get_running_loop(), events, released, prompt_tokens)
+            )
         except BaseException:
             released()  # the engine never saw it
             raise
@@ -396,11 +453,21 @@ class ModelWorker:
                     worker_logger.log(level, "[%s] %s", self.config.model_id, text, extra=fields)
 
 
+def _answer(waiting: concurrent.futures.Future, *, result=None, error: Exception | None = None) -> None:
+    """Settle a tokenizer request's future, unless its caller left (which cancels it) meanwhile."""
+    if waiting.set_running_or_notify_cancel():
+        if error is not None:
+            waiting.set_exception(error)
+        else:
+            waiting.set_result(result)
+
+
 def _worker_environment() -> dict:
-    """The web process's environment (HF_HOME, HF_HUB_OFFLINE... are read by the engine), with this
+    """What the worker needs of the web process's environment (WORKER_ENVIRONMENT), with this
     project importable whatever the working directory."""
     path = os.pathsep.join(filter(None, (str(PROJECT_ROOT), os.environ.get("PYTHONPATH"))))
-    return {**os.environ, "PYTHONPATH": path}
+    inherited = {name: value for name, value in os.environ.items() if WORKER_ENVIRONMENT.fullmatch(name)}
+    return {**inherited, "PYTHONPATH": path}
 
 
 def parse_worker_line(line: str) -> tuple[int, str]:

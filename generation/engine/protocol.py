@@ -8,7 +8,8 @@ web process -> worker: Load once, first; then Generate, Cancel, Tokenize, Detoke
 worker -> web process: Ready or LoadFailed in answer to Load; then, for each generation,
 its Output messages, Failed if the engine failed, and Released once the engine has let
 it go (every Generate gets exactly one Released); TokenIds or Failed for a Tokenize,
-DetokenizedText or Failed for a Detokenize.
+DetokenizedText or Failed for a Detokenize; and a Heartbeat every second, from Ready on
+(generation.engine.watchdog tells a hung worker by them).
 Many generations share the channel: each message carries its request's id.
 """
 
@@ -76,6 +77,11 @@ class Ready:
 @dataclass(frozen=True)
 class LoadFailed:
     message: str  # for clients: no server paths (the worker's log has the whole error)
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    cpu_seconds: float  # the worker process's CPU time so far, all its threads (the engine's too)
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,14 @@ import os
 import signal
 import sys
 import threading
+import time
 from multiprocessing.connection import Connection
 
 from common.errors import EngineFailed, InvalidRequest
 from generation.engine import protocol
 from generation.engine.api import engine_error_summary
 from generation.engine.runner import LoadedEngine, load_engine
+from generation.engine.watchdog import HEARTBEAT_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +81,7 @@ class Worker:
 
     def serve(self) -> None:
         """Handle messages until told to stop (and the generations under way are over) or the channel closes."""
+        threading.Thread(target=self._beat, name="heartbeat", daemon=True).start()
         while not (self._stopping and not self._cancelled):
             if self._stopping and not self.connection.poll(STOP_POLL_SECONDS):
                 continue
@@ -98,6 +101,13 @@ class Worker:
                 case protocol.Stop():
                     logger.info("stopping once %d generations are over", len(self._cancelled))
                     self._stopping = True
+
+    def _beat(self) -> None:
+        """Tell the web process, every second, that this process runs and how much CPU it used."""
+        while True:
+            times = os.times()
+            self.send(protocol.Heartbeat(cpu_seconds=times.user + times.system))
+            time.sleep(HEARTBEAT_SECONDS)
 
     def _start(self, request: protocol.Generate) -> None:
         cancelled = threading.Event()
