@@ -297,3 +297,19 @@ def test_a_key_without_limits_counts_nothing_and_a_prompt_over_the_token_limit_i
     small, _ = create_api_key(name="small", tokens_per_minute=10)
     with pytest.raises(InvalidRequest, match="over this API key's limit of 10 tokens per minute"):
         admit_request(api_key=small, prompt_tokens=11)
+
+
+@pytest.mark.django_db
+def test_a_tokenizer_request_reserves_its_estimate_up_to_the_limit_then_counts_its_tokens():
+    from access.models import RateWindow
+    from access.services import admit_tokenizer_request, create_api_key, settle_tokens
+    from common.errors import RateLimited
+
+    api_key, _ = create_api_key(name="tokenizer", tokens_per_minute=100)
+    admission = admit_tokenizer_request(api_key=api_key, estimate=500)  # a text of 500 characters
+    assert RateWindow.objects.get(api_key=api_key).tokens == 100  # reserved: at most the limit
+    with pytest.raises(RateLimited, match=r"100 tokens per minute \(100 used\)"):
+        admit_tokenizer_request(api_key=api_key, estimate=1)
+    settle_tokens(admission=admission, used_tokens=60)  # its real count
+    assert RateWindow.objects.get(api_key=api_key).tokens == 60
+    assert admit_tokenizer_request(api_key=api_key, estimate=40).reserved_tokens == 40
