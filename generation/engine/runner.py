@@ -30,6 +30,7 @@ import importlib.metadata
 import json
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -256,7 +257,7 @@ def load_engine(config: EngineConfig, cache_dir: Path) -> LoadedEngine:
         logger.warning("seed %d not applied: this CPU build of the engine cannot seed sampling", config.seed)
     runner = Runner(
         which=which,
-        token_source="none",
+        token_source="env:HF_TOKEN" if os.environ.get("HF_TOKEN") else "none",  # gated hub repositories
         max_seqs=config.max_seqs,
         jinja_explicit=str(PASSTHROUGH_TEMPLATE),
         in_situ_quant=config.in_situ_quant or None,
