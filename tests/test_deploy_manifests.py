@@ -46,14 +46,15 @@ def rendered(tmp_path_factory) -> dict[str, list[dict]]:
         pytest.skip("kubectl (kustomize) is not installed")
     variants = {name: kustomize(DEPLOY / path) for name, path in APP_VARIANTS.items()}
     variants |= {f"{name}-migrate": kustomize(DEPLOY / path) for name, path in MIGRATE_VARIANTS.items()}
-    with_pvc = tmp_path_factory.mktemp("gpu-with-pvc")
-    relative = os.path.relpath(DEPLOY, with_pvc)
-    (with_pvc / "kustomization.yaml").write_text(
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
-        f"resources:\n  - {relative}/overlays/gpu\n"
-        f"components:\n  - {relative}/components/model-cache-pvc\n"
-    )
-    variants["gpu-pvc"] = kustomize(with_pvc)
+    for name, components in [("gpu-pvc", ["model-cache-pvc"]), ("gpu-hub", ["model-cache-pvc", "hub-online"])]:
+        overlay = tmp_path_factory.mktemp(name)
+        relative = os.path.relpath(DEPLOY, overlay)
+        (overlay / "kustomization.yaml").write_text(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+            f"resources:\n  - {relative}/overlays/gpu\ncomponents:\n"
+            + "".join(f"  - {relative}/components/{component}\n" for component in components)
+        )
+        variants[name] = kustomize(overlay)
     return variants
 
 
@@ -201,6 +202,10 @@ def test_probes_and_the_drain(rendered):
         startup = container["startupProbe"]
         # Sized for a model load: minutes, not seconds.
         assert startup["periodSeconds"] * startup["failureThreshold"] >= 300, variant
+        # Loads run in engine worker processes and never freeze the web process: a stuck pod
+        # is restarted within a minute, on GPU nodes too.
+        liveness = container["livenessProbe"]
+        assert liveness["periodSeconds"] * liveness["failureThreshold"] <= 60, variant
         # The port the settings read is the container's port, and no Service link overrides it.
         assert int(env["LLM_INFERENCE_PORT"]["value"]) == port_names["http"]
         assert spec["enableServiceLinks"] is False
@@ -257,7 +262,7 @@ def test_gpu_resources_only_in_the_gpu_variant(rendered):
     assert cpu["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
     assert ":" in server(rendered["cpu"])["image"] and not server(rendered["cpu"])["image"].endswith("-cuda")
 
-    for variant in ["gpu", "gpu-pvc"]:
+    for variant in ["gpu", "gpu-pvc", "gpu-hub"]:
         deployment = only(rendered[variant], "Deployment")
         spec = pod_spec(deployment)
         container = server(rendered[variant])
@@ -274,6 +279,38 @@ def test_gpu_resources_only_in_the_gpu_variant(rendered):
     # The migration Job needs no GPU.
     job = only(rendered["gpu-migrate"], "Job")
     assert "nvidia.com/gpu" not in yaml.safe_dump(job["spec"]["template"]["spec"]["containers"])
+
+
+def config_of(docs: list[dict]) -> dict[str, str]:
+    return only(docs, "ConfigMap")["data"]
+
+
+@needs_kubectl
+def test_gpu_rollouts_and_drains_leave_a_pod_serving(rendered):
+    """No outage on GPU nodes: at least two replicas, one pod at a time out (rollout and node
+    drain), a drain as long as the longest answer, and a concurrency for a GPU, not a CPU."""
+    for variant in ["gpu", "gpu-pvc", "gpu-hub"]:
+        docs = rendered[variant]
+        hpa, pdb = only(docs, "HorizontalPodAutoscaler"), only(docs, "PodDisruptionBudget")
+        assert hpa["spec"]["minReplicas"] >= 2, variant
+        assert hpa["spec"]["minReplicas"] - pdb["spec"]["maxUnavailable"] >= 1, variant
+        rolling = only(docs, "Deployment")["spec"]["strategy"]["rollingUpdate"]
+        assert hpa["spec"]["minReplicas"] - rolling["maxUnavailable"] >= 1, variant
+        # LLM_MAX_TOKENS_LIMIT (4,096) tokens at 25 tokens/s, the slowest stream of a busy GPU.
+        grace = float(env_of(server(docs))["LLM_SHUTDOWN_GRACE_SECONDS"]["value"])
+        assert grace >= 4096 / 25, variant
+        assert int(config_of(docs)["LLM_MAX_CONCURRENT_REQUESTS"]) >= 16, variant
+        assert int(config_of(docs)["LLM_MAX_QUEUED_REQUESTS"]) >= int(config_of(docs)["LLM_MAX_CONCURRENT_REQUESTS"])
+    assert config_of(rendered["cpu"])["LLM_MAX_CONCURRENT_REQUESTS"] == "4"
+
+
+@needs_kubectl
+def test_hub_access_is_offline_unless_asked_with_an_optional_token(rendered):
+    for variant, docs in app_variants(rendered):
+        token = env_of(server(docs))["HF_TOKEN"]["valueFrom"]["secretKeyRef"]
+        assert token == {"name": "llm-inference", "key": "HF_TOKEN", "optional": True}, variant
+        expected = "false" if variant == "gpu-hub" else "true"
+        assert config_of(docs)["HF_HUB_OFFLINE"] == expected, variant
 
 
 @needs_kubectl
