@@ -68,3 +68,10 @@ def usage_by_model(*, api_key: ApiKey | None) -> list[dict]:
         )
         .order_by("-requests", "model_id")
     )
+
+
+def model_ids_of_key(*, api_key: ApiKey | None) -> frozenset[str] | None:
+    """The catalog ids a key is limited to; None for no key, or a key that may use every model."""
+    if api_key is None:
+        return None
+    return frozenset(api_key.allowed_models.values_list("model_id", flat=True)) or None

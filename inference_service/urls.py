@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from generation.api.health import LiveView, ReadyView
 from generation.api.native.views import ChatStreamView, ChatView, GenerateStreamView, GenerateView, ModelListView
-from generation.api.openai.views import ChatCompletionsView, CompletionsView, ModelsView
+from generation.api.openai.views import ChatCompletionsView, CompletionsView, ModelsView, ModelView
 from generation.api.tokenizer import DetokenizeView, TokenizeView
 from inference_service.landing import landing
 
@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/tokenize", TokenizeView.as_view(), name="tokenize"),
     path("api/detokenize", DetokenizeView.as_view(), name="detokenize"),
     path("v1/models", ModelsView.as_view(), name="openai-models"),
+    path("v1/models/<path:model>", ModelView.as_view(), name="openai-model"),  # ids hold a "/"
     path("v1/completions", CompletionsView.as_view(), name="openai-completions"),
     path("v1/chat/completions", ChatCompletionsView.as_view(), name="openai-chat-completions"),
     path("health/live", LiveView.as_view(), name="health-live"),

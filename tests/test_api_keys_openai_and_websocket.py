@@ -95,3 +95,12 @@ def test_a_cancelled_generation_gives_back_the_tokens_it_did_not_use(server):  #
             assert reply["error"]["code"] == "rate_limited", reply
             time.sleep(0.2)
         assert reply["type"] == "done", reply
+
+
+def test_a_key_limited_to_a_model_lists_and_retrieves_only_that_one(server):  # noqa: F811
+    client = sdk(server, new_key(server, "one-model", "--model", "test/other"))
+    with pytest.raises(openai.NotFoundError) as raised:
+        client.models.retrieve(MODEL)
+    assert raised.value.code == "model_not_found"
+    assert MODEL not in [model.id for model in client.models.list()]
+    assert sdk(server, new_key(server, "every-model")).models.retrieve(MODEL).id == MODEL

@@ -19,7 +19,8 @@ from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
-from common.errors import ServiceError
+from access.selectors import model_ids_of_key
+from common.errors import ModelNotFound, ServiceError
 from generation.api.errors import describe_exception, openai_error_body, render_openai
 from generation.engine.api import Finished, TextDelta, TokenLogprob
 from generation.api.generation_view import GenerationViewMixin
@@ -40,6 +41,7 @@ from generation.api.openai.serializers import (
     CompletionStreamEventSerializer,
     OpenAIErrorSerializer,
     OpenAIModelListSerializer,
+    OpenAIModelSerializer,
 )
 from generation.api.openai import translation
 from generation.service import Generation, GenerationRequest, listed_models
@@ -313,30 +315,58 @@ class ChatCompletionsView(OpenAIGenerationView):
         return await super().post(request)
 
 
+def listed_for_key(api_key) -> list:
+    """The models GET /v1/models lists: those the service serves, less those the API key may not use."""
+    allowed = model_ids_of_key(api_key=api_key)
+    return [entry for entry in listed_models() if allowed is None or entry.model_id in allowed]
+
+
+def openai_models(models: list) -> list[dict]:
+    """Catalog entries as OpenAI's model objects."""
+    return [
+        {
+            "id": entry.model_id,
+            "object": "model",
+            "created": int(entry.created_at.timestamp()),
+            "owned_by": entry.model_id.split("/")[0] if "/" in entry.model_id else "local",
+            # Beyond OpenAI's fields, as vLLM and llama-server add theirs.
+            "context_length": summary["context_length"],
+            "max_tokens_limit": summary["max_tokens_limit"],
+            "defaults": summary["defaults"],
+        }
+        for entry, summary in zip(models, model_summaries(models))
+    ]
+
+
 class ModelsView(OpenAIView):
     @extend_schema(
         summary="List the models (OpenAI-compatible)",
+        description="The models this service serves; with an API key limited to some models, only those.",
         responses={200: OpenAIModelListSerializer, **error_responses(OpenAIErrorSerializer, LISTING_ERRORS)},
         parameters=ERROR_HEADERS,
         tags=["openai"],
     )
     def get(self, request):
-        models = listed_models()
-        return Response(
-            {
-                "object": "list",
-                "data": [
-                    {
-                        "id": entry.model_id,
-                        "object": "model",
-                        "created": int(entry.created_at.timestamp()),
-                        "owned_by": entry.model_id.split("/")[0] if "/" in entry.model_id else "local",
-                        # Beyond OpenAI's fields, as vLLM and llama-server add theirs.
-                        "context_length": summary["context_length"],
-                        "max_tokens_limit": summary["max_tokens_limit"],
-                        "defaults": summary["defaults"],
-                    }
-                    for entry, summary in zip(models, model_summaries(models))
-                ],
-            }
-        )
+        return Response({"object": "list", "data": openai_models(listed_for_key(request.auth))})
+
+
+class ModelView(OpenAIView):
+    @extend_schema(
+        summary="Retrieve a model (OpenAI-compatible)",
+        description="One model of GET /v1/models, by its id (which may hold a `/`: the rest of the path). "
+        "404 `model_not_found` for a model that list does not show (unknown, disabled, or not allowed to "
+        "the API key).",
+        responses={
+            200: OpenAIModelSerializer,
+            **error_responses(
+                OpenAIErrorSerializer, (*LISTING_ERRORS, 404), {404: "No such model among those GET /v1/models lists."}
+            ),
+        },
+        parameters=ERROR_HEADERS,
+        tags=["openai"],
+    )
+    def get(self, request, model: str):
+        entries = [entry for entry in listed_for_key(request.auth) if entry.model_id == model]
+        if not entries:
+            raise ModelNotFound(f"The model {model!r} does not exist or is not available.", field="model")
+        return Response(openai_models(entries)[0])
