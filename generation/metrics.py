@@ -36,8 +36,49 @@ generation_duration = Histogram(
     REQUEST_LABELS,
     buckets=GENERATION_BUCKETS,
 )
+# The latency breakdown vLLM's operators know (vllm:request_queue_time_seconds,
+# vllm:request_prefill_time_seconds, vllm:request_decode_time_seconds,
+# vllm:request_time_per_output_token_seconds), for generations that finished;
+# llm_time_to_first_token_seconds and llm_generation_duration_seconds (the end-to-end
+# latency) above are the rest. deploy/README.md, "Monitoring", maps each name.
+queue_time = Histogram(
+    "llm_request_queue_time_seconds",
+    "Time a request waited for a concurrency slot (0 when one was free).",
+    REQUEST_LABELS,
+    buckets=FIRST_TOKEN_BUCKETS,
+)
+prefill_time = Histogram(
+    "llm_request_prefill_time_seconds",
+    "From the prompt's submission to the engine (the model loaded, the prompt counted) to the first text: "
+    "the prompt's prefill, and on CPU the wait for other prompts' prefills before it.",
+    REQUEST_LABELS,
+    buckets=FIRST_TOKEN_BUCKETS,
+)
+decode_time = Histogram(
+    "llm_request_decode_time_seconds",
+    "From the first text to the last token.",
+    REQUEST_LABELS,
+    buckets=GENERATION_BUCKETS,
+)
+time_per_output_token = Histogram(
+    "llm_time_per_output_token_seconds",
+    "Mean time per generated token after the first, one observation per generation of two tokens or more.",
+    REQUEST_LABELS,
+    buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2.5),
+)
 requests_in_flight = Gauge("llm_requests_in_flight", "Generations holding a concurrency slot.")
 requests_queued = Gauge("llm_requests_queued", "Requests waiting for a concurrency slot.")
+# Per model. The slot limit is per process, not per model: a model's waiting requests wait for any slot.
+requests_running = Gauge(
+    "llm_num_requests_running",
+    "Generations submitted to the model's engine and not yet ended (vllm:num_requests_running).",
+    ("model",),
+)
+requests_waiting = Gauge(
+    "llm_num_requests_waiting",
+    "Requests for the model waiting for a concurrency slot (vllm:num_requests_waiting).",
+    ("model",),
+)
 models_loaded = Gauge("llm_models_loaded", "Models loaded in this process.")
 model_load_duration = Histogram(
     "llm_model_load_seconds", "Time to load a model into the engine.", ("model",), buckets=MODEL_LOAD_BUCKETS

@@ -5,6 +5,7 @@ generation.service drives it (prepare_generation and Generation.events), so ever
 gets the same observation under its own `endpoint` name.
 """
 
+import contextlib
 import logging
 import time
 
@@ -44,10 +45,23 @@ class Observation:
         # span, which starts later, when the response may already have been returned.
         self._parent = otel_context.get_current()
         self._span = None
+        self._submitted_at: float | None = None  # the prompt handed to the engine
         self._first_token_at: float | None = None
 
     def _labels(self) -> dict:
         return {"model": self.model_id, "endpoint": self.endpoint}
+
+    @contextlib.contextmanager
+    def waiting_for_slot(self):
+        """Around the wait for a concurrency slot: counted as waiting, its time recorded once granted."""
+        waiting = metrics.requests_waiting.labels(model=self.model_id)
+        waiting.inc()
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            waiting.dec()
+        metrics.queue_time.labels(**self._labels()).observe(time.perf_counter() - started)
 
     def refused(self, error: ServiceError) -> None:
         """The request failed before its generation started (400, 404, 429...)."""
@@ -86,11 +100,14 @@ class Observation:
             attributes=attributes,
             start_time=self._started_ns,  # from the request's arrival: queueing included
         )
+        self._submitted_at = time.perf_counter()
+        metrics.requests_running.labels(model=model_id).inc()
 
     def first_token(self) -> None:
         if self._first_token_at is None:
             self._first_token_at = time.perf_counter()
             metrics.time_to_first_token.labels(**self._labels()).observe(self._first_token_at - self._started)
+            metrics.prefill_time.labels(**self._labels()).observe(self._first_token_at - self._submitted_at)
 
     def finished(self, event: Finished, *, prompt_tokens: int) -> None:
         labels = self._labels()
@@ -99,6 +116,11 @@ class Observation:
         metrics.prompt_tokens_total.labels(**labels).inc(prompt_tokens)
         metrics.generated_tokens_total.labels(**labels).inc(event.completion_tokens)
         metrics.generation_duration.labels(**labels).observe(duration)
+        if self._first_token_at is not None:
+            decode = time.perf_counter() - self._first_token_at
+            metrics.decode_time.labels(**labels).observe(decode)
+            if event.completion_tokens > 1:
+                metrics.time_per_output_token.labels(**labels).observe(decode / (event.completion_tokens - 1))
         self._span.set_attributes(
             {
                 "gen_ai.response.model": self.model_id,
@@ -133,6 +155,7 @@ class Observation:
         if self._span is not None:
             self._span.end()
             self._span = None
+            metrics.requests_running.labels(model=self.model_id).dec()
 
     def timings(self) -> tuple[float | None, float]:
         """Seconds from the request reaching the core to its first token (None before one), and to now."""

@@ -338,7 +338,8 @@ async def prepare_generation(request: GenerationRequest) -> Generation:
         # template, once the model is loaded.
         prompt = None if needs_the_files_template(model, request) else render_prompt(model, request)
         # The slot is taken before the model is loaded: a load is work for the engine too.
-        await limiter().acquire()
+        with observation.waiting_for_slot():
+            await limiter().acquire()
         try:
             return await _admit(request, observation, model, sampling, prompt)
         except BaseException:

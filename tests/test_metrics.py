@@ -61,6 +61,15 @@ def test_generation_counters_move_by_what_the_responses_report(client):
         assert delta(before, after, "llm_time_to_first_token_seconds_count", **labels) == 1
         assert delta(before, after, "llm_generation_duration_seconds_count", **labels) == 1
         assert delta(before, after, "llm_generation_duration_seconds_sum", **labels) > 0
+        # The latency breakdown of vLLM's metrics, per model: slot wait, prefill, decode, per token.
+        for histogram in ["llm_request_queue_time_seconds", "llm_request_prefill_time_seconds",
+                          "llm_request_decode_time_seconds"]:
+            assert delta(before, after, f"{histogram}_count", **labels) == 1, (endpoint, histogram)
+        assert delta(before, after, "llm_request_prefill_time_seconds_sum", **labels) > 0
+        assert delta(before, after, "llm_request_prefill_time_seconds_sum", **labels) <= \
+            delta(before, after, "llm_time_to_first_token_seconds_sum", **labels)
+        per_token = delta(before, after, "llm_time_per_output_token_seconds_count", **labels)
+        assert per_token == (1 if body["tokens_generated"] > 1 else 0), endpoint
     # django-prometheus's own request metrics, by view (the URL name) and status.
     assert (
         delta(before, after, "django_http_responses_total_by_status_view_method_total",
@@ -122,6 +131,7 @@ def test_in_flight_and_queued_gauges_and_a_cancelled_stream(client, live_server)
             lines = response.iter_lines()  # kept: closing it would close the stream
             next(line for line in lines if line.startswith("data:"))  # the generation runs
             assert value(scrape(client), "llm_requests_in_flight") == 1
+            assert value(scrape(client), "llm_num_requests_running", model=MODEL) == 1
             waiting = threading.Thread(
                 target=lambda: client.post("/api/generate", json={"prompt": "Hello", "max_tokens": 2}), daemon=True
             )
@@ -130,11 +140,17 @@ def test_in_flight_and_queued_gauges_and_a_cancelled_stream(client, live_server)
             while value(scrape(client), "llm_requests_queued") != 1:
                 assert time.monotonic() < deadline, "the second request never queued"
                 time.sleep(0.05)
+            assert value(scrape(client), "llm_num_requests_waiting", model=MODEL) == 1
         # Leaving the block closed the stream: the client went away mid-generation.
         waiting.join(timeout=60)
     after = scrape(client)
     assert value(after, "llm_requests_in_flight") == 0
     assert value(after, "llm_requests_queued") == 0
+    assert value(after, "llm_num_requests_running", model=MODEL) == 0
+    assert value(after, "llm_num_requests_waiting", model=MODEL) == 0
+    # The second request waited for the first one's slot, and its wait was recorded.
+    queued = delta(before, after, "llm_request_queue_time_seconds_sum", model=MODEL, endpoint="generate")
+    assert queued > 0.05
     labels = {"model": MODEL, "endpoint": "generate_stream"}
     assert delta(before, after, "llm_requests_total", **labels, status="499") == 1
     assert delta(before, after, "llm_requests_total", model=MODEL, endpoint="generate", status="200") == 1
