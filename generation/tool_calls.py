@@ -158,7 +158,11 @@ def _with_parsed_arguments(message: dict) -> dict:
     if not message.get("tool_calls"):
         return message
     calls = [
-        {"type": "function", "id": call["id"], "function": {"name": call["name"], "arguments": _parsed(call["arguments"])}}
+        {
+            "type": "function",
+            "id": call["id"],
+            "function": {"name": call["name"], "arguments": _parsed(call["arguments"])},
+        }
         for call in message["tool_calls"]
     ]
     return {**message, "tool_calls": calls}
@@ -176,7 +180,8 @@ def parse_output(text: str, output: str) -> tuple[str | None, list[ToolCall]]:
 def _call(value) -> ToolCall | None:
     if isinstance(value, dict) and isinstance(value.get("name"), str) and "arguments" in value:
         arguments = value["arguments"]
-        return ToolCall(new_call_id(), value["name"], arguments if isinstance(arguments, str) else json.dumps(arguments))
+        text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+        return ToolCall(new_call_id(), value["name"], text)
     return None
 
 

@@ -103,8 +103,8 @@ def test_history_without_template_tools_is_text():
 
 
 def test_streamed_calls_join_into_the_calls():
-    _, calls = parse_output('[{"name": "a", "arguments": {"text": "' + "x" * 100 + '"}}, {"name": "b", "arguments": {}}]',
-                            "json")
+    answer = [{"name": "a", "arguments": {"text": "x" * 100}}, {"name": "b", "arguments": {}}]
+    _, calls = parse_output(json.dumps(answer), "json")
     joined = {}
     for delta in stream_deltas(calls, fragment_chars=16):
         [fragment] = delta.tool_calls
