@@ -29,9 +29,11 @@ serve: prepare
 	$(PY) manage.py serve
 
 # Debian packages the tests use: Chromium (headless browser tests), a Redis server and a
-# PostgreSQL server (the channel layer and connection pool tests start their own).
+# PostgreSQL server (the channel layer and connection pool tests start their own), and
+# Prometheus for its promtool (checks deploy/monitoring's alert rules).
 test-tools:
 	@missing=""; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing="$$missing chromium"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \

@@ -589,6 +589,41 @@ def test_compose_runs_two_replicas_behind_a_streaming_load_balancer():
         assert result.returncode == 0, result.stderr
 
 
+# --- Monitoring ------------------------------------------------------------------------------------
+# That every query names a metric of /metrics is checked against a real server in tests/test_metrics.py.
+
+
+def test_alert_rules_pass_promtool(tmp_path):
+    """The PrometheusRule's spec is a Prometheus rules file: promtool (Debian's prometheus
+    package, `make test-tools`) checks its syntax, PromQL and templates."""
+    rule = yaml.safe_load((DEPLOY / "monitoring" / "prometheusrule.yaml").read_text())
+    assert (rule["apiVersion"], rule["kind"]) == ("monitoring.coreos.com/v1", "PrometheusRule")
+    alerts = [r for group in rule["spec"]["groups"] for r in group["rules"]]
+    assert alerts and all(r["labels"]["severity"] in {"warning", "critical"} and r["annotations"]["summary"]
+                          for r in alerts)
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (make test-tools)")
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(yaml.safe_dump(rule["spec"]))
+    result = subprocess.run([promtool, "check", "rules", str(rules_file)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(alerts)} rules found" in result.stdout
+
+
+def test_the_dashboard_is_an_importable_grafana_dashboard():
+    import json
+
+    dashboard = json.loads((DEPLOY / "monitoring" / "grafana-dashboard.json").read_text())
+    assert dashboard["uid"] and dashboard["title"] and "id" not in dashboard  # imports into any Grafana
+    variables = {variable["name"]: variable for variable in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+    assert len({panel["id"] for panel in dashboard["panels"]}) == len(dashboard["panels"])
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+        assert panel["targets"] and all(target["expr"] and target["refId"] for target in panel["targets"])
+
+
 def test_the_old_single_manifest_is_gone():
     assert not (DEPLOY / "kubernetes.yaml").exists()
     for variant in list(APP_VARIANTS.values()) + list(MIGRATE_VARIANTS.values()):

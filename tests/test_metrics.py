@@ -2,13 +2,16 @@
 what the responses report."""
 
 import json
+import re
 import threading
 import time
 
 import httpx
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.server import ROOT
 from tests.support.sse_client import stream_events
 
 MODEL = "google/gemma-3-270m"
@@ -195,3 +198,75 @@ def test_a_failed_model_load_is_counted(tmp_path):
     with pytest.raises(ModelUnavailable):
         cache.load(EngineConfig(model_id="test/missing", source="gguf_file", location=str(tmp_path), filename="x.gguf"))
     assert REGISTRY.get_sample_value("llm_model_load_failures_total", labels) == failures + 1
+
+
+# --- deploy/monitoring: the dashboard and the alerts read only what /metrics serves -------------
+
+MONITORING = ROOT / "deploy" / "monitoring"
+# PromQL words that look like metric names: operators and modifiers (functions are followed by "(").
+PROMQL_KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left",
+                   "group_right", "inf", "nan"}
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """The metric names an expression (PromQL, or a Grafana label_values() query) selects."""
+    expr = re.sub(r'"(?:[^"\\]|\\.)*"' + r"|'(?:[^'\\]|\\.)*'", '""', expr)  # string literals
+    expr = re.sub(r"\$\{?\w+\}?", "", expr)  # Grafana variables ($namespace, $__rate_interval)
+    expr = re.sub(r"\{[^}]*\}|\[[^\]]*\]", " ", expr)  # label matchers, ranges
+    expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", expr)  # label lists
+    if expr.strip().startswith("label_values("):  # label_values(metric, label): the label is not a metric
+        expr = expr.rsplit(",", 1)[0]
+    names = set()
+    for match in re.finditer(r"(?<![\w.])([a-zA-Z_:][\w:]*)(\s*\()?", expr):
+        if not match.group(2) and match.group(1) not in PROMQL_KEYWORDS:
+            names.add(match.group(1))
+    return names
+
+
+def test_promql_metric_names_reads_names_not_functions_labels_or_variables():
+    expr = ('histogram_quantile(0.95, sum by (model, le) (rate(llm_x_bucket{namespace="$namespace", '
+            'model=~"a|b"}[$__rate_interval]))) / on (model) group_left max(llm_y) > bool 2 unless llm_z offset 5m')
+    assert promql_metric_names(expr) == {"llm_x_bucket", "llm_y", "llm_z"}
+    assert promql_metric_names('label_values(llm_w{namespace="$namespace"}, model)') == {"llm_w"}
+
+
+def monitoring_queries() -> list[tuple[str, str]]:
+    """(where, PromQL) of every dashboard panel, dashboard variable and alert."""
+    dashboard = json.loads((MONITORING / "grafana-dashboard.json").read_text())
+    queries = [(f"panel {panel['title']!r}", target["expr"])
+               for panel in dashboard["panels"] for target in panel["targets"]]
+    queries += [(f"variable {variable['name']}", variable["query"]["query"])
+                for variable in dashboard["templating"]["list"] if variable["type"] == "query"]
+    rules = yaml.safe_load((MONITORING / "prometheusrule.yaml").read_text())
+    queries += [(f"alert {rule['alert']}", rule["expr"])
+                for group in rules["spec"]["groups"] for rule in group["rules"]]
+    return queries
+
+
+def exported_names(text: str) -> set[str]:
+    """The sample names /metrics serves, with those of families that have no sample yet (a
+    labelled counter before its first increment): from their # TYPE lines."""
+    names = {sample.name for family in text_string_to_metric_families(text) for sample in family.samples}
+    for name, kind in re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M):
+        suffixes = {"histogram": ["_bucket", "_count", "_sum"], "summary": ["", "_count", "_sum"]}.get(kind, [""])
+        names |= {name + suffix for suffix in suffixes}
+    return names
+
+
+def test_the_dashboard_and_the_alerts_name_only_metrics_the_server_exports(client):
+    assert client.post("/api/generate", json={"prompt": "Hello", "max_tokens": 3, **GREEDY}).status_code == 200
+    exported = exported_names(client.get("/metrics").text)
+    queries = monitoring_queries()
+    assert len(queries) >= 20
+    used = set()
+    for where, expr in queries:
+        names = promql_metric_names(expr)
+        assert names, f"{where}: no metric in {expr!r}"
+        assert names <= exported, f"{where}: {sorted(names - exported)} not in /metrics"
+        used |= names
+    # The metrics operators of vLLM look for first are on the dashboard.
+    for name in ["llm_time_to_first_token_seconds_bucket", "llm_time_per_output_token_seconds_bucket",
+                 "llm_generation_duration_seconds_bucket", "llm_request_queue_time_seconds_bucket",
+                 "llm_request_prefill_time_seconds_bucket", "llm_prompt_tokens_total", "llm_generated_tokens_total",
+                 "llm_num_requests_running", "llm_num_requests_waiting"]:
+        assert name in used, name
