@@ -320,6 +320,16 @@ def effective_sampling(model: ServableModel, request: GenerationRequest) -> Samp
     return dataclasses.replace(sampling, stop=tuple(dict.fromkeys(stop)))
 
 
+def check_logit_bias(model_id: str, sampling: SamplingParams, vocab_size: int | None) -> None:
+    """The token ids of logit_bias within the model's vocabulary (the engine ignores the others silently)."""
+    outside = [token for token, _ in sampling.logit_bias if vocab_size is not None and token >= vocab_size]
+    if outside:
+        raise InvalidRequest(
+            f"Token id {outside[0]} is not in the vocabulary of model {model_id!r} (ids 0 to {vocab_size - 1}).",
+            field="logit_bias",
+        )
+
+
 async def prepare_generation(request: GenerationRequest) -> Generation:
     """Validate a request against the catalog and the model, and take a concurrency slot.
 
@@ -362,6 +372,7 @@ async def _admit(
 ) -> Generation:
     """With a concurrency slot held: load the model, check the prompt's length and the key's limits."""
     loaded = await engine_cache().get(model.engine)
+    check_logit_bias(model.model_id, sampling, loaded.vocab_size)
     if prompt is None:
         prompt = render_prompt(model, request, loaded.chat_format)
     prompt_tokens = await loaded.count_tokens(prompt)

@@ -21,13 +21,13 @@ import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import hypothesis
 import jsonschema
 import pytest
 import schemathesis
 from django.test import override_settings
 from drf_spectacular.generators import SchemaGenerator
-from rest_framework.fields import BooleanField
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup, ServerError
 from schemathesis.specs.openapi.checks import (
@@ -83,15 +83,22 @@ def bound_prompt(body) -> None:
 FUZZ_JSON_SCHEMA = {"type": "object"}
 
 
+# The smaller vocabulary of the two bundled models (SmolLM2's; Gemma 3 has 262,144 tokens).
+SMALLEST_VOCABULARY = 49152
+
+
 def keep_to_what_openapi_cannot_say(body) -> None:
-    """What OpenAPI 3.0 cannot express, made true of a generated body in place: `logit_bias`
-    keys are token ids (strings of digits; 3.0 has no propertyNames), and a JSON schema for
-    structured output is one the engine compiles."""
+    """What the schema cannot express, made true of a generated body in place: the token ids of
+    `logit_bias` are the model's (which the schema cannot know: a larger one is a 400), and a
+    JSON schema for structured output is one the engine compiles."""
     if not isinstance(body, dict):
         return
     bias = body.get("logit_bias")
     if isinstance(bias, dict):
-        body["logit_bias"] = {str(index): value for index, value in enumerate(bias.values())}
+        body["logit_bias"] = {
+            str(int(key[-9:]) % SMALLEST_VOCABULARY) if re.fullmatch("[0-9]+", key) else key: value
+            for key, value in bias.items()
+        }
     response_format = body.get("response_format")
     if isinstance(response_format, dict) and isinstance(response_format.get("json_schema"), dict):
         if isinstance(response_format["json_schema"].get("schema"), dict):
@@ -111,7 +118,7 @@ def stream_answers_in_the_format_asked(ctx, response, case):
     if response.status_code != 200 or case.method != "POST":
         return
     if case.path.startswith("/v1/"):
-        streamed = isinstance(case.body, dict) and case.body.get("stream") in BooleanField.TRUE_VALUES
+        streamed = isinstance(case.body, dict) and case.body.get("stream") is True
     else:
         streamed = case.path.endswith("/stream")
     expected = "text/event-stream" if streamed else "application/json"
@@ -280,6 +287,54 @@ def test_the_schema_requires_api_keys_where_they_are_required():
             if path.startswith(("/api/", "/v1/")):
                 assert operation["security"] == [{"ApiKey": []}], path
                 assert "401" in operation["responses"], path
+
+
+def schema_allows(api_schema, path: str, body) -> bool:
+    """Whether the served schema allows this JSON body for POST `path`."""
+    document = api_schema.raw_schema
+    body_schema = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    validator = jsonschema.Draft7Validator(
+        {**openapi_to_json_schema(body_schema), "components": openapi_to_json_schema(document["components"])}
+    )
+    return validator.is_valid(body)
+
+
+CHAT_MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+@pytest.mark.parametrize(
+    "path, body, field",
+    [
+        # Strings where the schema says string: DRF's CharField took 0 as "0".
+        ("/api/generate", {"prompt": 0}, "prompt"),
+        ("/api/tokenize", {"text": 0}, "text"),
+        ("/api/chat", {"messages": [{"role": "user", "content": 0}]}, "messages[0].content"),
+        ("/api/generate", {"prompt": "hi", "stop": [0]}, "stop[0]"),
+        # Numbers where it says number (or integer, or boolean): DRF took "0.5", "1" and "true".
+        ("/api/generate", {"prompt": "hi", "temperature": "0.5"}, "temperature"),
+        ("/api/generate", {"prompt": "hi", "top_p": "0.5"}, "top_p"),
+        ("/api/generate/stream", {"prompt": "hi", "top_k": "1"}, "top_k"),
+        ("/v1/completions", {"prompt": "hi", "min_p": "0.5"}, "min_p"),
+        ("/v1/chat/completions", {"messages": CHAT_MESSAGES, "stream": "true"}, "stream"),
+        ("/v1/chat/completions", {"messages": CHAT_MESSAGES, "echo": 0}, "echo"),
+        # logit_bias keys are token ids: the schema said any key.
+        ("/v1/completions", {"prompt": "hi", "logit_bias": {"abc": 1}}, "logit_bias"),
+    ],
+)
+def test_the_schema_and_the_server_refuse_the_same_bodies(fuzz_server, api_schema, path, body, field):
+    """Each case was a disagreement: the server coerced a value the schema refuses, or refused a key
+    the schema allowed. Now both refuse it."""
+    body = {"max_tokens": 1, **body}
+    assert not schema_allows(api_schema, path, body)
+    response = httpx.post(f"{fuzz_server.url}{path}", json=body, timeout=60)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error.get("field", error.get("param")) == field
+
+
+def test_the_schema_allows_logit_bias_keys_of_digits(api_schema):
+    body = {"prompt": "hi", "logit_bias": {"0": -100, "49151": 100}}
+    assert schema_allows(api_schema, "/v1/completions", body)
 
 
 class BrokenServer(BaseHTTPRequestHandler):

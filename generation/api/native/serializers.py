@@ -28,7 +28,13 @@ NO_NUL_PATTERN = "^[^\\u0000]*$"
 
 
 class TextField(serializers.CharField):
-    """A string of a request; the schema says that it holds no NUL character."""
+    """A string of a request, and nothing else (DRF's CharField takes 0 as "0"); the schema says that it
+    holds no NUL character."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 class TextFieldSchema(OpenApiSerializerFieldExtension):
@@ -39,7 +45,34 @@ class TextFieldSchema(OpenApiSerializerFieldExtension):
         return {**schema, "pattern": NO_NUL_PATTERN}
 
 
-class MaxTokensField(serializers.IntegerField):
+class IntegerField(serializers.IntegerField):
+    """A JSON integer of a request, as the schema says: DRF's IntegerField also takes "2" and true."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, (bool, str)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class NumberField(serializers.FloatField):
+    """A JSON number of a request, as the schema says: DRF's FloatField also takes "0.5" and true."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class BooleanField(serializers.BooleanField):
+    """A JSON boolean of a request, as the schema says: DRF's BooleanField also takes "true", 1 and "yes"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+class MaxTokensField(IntegerField):
     """`max_tokens`: at least 1; the ceiling is checked by the generation core, against the
     smaller of LLM_MAX_TOKENS_LIMIT and the admin's limit, with a message that names it."""
 
@@ -95,17 +128,17 @@ class SamplingSerializer(serializers.Serializer):
         max_length=200,
         help_text="Catalog id of the model (GET /api/models lists them); default: the service's default model.",
     )
-    temperature = serializers.FloatField(
+    temperature = NumberField(
         required=False, min_value=TEMPERATURE[0], max_value=TEMPERATURE[1],
         help_text=f"Sampling temperature, {TEMPERATURE[0]:g} to {TEMPERATURE[1]:g}; 0 is greedy (the most likely "
         f"token each time); {MODEL_DEFAULT}.",
     )
-    top_p = serializers.FloatField(
+    top_p = NumberField(
         required=False, min_value=TOP_P[0], max_value=TOP_P[1],
         help_text=f"Nucleus sampling: only the most likely tokens whose probabilities add up to this, "
         f"{TOP_P[0]:g} to {TOP_P[1]:g}; {MODEL_DEFAULT} (none: every token).",
     )
-    top_k = serializers.IntegerField(
+    top_k = IntegerField(
         required=False, min_value=TOP_K[0], max_value=TOP_K[1],
         help_text=f"Only the k most likely tokens, {TOP_K[0]} to {TOP_K[1]:,}; {MODEL_DEFAULT} (none: every token).",
     )
@@ -117,12 +150,12 @@ class SamplingSerializer(serializers.Serializer):
         help_text=f"Up to 8 strings (1 to {STOP_SEQUENCE_MAX_CHARS} characters each) that end the text where they "
         "appear, themselves left out; added to the model's own stop sequences.",
     )
-    seed = serializers.IntegerField(
+    seed = IntegerField(
         required=False, min_value=SEED[0], max_value=SEED[1],
         help_text="Accepted for compatibility (a 64-bit integer) and ignored: sampling seeds are set per model "
         "in the catalog.",
     )
-    repetition_penalty = serializers.FloatField(
+    repetition_penalty = NumberField(
         required=False, min_value=REPETITION_PENALTY[0], max_value=REPETITION_PENALTY[1],
         help_text=f"Penalty on tokens already in the text, {REPETITION_PENALTY[0]:g} to {REPETITION_PENALTY[1]:g}; "
         f"1 is none, above 1 repeats less; {MODEL_DEFAULT} (none).",
@@ -321,7 +354,7 @@ class DetokenizeRequestSerializer(serializers.Serializer):
         help_text="Catalog id of the model whose tokenizer to use; default: the service's default model.",
     )
     tokens = serializers.ListField(
-        child=serializers.IntegerField(min_value=0, max_value=TOKEN_ID_MAX), max_length=100_000,
+        child=IntegerField(min_value=0, max_value=TOKEN_ID_MAX), max_length=100_000,
         help_text="Token ids; an id beyond the vocabulary has no text.",
     )
 

@@ -10,6 +10,8 @@ echo...) are refused with a 400 that names them, never silently ignored; their n
 values (best_of = 1...) are accepted, since many clients send them.
 """
 
+import json
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -24,13 +26,17 @@ from catalog.sampling_ranges import (
 )
 from generation.api.native.serializers import (
     AssistantMessageSerializer,
+    BooleanField,
     EventStreamSerializer,
+    IntegerField,
     NO_NUL_PATTERN,
     MaxTokensField,
+    NumberField,
     SamplingDefaultsSerializer,
     SamplingRequestSchema,
     SamplingSerializer,
     TextField,
+    TOKEN_ID_MAX,
 )
 
 MAX_CHOICES = 8
@@ -103,24 +109,37 @@ class StopField(serializers.Field):
 
 
 class StreamOptionsSerializer(serializers.Serializer):
-    include_usage = serializers.BooleanField(
+    include_usage = BooleanField(
         default=False, help_text="A last chunk with the token counts (`usage`) and no choices; default false."
     )
 
 
+# A key of `logit_bias`: a token id in decimal digits.
+TOKEN_ID_PATTERN = "^[0-9]+$"
+
+
+# patternProperties (JSON Schema's, which OpenAPI 3.0 lacks; schemathesis and JSON Schema
+# validators read it) says what the keys are; which ids a model has, only the model knows.
 @extend_schema_field(
     {
         "type": "object",
-        "additionalProperties": {"type": "number", "minimum": LOGIT_BIAS[0], "maximum": LOGIT_BIAS[1]},
+        "patternProperties": {
+            TOKEN_ID_PATTERN: {"type": "number", "minimum": LOGIT_BIAS[0], "maximum": LOGIT_BIAS[1]}
+        },
+        "additionalProperties": False,
         "maxProperties": LOGIT_BIAS_MAX_TOKENS,
     }
 )
 class LogitBiasField(serializers.Field):
-    """OpenAI's `logit_bias`: token ids (as strings, JSON's keys) -> a bias added to their logits."""
+    """OpenAI's `logit_bias`: token ids (as strings, JSON's keys) -> a bias added to their logits.
+
+    Ids of 2^32 and over are no token's (the engine's ids are 32-bit); the generation core
+    refuses those beyond the model's vocabulary, once the model is loaded."""
 
     default_error_messages = {
         "invalid": f"Use an object of at most {LOGIT_BIAS_MAX_TOKENS} token ids (strings of digits) to numbers "
         f"from {LOGIT_BIAS[0]:g} to {LOGIT_BIAS[1]:g}.",
+        "not_a_token": "Token id {token} is not in any model's vocabulary.",
     }
 
     def to_internal_value(self, data):
@@ -132,7 +151,10 @@ class LogitBiasField(serializers.Field):
                 self.fail("invalid")
             if not isinstance(value, (int, float)) or not LOGIT_BIAS[0] <= value <= LOGIT_BIAS[1]:
                 self.fail("invalid")
-            bias[int(token)] = float(value)
+            digits = token.lstrip("0") or "0"  # int() refuses over 4,300 digits
+            if len(digits) > len(str(TOKEN_ID_MAX)) or int(digits) > TOKEN_ID_MAX:
+                self.fail("not_a_token", token=digits if len(digits) <= 20 else f"{digits[:20]}...")
+            bias[int(digits)] = float(value)
         return bias
 
     def to_representation(self, value):
@@ -145,7 +167,7 @@ class JsonSchemaFormatSerializer(serializers.Serializer):
     )
     description = TextField(required=False, allow_blank=True, help_text="Not used for generation.")
     schema = serializers.DictField(help_text="A JSON Schema: the output is JSON valid against it.")
-    strict = serializers.BooleanField(required=False, help_text="Always strict here: the schema is enforced.")
+    strict = BooleanField(required=False, help_text="Always strict here: the schema is enforced.")
 
 
 class ResponseFormatSerializer(serializers.Serializer):
@@ -164,26 +186,29 @@ class ResponseFormatSerializer(serializers.Serializer):
 class OpenAIRequestSerializer(SamplingSerializer):
     """OpenAI's request: null means "not set" for every parameter."""
 
+    # A parameter -> (its JSON type, the flag it needs true), as OpenAI refuses it without.
+    needs_true = {"stream_options": ("object", "stream")}
+
     stop = StopField(required=False, help_text="A string, or up to 8, that end the text where they appear.")
-    stream = serializers.BooleanField(default=False, help_text="Server-sent events, one chunk per piece of text, "
-                                      "then `data: [DONE]`; default false.")
+    stream = BooleanField(default=False, help_text="Server-sent events, one chunk per piece of text, "
+                          "then `data: [DONE]`; default false.")
     stream_options = StreamOptionsSerializer(required=False, help_text="Only with `stream: true`.")
-    n = serializers.IntegerField(
+    n = IntegerField(
         required=False, min_value=1, max_value=MAX_CHOICES,
         help_text=f"Choices to generate, 1 to {MAX_CHOICES}, one after the other (each a generation: counted, "
         "limited and charged to the API key as one); usage counts the prompt once. Default 1.",
     )
-    presence_penalty = serializers.FloatField(
+    presence_penalty = NumberField(
         required=False, min_value=PRESENCE_PENALTY[0], max_value=PRESENCE_PENALTY[1],
         help_text="Subtracted once from the logit of every token already in the text (positive: new topics); "
         "default 0.",
     )
-    frequency_penalty = serializers.FloatField(
+    frequency_penalty = NumberField(
         required=False, min_value=FREQUENCY_PENALTY[0], max_value=FREQUENCY_PENALTY[1],
         help_text="Subtracted from a token's logit per time it is already in the text (positive: less "
         "repetition); default 0.",
     )
-    min_p = serializers.FloatField(
+    min_p = NumberField(
         required=False, min_value=MIN_P[0], max_value=MIN_P[1],
         help_text="Only tokens at least this fraction as likely as the most likely one (an extension, as in "
         "vLLM and llama.cpp); default: none.",
@@ -207,17 +232,23 @@ class OpenAIRequestSerializer(SamplingSerializer):
     def validate(self, attrs):
         for name, neutral in NEUTRAL_VALUES.items():
             value = self.initial_data.get(name)
-            if value is not None and value not in neutral:
-                raise serializers.ValidationError({name: f"{name}={value!r} is not supported by this service."})
-        if attrs.get("stream_options") and not attrs.get("stream"):
-            raise serializers.ValidationError({"stream_options": "stream_options needs stream: true."})
+            # Of the neutral value's type too: 1 == True, and 0 == False, in Python.
+            if value is not None and not any(value == ok and type(value) is type(ok) for ok in neutral):
+                # Named, not repeated: the value may be a whole list of tools.
+                accepted = " or ".join(json.dumps(ok) for ok in neutral)
+                raise serializers.ValidationError(
+                    {name: f"{name} is not supported by this service (only {accepted} or null is accepted)."}
+                )
+        for name, (_, flag) in self.needs_true.items():
+            if name in attrs and not attrs.get(flag):
+                raise serializers.ValidationError({name: f"{name} needs {flag}: true."})
         return attrs
 
 
 class OpenAIRequestSchema(SamplingRequestSchema):
     """What the fields alone do not say: null is "not set" for the optional parameters,
-    `stream_options` needs `stream: true`, and the unsupported parameters are accepted with
-    their neutral values only."""
+    `stream_options` needs `stream: true` (chat's `top_logprobs`, `logprobs: true`), and the
+    unsupported parameters are accepted with their neutral values only."""
 
     target_class = OpenAIRequestSerializer
     match_subclasses = True
@@ -238,11 +269,16 @@ class OpenAIRequestSchema(SamplingRequestSchema):
                 "nullable": True,
                 "description": "Not supported: accepted with this neutral value only.",
             }
-        # `stream_options` (unless absent or null) only with `stream: true`.
-        schema["anyOf"] = [
-            {"not": {"required": ["stream_options"]}},
-            {"properties": {"stream_options": {"not": {"type": "object"}}}},
-            {"properties": {"stream": {"allOf": [{"type": "boolean", "enum": [True]}]}}, "required": ["stream"]},
+        # Each of needs_true (unless absent or null) only with its flag true.
+        schema["allOf"] = [
+            {
+                "anyOf": [
+                    {"not": {"required": [name]}},
+                    {"properties": {name: {"not": {"type": json_type}}}},
+                    {"properties": {flag: {"allOf": [{"type": "boolean", "enum": [True]}]}}, "required": [flag]},
+                ]
+            }
+            for name, (json_type, flag) in self.target.needs_true.items()
         ]
         return schema
 
@@ -288,7 +324,7 @@ class ContentField(serializers.JSONField):
 
 class CompletionRequestSerializer(OpenAIRequestSerializer):
     prompt = PromptField(help_text="A string, or a list holding one string.")
-    logprobs = serializers.IntegerField(
+    logprobs = IntegerField(
         required=False, min_value=0, max_value=5,
         help_text="Each token's logprob, and the logprobs of this many most likely tokens at its place; "
         "default: none.",
@@ -326,13 +362,15 @@ class ChatCompletionRequestSerializer(OpenAIRequestSerializer):
         many=True, allow_empty=False, help_text="The conversation so far, oldest first."
     )
     max_completion_tokens = MaxTokensField()
-    logprobs = serializers.BooleanField(
+    logprobs = BooleanField(
         default=False, help_text="Each token's logprob in `choices[].logprobs.content`; default false."
     )
-    top_logprobs = serializers.IntegerField(
+    top_logprobs = IntegerField(
         required=False, min_value=TOP_LOGPROBS[0], max_value=TOP_LOGPROBS[1],
-        help_text="Also this many most likely tokens at each place (more than 0 turns `logprobs` on); default 0.",
+        help_text="Also this many most likely tokens at each place; only with `logprobs: true`. Default 0.",
     )
+
+    needs_true = {**OpenAIRequestSerializer.needs_true, "top_logprobs": ("integer", "logprobs")}
 
 
 # --- responses (for the OpenAPI schema) -------------------------------------------------

@@ -33,15 +33,13 @@ def to_generation_request(validated: dict, *, endpoint: str, api_key=None) -> Ge
 
 def to_chat_generation_request(validated: dict, *, endpoint: str, api_key=None) -> GenerationRequest:
     """A chat completion request, as ChatCompletionRequestSerializer validated it."""
-    # Asking for alternatives asks for the logprobs they come with; None: no logprobs.
-    wants_logprobs = validated["logprobs"] or bool(validated.get("top_logprobs"))
     return GenerationRequest(
         model=validated.get("model"),
         messages=tuple({"role": message["role"], "content": message["content"]} for message in validated["messages"]),
         sampling=_sampling(
             validated,
             max_tokens=validated.get("max_completion_tokens", validated.get("max_tokens")),
-            top_logprobs=validated.get("top_logprobs", 0) if wants_logprobs else None,
+            top_logprobs=validated.get("top_logprobs", 0) if validated["logprobs"] else None,  # None: no logprobs
         ),
         endpoint=endpoint,
         api_key=api_key,
