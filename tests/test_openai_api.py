@@ -205,6 +205,8 @@ def test_bad_completion_parameters_are_bad_requests(client, parameters, param):
         ({"max_completion_tokens": 5000}, "max_completion_tokens"),  # over the limit: the core's max_tokens
         ({"stream_options": {"include_usage": True}}, "stream_options"),
         ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
+        ({"top_logprobs": 2}, "top_logprobs"),  # as OpenAI: only with logprobs true
+        ({"logprobs": False, "top_logprobs": 0}, "top_logprobs"),
         ({"response_format": {"type": "xml"}}, "response_format.type"),
         ({"response_format": {"type": "json_schema"}}, "response_format.json_schema"),
         ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "nonsense"}}}},
@@ -216,6 +218,14 @@ def test_bad_chat_parameters_are_bad_requests(client, parameters, param):
     with pytest.raises(openai.BadRequestError) as raised:
         client.chat.completions.create(**request)
     assert raised.value.param == param
+
+
+def test_a_refused_parameter_is_named_not_repeated(http):
+    """The message names the parameter; it does not repeat its value (a whole list of tools was repeated)."""
+    body = {"model": MODEL, "prompt": "hi", "max_tokens": 1, "suffix": "def unused():\n    return 1\n" * 20}
+    error = http.post("/v1/completions", json=body).json()["error"]
+    assert error["param"] == "suffix"
+    assert error["message"] == 'suffix is not supported by this service (only "" or null is accepted).'
 
 
 def test_neutral_values_of_unsupported_parameters_are_accepted(client):
@@ -369,6 +379,28 @@ def test_logit_bias_bans_a_token_and_the_penalties_change_the_text(client, http)
     assert penalised != plain  # a counting pattern repeats ", " and digits: penalties break it
     # An extension of OpenAI's parameters: the SDK sends it in extra_body. Greedy keeps the top token.
     assert client.completions.create(**prompt, extra_body={"min_p": 0.5}).choices[0].text == plain
+
+
+VOCABULARIES = {MODEL: 262144, CHAT_MODEL: 49152}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(
+    "model, token", [(MODEL, 262144), (CHAT_MODEL, 49152), (CHAT_MODEL, 2**32), (MODEL, 10**30), (MODEL, 2**32 - 1)]
+)
+def test_logit_bias_ids_outside_the_vocabulary_are_bad_requests(http, model, token, stream):
+    """A 400 before anything starts, streamed or not (ids of 2^32 and over were a 503 from the engine,
+    those between the vocabulary and 2^32 were ignored)."""
+    chat = {"messages": [{"role": "user", "content": "hi"}]}
+    for path, request in {"/v1/completions": {"prompt": "hi"}, "/v1/chat/completions": chat}.items():
+        body = {"model": model, "max_tokens": 1, "stream": stream, "logit_bias": {"0": 1, str(token): 1}, **request}
+        response = http.post(path, json=body)
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["param"] == "logit_bias"
+        assert response.json()["error"]["type"] == "invalid_request_error"
+        assert str(token)[:20] in response.json()["error"]["message"]
+    last = {"model": model, "max_tokens": 1, "stream": stream, "logit_bias": {str(VOCABULARIES[model] - 1): 1}}
+    assert http.post("/v1/completions", json={**last, "prompt": "hi"}).status_code == 200
 
 
 def test_tokenize_and_detokenize(http):

@@ -154,6 +154,7 @@ def test_smollm2_vocabulary_matches_the_gguf_at_every_id(smollm2_tokenizer, smol
     assert smollm2_vocabulary.metadata == {
         "architecture": "llama",
         "context_length": 8192,
+        "vocab_size": 49152,
         "bos_token": "<|im_start|>",
         "eos_token": "<|im_end|>",
         "add_bos_token": False,

@@ -135,6 +135,7 @@ class ModelWorker:
         self.load_seconds: float | None = None  # the engine's load, as the worker's handshake reports it
         self.context_length: int | None = None
         self.chat_format: ChatFormat | None = None  # the model file's own chat template, once ready
+        self.vocab_size: int | None = None  # token ids below it, once ready (None: unknown)
         self.stopping = False
         self.hang: str | None = None  # why the watchdog killed it, if it did
         self._stop_timeout = settings.stop_timeout
@@ -314,6 +315,7 @@ class ModelWorker:
                     self._deliver(self._generations.get(request_id), error)
             case protocol.Ready(load_seconds=load_seconds, context_length=context_length, chat_format=chat_format):
                 self.load_seconds, self.context_length, self.chat_format = load_seconds, context_length, chat_format
+                self.vocab_size = message.vocab_size
                 self._watchdog = Watchdog(self._hang_limits, time.monotonic())
                 self.ready.set_result(self)
             case protocol.LoadFailed(message=text):

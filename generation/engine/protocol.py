@@ -72,6 +72,7 @@ class Ready:
     load_seconds: float  # the engine's own load, in the worker: files prepared and Runner built
     context_length: int | None
     chat_format: ChatFormat | None  # the model file's own
+    vocab_size: int | None
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,7 @@ class LoadedEngine:
     context_length: int | None
     load_seconds: float
     chat_format: ChatFormat | None = None  # the model file's own, if it has one
+    vocab_size: int | None = None  # a GGUF's (its token count); unknown for safetensors
     _runner_lock: threading.Lock = field(default_factory=threading.Lock)
     _prefill_gate: PrefillGate = field(default_factory=PrefillGate)
 
@@ -234,7 +235,7 @@ def load_engine(config: EngineConfig, cache_dir: Path) -> LoadedEngine:
     started = time.perf_counter()
     tokenizer_json = config.tokenizer_json or None
     context_length = config.context_length
-    chat_format = None
+    chat_format = vocab_size = None
     gguf_path = model_files.local_gguf(
         source=config.source, location=config.location, filename=config.filename, cache_dir=cache_dir
     )
@@ -244,6 +245,7 @@ def load_engine(config: EngineConfig, cache_dir: Path) -> LoadedEngine:
         prepared = model_files.prepare_gguf(gguf_path, cache_dir)
         tokenizer_json = tokenizer_json or str(prepared.tokenizer_json)
         context_length = context_length or prepared.context_length
+        vocab_size = prepared.metadata["vocab_size"]
         if prepared.chat_template:
             chat_format = ChatFormat(prepared.chat_template, prepared.bos_token or "", prepared.eos_token or "")
         which = Which.GGUF(
@@ -270,4 +272,5 @@ def load_engine(config: EngineConfig, cache_dir: Path) -> LoadedEngine:
         context_length=context_length,
         load_seconds=time.perf_counter() - started,
         chat_format=chat_format,
+        vocab_size=vocab_size,
     )

@@ -167,7 +167,8 @@ def main(channel_fd: int, parent_pid: int) -> None:
     logger.info("loaded in %.1f s", engine.load_seconds)
     connection.send(
         protocol.Ready(
-            load_seconds=engine.load_seconds, context_length=engine.context_length, chat_format=engine.chat_format
+            load_seconds=engine.load_seconds, context_length=engine.context_length, chat_format=engine.chat_format,
+            vocab_size=engine.vocab_size,
         )
     )
     Worker(engine, connection).serve()
