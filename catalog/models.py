@@ -31,6 +31,10 @@ def validate_file_name(value: str) -> None:
         )
 
 
+# An alias: a short name without "/" (the OpenAI Agents SDK reads what comes before a "/" as a provider).
+ALIAS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
+
+
 def validate_repository_id(value: str) -> None:
     """A Hugging Face repository id as the Hub takes it, e.g. unsloth/gemma-3-270m-it-GGUF."""
     try:
@@ -60,6 +64,12 @@ class ModelEntry(models.Model):
 
     model_id = models.CharField(
         "model id", max_length=200, unique=True, help_text="The id clients send, e.g. google/gemma-3-270m."
+    )
+    aliases = models.JSONField(
+        default=list, blank=True,
+        help_text="Short names clients may send instead of the id, e.g. gemma3: one per line; letters, digits, "
+        "and . _ : - (no /). Each unique among every entry's ids and aliases. API key and LLM_ALLOWED_MODELS "
+        "lists still name the id.",
     )
     display_name = models.CharField(max_length=200, help_text="The name people read, e.g. Gemma 3 270M.")
     description = models.TextField(blank=True, help_text="What the model is good for; listed by /api/models.")
@@ -207,8 +217,28 @@ class ModelEntry(models.Model):
             isinstance(s, str) and s for s in self.chat_stop_sequences
         ):
             errors["chat_stop_sequences"] = "Use a list of non-empty strings."
+        errors.update(self._name_errors())
         if errors:
             raise ValidationError(errors)
+
+    def _name_errors(self) -> dict:
+        """The id and the aliases: well-formed, and none another entry's id or alias."""
+        aliases = self.aliases
+        if not isinstance(aliases, list) or not all(isinstance(a, str) and ALIAS.fullmatch(a) for a in aliases):
+            return {"aliases": "Use a list of short names: letters, digits, and . _ : - (no /), at most 100 each."}
+        if self.model_id in self.aliases or len(set(self.aliases)) < len(self.aliases):
+            return {"aliases": "An alias repeats this entry's id or another of its aliases."}
+        taken = {}  # another entry's id or alias -> that entry's id
+        for model_id, aliases in ModelEntry.objects.exclude(pk=self.pk).values_list("model_id", "aliases"):
+            taken.update({name: model_id for name in [model_id, *(aliases or [])]})
+        errors = {}
+        if self.model_id in taken:
+            errors["model_id"] = f"{self.model_id!r} is an alias of {taken[self.model_id]!r}."
+        if clashes := [alias for alias in self.aliases if alias in taken]:
+            errors["aliases"] = "; ".join(
+                f"{alias!r} is already {taken[alias]!r}'s id or alias." for alias in clashes
+            )
+        return errors
 
 
 class ServiceSettings(models.Model):

@@ -3,6 +3,8 @@
 Precedence (documented in the README):
 - A model is servable when its entry is enabled AND, if LLM_ALLOWED_MODELS is set, its
   id is in that list: the environment is a ceiling the admin cannot widen.
+- A request names a model by its id or by one of its aliases; LLM_ALLOWED_MODELS, API keys'
+  lists and the responses' `model` name the id.
 - The default model is the admin's choice (service settings), else LLM_DEFAULT_MODEL.
 - max_tokens is bounded by the smaller of LLM_MAX_TOKENS_LIMIT and the admin's limit.
 - Sampling defaults: the request, then the model entry, then the service settings,
@@ -90,10 +92,10 @@ def resolve_model(
     """
     service = catalog.service
     model_id = model_id or default_model_id(service, chat=chat)
-    entry = catalog.entries.get(model_id)
+    entry = catalog.entry_named(model_id)  # an alias resolves to its entry; the allowlists name the id
     if entry is None:
         raise ModelNotFound(f"Model {model_id!r} does not exist.", field="model")
-    if not (entry.enabled or include_disabled) or not _env_allows(model_id):
+    if not (entry.enabled or include_disabled) or not _env_allows(entry.model_id):
         raise ModelNotAllowed(f"Model {model_id!r} is not allowed on this service.", field="model")
     return servable_model(entry, service)
 

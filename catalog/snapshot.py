@@ -32,6 +32,12 @@ class Catalog:
     entries: dict[str, ModelEntry]  # by model id
     version: tuple
 
+    def entry_named(self, name: str) -> ModelEntry | None:
+        """The entry of this id, else of this alias (an id is unique among ids and aliases: ModelEntry.clean)."""
+        if name in self.entries:
+            return self.entries[name]
+        return next((entry for entry in self.entries.values() if name in entry.aliases), None)
+
 
 def current_version() -> tuple:
     """What changes whenever an entry or the service settings are saved, added or deleted (one query each)."""

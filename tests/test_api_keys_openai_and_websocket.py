@@ -104,3 +104,10 @@ def test_a_key_limited_to_a_model_lists_and_retrieves_only_that_one(server):  # 
     assert raised.value.code == "model_not_found"
     assert MODEL not in [model.id for model in client.models.list()]
     assert sdk(server, new_key(server, "every-model")).models.retrieve(MODEL).id == MODEL
+
+
+def test_a_key_limited_to_a_model_id_may_use_its_alias(server):  # noqa: F811
+    client = sdk(server, new_key(server, "by-alias", "--model", MODEL))
+    assert client.completions.create(model="gemma3", prompt="Hi", max_tokens=1).model == MODEL
+    with pytest.raises(openai.PermissionDeniedError):
+        client.completions.create(model="smollm2", prompt="Hi", max_tokens=1)

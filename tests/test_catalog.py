@@ -256,3 +256,39 @@ def test_a_change_without_a_signal_is_seen_when_the_version_is_compared():
     catalog = snapshot.load()
     snapshot.forget_if_changed()
     assert snapshot.cached() is catalog  # unchanged since it was read: kept
+
+
+# --- aliases ------------------------------------------------------------------------------------
+
+
+def test_the_bundled_models_have_their_aliases():
+    assert ModelEntry.objects.get(model_id=BUNDLED).aliases == ["gemma3"]
+    assert ModelEntry.objects.get(model_id=BUNDLED_CHAT).aliases == ["smollm2"]
+
+
+@pytest.mark.parametrize(
+    "overrides, field, message",
+    [
+        ({"aliases": "gemma3"}, "aliases", "'gemma3' is already 'google/gemma-3-270m''s id or alias"),
+        ({"aliases": "google/gemma-3-270m"}, "aliases", "no /"),
+        ({"aliases": "new\nlocal/new"}, "aliases", "no /"),
+        ({"aliases": "new\nnew"}, "aliases", "repeats"),
+        ({"model_id": "smollm2"}, "model_id", "is an alias of"),
+    ],
+)
+def test_an_alias_must_be_unique_among_ids_and_aliases(admin_client, gguf_folder, overrides, field, message):
+    response = add_form(admin_client, gguf_folder, **overrides)
+    assert response.status_code == 200  # the form again, with the error on the field
+    assert message in response.context["adminform"].form.errors[field][0]
+    assert ModelEntry.objects.count() == 2
+
+
+def test_an_entry_is_added_and_resolved_by_its_alias(admin_client, gguf_folder, settings):
+    response = add_form(admin_client, gguf_folder, aliases="new\nnew-2:latest")
+    assert response.status_code == 302, response.content
+    assert ModelEntry.objects.get(model_id="local/new").aliases == ["new", "new-2:latest"]
+    assert resolve(model_id="new-2:latest").model_id == "local/new"
+    settings.LLM_ALLOWED_MODELS = [BUNDLED]  # the environment's list names ids: an alias is resolved first
+    assert resolve(model_id="gemma3").model_id == BUNDLED
+    with pytest.raises(ModelNotAllowed):
+        resolve(model_id="new")

@@ -1,9 +1,14 @@
-"""What agent frameworks and the `openai` SDK ask of the OpenAI-compatible API beyond
-generation: retrieving a model by its id, called with the official SDK against a real
-Daphne process with the real bundled models."""
+"""What agent frameworks and the `openai` SDK ask of the OpenAI-compatible API: retrieving a
+model by its id, short aliases for ids with a "/", called with the official SDKs against a
+real Daphne process with the real bundled models."""
 
+import json
+
+import httpx
 import openai
 import pytest
+from agents import Agent, ModelSettings, MultiProvider, RunConfig, Runner, UserError
+from websockets.sync.client import connect
 
 GEMMA = "google/gemma-3-270m"
 SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -13,6 +18,12 @@ SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
 def client(live_server):
     with openai.OpenAI(base_url=f"{live_server.url}/v1", api_key="unused", max_retries=0, timeout=120) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def http(live_server):
+    with httpx.Client(base_url=live_server.url, timeout=120) as http:
+        yield http
 
 
 @pytest.mark.parametrize("model_id", [GEMMA, SMOLLM2])
@@ -34,3 +45,51 @@ def test_an_unknown_or_disabled_model_is_not_found(live_server, client):
         assert raised.value.code == "model_not_found"
         assert raised.value.param == "model"
         assert raised.value.type == "invalid_request_error"
+
+
+# --- aliases --------------------------------------------------------------------------------------
+
+
+def test_the_lists_give_each_model_once_with_its_aliases(client, http):
+    assert {model.id: model.aliases for model in client.models.list()} == {GEMMA: ["gemma3"], SMOLLM2: ["smollm2"]}
+    native = {model["id"]: model["aliases"] for model in http.get("/api/models").json()["models"]}
+    assert native == {GEMMA: ["gemma3"], SMOLLM2: ["smollm2"]}
+    model = client.models.retrieve("smollm2")
+    assert model.id == SMOLLM2 and model.aliases == ["smollm2"]
+
+
+def test_an_alias_is_served_as_its_model_and_answered_with_the_id(client):
+    chat = {"messages": [{"role": "user", "content": "Name a colour."}], "max_tokens": 6, "temperature": 0}
+    by_alias = client.chat.completions.create(model="smollm2", **chat)
+    assert by_alias.model == SMOLLM2
+    assert by_alias.choices[0].message.content == client.chat.completions.create(model=SMOLLM2, **chat).choices[
+        0
+    ].message.content
+    chunks = list(client.completions.create(model="gemma3", prompt="Hello", max_tokens=3, stream=True))
+    assert {chunk.model for chunk in chunks} == {GEMMA}
+
+
+def test_an_alias_on_the_native_api_the_tokenizer_and_the_websocket(live_server, http):
+    generated = http.post("/api/generate", json={"model": "gemma3", "prompt": "Hi", "max_tokens": 2}).json()
+    assert generated["model"] == GEMMA
+    tokenized = http.post("/api/tokenize", json={"model": "smollm2", "text": "Hello"}).json()
+    assert tokenized["model"] == SMOLLM2
+    with connect(live_server.url.replace("http", "ws", 1) + "/ws/generate/", open_timeout=30) as socket:
+        socket.send(json.dumps({"type": "chat", "id": "a", "model": "smollm2", "max_tokens": 2,
+                                "messages": [{"role": "user", "content": "Hi"}]}))
+        while (reply := json.loads(socket.recv(timeout=120)))["type"] == "delta":
+            pass
+    assert reply["type"] == "done" and reply["model"] == SMOLLM2
+
+
+async def test_an_agent_of_the_openai_agents_sdk_runs_on_an_alias(live_server):
+    client = openai.AsyncOpenAI(base_url=f"{live_server.url}/v1", api_key="unused", max_retries=0, timeout=120)
+    config = RunConfig(
+        model_provider=MultiProvider(openai_client=client, openai_use_responses=False),
+        model_settings=ModelSettings(max_tokens=16, temperature=0),
+        tracing_disabled=True,
+    )
+    with pytest.raises(UserError, match="Unknown prefix"):  # why the aliases: the SDK reads "x/" as a provider
+        await Runner.run(Agent(name="helper", model=SMOLLM2), "Hi", run_config=config)
+    result = await Runner.run(Agent(name="helper", model="smollm2"), "Say hello.", run_config=config, max_turns=1)
+    assert isinstance(result.final_output, str) and result.final_output

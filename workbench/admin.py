@@ -34,7 +34,7 @@ class ModelEntryAdmin(LoadStateAdmin, admin.ModelAdmin):
     search_fields = ("model_id", "display_name", "description")
     readonly_fields = ("file_metadata", "created_at", "updated_at")
     fieldsets = (
-        (None, {"fields": ("model_id", "display_name", "description", "size", "capabilities", "enabled")}),
+        (None, {"fields": ("model_id", "aliases", "display_name", "description", "size", "capabilities", "enabled")}),
         ("Weights", {
             "fields": ("source", "location", "filename", "tokenizer_json", "context_length", "file_metadata"),
         }),

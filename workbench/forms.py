@@ -54,6 +54,7 @@ class ModelEntryForm(forms.ModelForm):
         widget=forms.Textarea(attrs={"rows": 12, "class": "vLargeTextField", "spellcheck": "false"}),
         help_text=ModelEntry._meta.get_field("chat_template").help_text,
     )
+    aliases = LinesField(required=False, help_text=ModelEntry._meta.get_field("aliases").help_text)
     chat_stop_sequences = LinesField(
         required=False,
         label="Chat stop sequences",

@@ -99,7 +99,7 @@ MODEL_DEFAULT = "default: the model's default (set in the admin), else the servi
 
 
 class ModelIdField(TextField):
-    """`model`: a catalog id. The schema lists the ids this service serves now."""
+    """`model`: a catalog id or alias. The schema lists those this service serves now."""
 
 
 class ModelIdFieldSchema(OpenApiSerializerFieldExtension):
@@ -112,7 +112,7 @@ class ModelIdFieldSchema(OpenApiSerializerFieldExtension):
         schema = {**auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True),
                   "pattern": NO_NUL_PATTERN}
         try:
-            model_ids = [entry.model_id for entry in allowed_models()]
+            model_ids = [name for entry in allowed_models() for name in [entry.model_id, *entry.aliases]]
         except DatabaseError:  # no catalog to read (e.g. `manage.py check` before migrations): no list
             return schema
         # In allOf, so that drf-spectacular's enum hook leaves the list inline, per field.
@@ -126,7 +126,8 @@ class SamplingSerializer(serializers.Serializer):
         allow_blank=False,
         min_length=1,
         max_length=200,
-        help_text="Catalog id of the model (GET /api/models lists them); default: the service's default model.",
+        help_text="Catalog id of the model, or one of its aliases (GET /api/models lists them); default: the "
+        "service's default model.",
     )
     temperature = NumberField(
         required=False, min_value=TEMPERATURE[0], max_value=TEMPERATURE[1],
@@ -403,10 +404,13 @@ class ModelSummarySerializer(serializers.ModelSerializer):
         "environment's default); null: the parameter is off."
     )
     max_tokens_limit = serializers.SerializerMethodField(help_text="The largest max_tokens a request may ask for.")
+    aliases = serializers.ListField(
+        child=serializers.CharField(), help_text="Short names a request may send as `model` instead of the id."
+    )
 
     class Meta:
         model = ModelEntry
-        fields = ["id", "name", "description", "size", "capabilities", "context_length", "defaults",
+        fields = ["id", "aliases", "name", "description", "size", "capabilities", "context_length", "defaults",
                   "max_tokens_limit"]
 
     @extend_schema_field(serializers.IntegerField(allow_null=True))

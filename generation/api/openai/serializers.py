@@ -461,6 +461,7 @@ class ChatCompletionChunkSerializer(CompletionChunkSerializer):
 
 class OpenAIModelSerializer(serializers.Serializer):
     id = serializers.CharField()
+    aliases = serializers.ListField(child=serializers.CharField(), help_text="As in GET /api/models.")
     object = serializers.CharField(default="model")
     created = serializers.IntegerField()
     owned_by = serializers.CharField()

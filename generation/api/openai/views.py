@@ -330,6 +330,7 @@ def openai_models(models: list) -> list[dict]:
             "created": int(entry.created_at.timestamp()),
             "owned_by": entry.model_id.split("/")[0] if "/" in entry.model_id else "local",
             # Beyond OpenAI's fields, as vLLM and llama-server add theirs.
+            "aliases": summary["aliases"],
             "context_length": summary["context_length"],
             "max_tokens_limit": summary["max_tokens_limit"],
             "defaults": summary["defaults"],
@@ -341,7 +342,8 @@ def openai_models(models: list) -> list[dict]:
 class ModelsView(OpenAIView):
     @extend_schema(
         summary="List the models (OpenAI-compatible)",
-        description="The models this service serves; with an API key limited to some models, only those.",
+        description="The models this service serves (with an API key limited to some models, only those), each "
+        "once by its id, with its `aliases`: a request may send either as `model`.",
         responses={200: OpenAIModelListSerializer, **error_responses(OpenAIErrorSerializer, LISTING_ERRORS)},
         parameters=ERROR_HEADERS,
         tags=["openai"],
@@ -353,7 +355,8 @@ class ModelsView(OpenAIView):
 class ModelView(OpenAIView):
     @extend_schema(
         summary="Retrieve a model (OpenAI-compatible)",
-        description="One model of GET /v1/models, by its id (which may hold a `/`: the rest of the path). "
+        description="One model of GET /v1/models, by its id (which may hold a `/`: the rest of the path) or one "
+        "of its aliases; the answer's `id` is the model's id. "
         "404 `model_not_found` for a model that list does not show (unknown, disabled, or not allowed to "
         "the API key).",
         responses={
@@ -366,7 +369,7 @@ class ModelView(OpenAIView):
         tags=["openai"],
     )
     def get(self, request, model: str):
-        entries = [entry for entry in listed_for_key(request.auth) if entry.model_id == model]
+        entries = [entry for entry in listed_for_key(request.auth) if model in (entry.model_id, *entry.aliases)]
         if not entries:
             raise ModelNotFound(f"The model {model!r} does not exist or is not available.", field="model")
         return Response(openai_models(entries)[0])
