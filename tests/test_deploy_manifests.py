@@ -5,6 +5,7 @@ the image's Dockerfile, build context, lock file, entrypoint and docker compose 
 """
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -12,6 +13,7 @@ import subprocess
 from fnmatch import fnmatch
 from pathlib import Path
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -353,6 +355,100 @@ def test_ingress_keeps_streams_flowing(rendered):
         assert ingress["spec"]["rules"][0]["host"] in allowed
 
 
+# --- Model pools -------------------------------------------------------------------------------
+# The Gateway API's HTTPRoute and the Inference Extension's InferencePool are custom resources:
+# validated against their CRDs' schemas (tests/fixtures/crds, from the upstream repositories),
+# with unknown fields refused as `kubectl apply --validate=strict` does. Their CEL rules are not run.
+
+CRD_SCHEMAS = ROOT / "tests" / "fixtures" / "crds"
+
+
+def strict(schema):
+    """A CRD schema that refuses the fields it does not declare."""
+    if isinstance(schema, list):
+        return [strict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    schema = {key: strict(value) for key, value in schema.items()}
+    if "properties" in schema and "additionalProperties" not in schema \
+            and not schema.get("x-kubernetes-preserve-unknown-fields"):
+        schema["additionalProperties"] = False
+    return schema
+
+
+def crd_validators() -> dict[tuple[str, str], jsonschema.Draft7Validator]:
+    validators = {}
+    for path in CRD_SCHEMAS.glob("*.json"):
+        crd = json.loads(path.read_text())
+        validators[(crd["apiVersion"], crd["kind"])] = jsonschema.Draft7Validator(strict(crd["schema"]))
+    return validators
+
+
+def validate_all(docs: list[dict]) -> None:
+    validators = crd_validators()
+    for doc in docs:
+        key = (doc["apiVersion"], doc["kind"])
+        if key in validators:
+            error = next(validators[key].iter_errors(doc), None)
+            assert error is None, f"{doc['kind']}/{doc['metadata']['name']}: {list(error.path)}: {error.message}"
+        elif key not in CUSTOM_KINDS:
+            for version in KUBERNETES_VERSIONS:
+                kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_custom_resource_schemas_refuse_unknown_and_missing_fields():
+    validators = crd_validators()
+    pool = {"apiVersion": "inference.networking.k8s.io/v1", "kind": "InferencePool", "metadata": {"name": "p"},
+            "spec": {"selector": {"matchLabels": {"a": "b"}}, "targetPorts": [{"number": 8091}]}}
+    assert not list(validators[("inference.networking.k8s.io/v1", "InferencePool")].iter_errors(pool))
+    misspelled = {**pool, "spec": {"selector": {"matchLabels": {"a": "b"}}, "targetPort": [{"number": 8091}]}}
+    assert list(validators[("inference.networking.k8s.io/v1", "InferencePool")].iter_errors(misspelled))
+    route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "r"},
+             "spec": {"rules": [{"backendRef": [{"name": "x"}]}]}}
+    assert list(validators[("gateway.networking.k8s.io/v1", "HTTPRoute")].iter_errors(route))
+
+
+@needs_kubectl
+def test_model_pools_route_each_model_to_its_own_deployment():
+    docs = kustomize(DEPLOY / "pools")
+    validate_all(docs)
+    kinds = [doc["kind"] for doc in docs]
+    assert "Ingress" not in kinds and kinds.count("ServiceMonitor") == 1  # the gateway routes; one scrape for all
+    deployments = {doc["metadata"]["name"]: doc for doc in docs if doc["kind"] == "Deployment"}
+    assert len(deployments) >= 2
+    configs = {doc["metadata"]["name"]: doc["data"] for doc in docs if doc["kind"] == "ConfigMap"}
+    inference_pools = [doc for doc in docs if doc["kind"] == "InferencePool"]
+    route = only(docs, "HTTPRoute")
+    routed = {header["value"]: rule["backendRefs"][0]["name"] for rule in route["spec"]["rules"]
+              for match in rule["matches"] for header in match.get("headers", [])
+              if header["name"] == "X-Gateway-Model-Name"}
+    for rule in route["spec"]["rules"]:
+        assert rule["timeouts"]["request"] == "1h"  # a stream is not cut by the gateway
+        for backend in rule["backendRefs"]:
+            assert (backend["group"], backend["kind"]) == ("inference.networking.k8s.io", "InferencePool")
+    scaled = {doc["spec"]["scaleTargetRef"]["name"] for doc in docs if doc["kind"] == "HorizontalPodAutoscaler"}
+    assert scaled == set(deployments)  # each pool scales on its own
+    served = []
+    for name, deployment in deployments.items():
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        for other_name, other in deployments.items():
+            if other_name != name:  # no Deployment, PDB or Service takes another pool's pods
+                assert not selector.items() <= other["spec"]["template"]["metadata"]["labels"].items()
+        for kind in ["PodDisruptionBudget", "Service"]:
+            (own,) = [doc for doc in docs if doc["kind"] == kind and (doc["spec"].get("selector", {}).get(
+                "matchLabels") or doc["spec"].get("selector")).items() <= labels.items()]
+        (container,) = pod_spec(deployment)["containers"]
+        (config_name,) = [source["configMapRef"]["name"] for source in container["envFrom"]]
+        models = configs[config_name]["LLM_ALLOWED_MODELS"].split(",")
+        (pool,) = [p for p in inference_pools if p["spec"]["selector"]["matchLabels"].items() <= labels.items()]
+        assert pool["spec"]["targetPorts"] == [{"number": container["ports"][0]["containerPort"]}]
+        for model in models:
+            assert routed[model] == pool["metadata"]["name"], model
+        served += models
+    assert sorted(served) == sorted(routed)  # every routed model is served by the pool it goes to, once
+
+
 # --- The image -----------------------------------------------------------------------------------
 
 
@@ -621,8 +717,6 @@ def test_alert_rules_pass_promtool(tmp_path):
 
 
 def test_the_dashboard_is_an_importable_grafana_dashboard():
-    import json
-
     dashboard = json.loads((DEPLOY / "monitoring" / "grafana-dashboard.json").read_text())
     assert dashboard["uid"] and dashboard["title"] and "id" not in dashboard  # imports into any Grafana
     variables = {variable["name"]: variable for variable in dashboard["templating"]["list"]}
