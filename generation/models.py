@@ -69,3 +69,20 @@ class ModelCommand(models.Model):
 
     def __str__(self):
         return f"{self.action} {self.model_id}"
+
+
+class StoredResponse(models.Model):
+    """A response of POST /v1/responses made with `store` on (the default): GET and DELETE
+    /v1/responses/{id} read it, a later request's `previous_response_id` continues its
+    conversation. Only the API key that made it sees it; kept LLM_RESPONSES_RETENTION_DAYS days."""
+
+    response_id = models.CharField(max_length=64, unique=True)
+    api_key = models.ForeignKey("access.ApiKey", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(db_index=True)
+    # The messages the model was given (less the instructions, which a continuation does not
+    # inherit), then its answer: what `previous_response_id` puts before the next input.
+    conversation = models.JSONField()
+    body = models.JSONField(help_text="The response object, as POST and GET answer it.")
+
+    def __str__(self):
+        return self.response_id

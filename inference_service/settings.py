@@ -309,6 +309,8 @@ LLM_SHUTDOWN_GRACE_SECONDS = env_number("LLM_SHUTDOWN_GRACE_SECONDS", 25.0, kind
 LLM_HEARTBEAT_SECONDS = env_number("LLM_HEARTBEAT_SECONDS", 5.0, kind=float, minimum=0.1)
 # A comment line is sent on an idle SSE stream this often, so proxies keep it open.
 LLM_SSE_KEEPALIVE_SECONDS = env_number("LLM_SSE_KEEPALIVE_SECONDS", 15.0, kind=float, minimum=0.01)
+# Responses of POST /v1/responses (with `store`) are kept this many days, then pruned at the next write.
+LLM_RESPONSES_RETENTION_DAYS = env_number("LLM_RESPONSES_RETENTION_DAYS", 30, minimum=1)
 
 # Where assembled model files and generated tokenizers are kept.
 HF_HOME = env_str("HF_HOME") or str(Path.home() / ".cache" / "huggingface")

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from generation.api.health import LiveView, ReadyView
 from generation.api.native.views import ChatStreamView, ChatView, GenerateStreamView, GenerateView, ModelListView
+from generation.api.openai.responses import ResponseDetailView, ResponsesView
 from generation.api.openai.views import ChatCompletionsView, CompletionsView, ModelsView, ModelView
 from generation.api.tokenizer import DetokenizeView, TokenizeView
 from inference_service.landing import landing
@@ -22,6 +23,8 @@ urlpatterns = [
     path("v1/models/<path:model>", ModelView.as_view(), name="openai-model"),  # ids hold a "/"
     path("v1/completions", CompletionsView.as_view(), name="openai-completions"),
     path("v1/chat/completions", ChatCompletionsView.as_view(), name="openai-chat-completions"),
+    path("v1/responses", ResponsesView.as_view(), name="openai-responses"),
+    path("v1/responses/<str:response_id>", ResponseDetailView.as_view(), name="openai-response"),
     path("health/live", LiveView.as_view(), name="health-live"),
     path("health/ready", ReadyView.as_view(), name="health-ready"),
     path("metrics", ExportToDjangoView, name="metrics"),

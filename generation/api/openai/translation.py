@@ -1,4 +1,4 @@
-"""OpenAI's requests (/v1/completions, /v1/chat/completions) as the core's.
+"""OpenAI's requests (/v1/completions, /v1/chat/completions, /v1/responses) as the core's.
 
 The one place where OpenAI's names meet the core's: `response_format` is the core's
 `json_schema`, chat's `max_completion_tokens` its `max_tokens`, completions' `logprobs`
@@ -40,6 +40,28 @@ def to_chat_generation_request(validated: dict, *, endpoint: str, api_key=None) 
             validated,
             max_tokens=validated.get("max_completion_tokens", validated.get("max_tokens")),
             top_logprobs=validated.get("top_logprobs", 0) if validated["logprobs"] else None,  # None: no logprobs
+        ),
+        endpoint=endpoint,
+        api_key=api_key,
+    )
+
+
+def to_response_generation_request(
+    validated: dict, messages: tuple[dict, ...], *, endpoint: str, api_key=None
+) -> GenerationRequest:
+    """A Responses API request, as ResponsesRequestSerializer validated it, its input (with the
+    instructions and the previous response) as chat messages."""
+    text_format = validated.get("text", {}).get("format")
+    if text_format is not None and text_format["type"] == "json_schema":
+        text_format = {"type": "json_schema", "json_schema": text_format}  # chat's shape: the same grammar
+    return GenerationRequest(
+        model=validated.get("model"),
+        messages=messages,
+        sampling=SamplingParams(
+            max_tokens=validated.get("max_output_tokens"),
+            temperature=validated.get("temperature"),
+            top_p=validated.get("top_p"),
+            json_schema=grammar_of(text_format),
         ),
         endpoint=endpoint,
         api_key=api_key,

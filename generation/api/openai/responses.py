@@ -1,0 +1,275 @@
+"""OpenAI's Responses API: POST /v1/responses, GET and DELETE /v1/responses/{id}.
+
+The same translation onto the generation core as chat completions: the input (after the
+instructions, and the conversation of `previous_response_id`) becomes chat messages. The
+answer is a response object whose `output` holds one assistant message; streamed, it is
+OpenAI's typed events (`event: response.output_text.delta`, `data: {type, ..., sequence_number}`),
+ending with `response.completed` (or `.incomplete` at `max_output_tokens`, `.failed` if the
+engine failed). With `store` (the default) the response is kept in the database
+(generation.responses_store), seen only by the API key that made it.
+"""
+
+import functools
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework.response import Response
+
+from common.errors import ServiceError
+from generation.api.errors import describe_exception
+from generation.api.generation_view import GenerationViewMixin
+from generation.api.native.views import ERROR_HEADERS, LISTING_ERRORS, error_responses, example_max_tokens
+from generation.api.openai import translation
+from generation.api.openai.responses_serializers import (
+    DeletedResponseSerializer,
+    ResponseObjectSerializer,
+    ResponsesRequestSerializer,
+    ResponsesStreamEventSerializer,
+)
+from generation.api.openai.serializers import OpenAIErrorSerializer
+from generation.api.openai.views import ERROR_RESPONSES, OpenAIView
+from generation.api.sse import KEEPALIVE, KEEPALIVE_COMMENT, event_stream_response, sse_event, with_keepalive
+from generation.engine.api import Finished, TextDelta
+from generation.responses_store import ResponseNotFound, delete_response, store_response, stored_response
+from generation.service import Generation
+
+# The core's names of request fields -> the Responses API's, for the `param` of an error.
+WIRE_FIELDS = {"json_schema": "text.format", "max_tokens": "max_output_tokens", "messages": "input"}
+
+
+class PreviousResponseNotFound(ResponseNotFound):
+    code = "previous_response_not_found"
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def output_text(text: str) -> dict:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def _usage(finished: Finished) -> dict:
+    return {
+        "input_tokens": finished.prompt_tokens,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": finished.completion_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": finished.prompt_tokens + finished.completion_tokens,
+    }
+
+
+class ResponseObject:
+    """One response as it goes: what its request set, then its output and how it ended."""
+
+    def __init__(self, validated: dict, *, model_id: str):
+        self.id = _new_id("resp")
+        self.message_id = _new_id("msg")
+        self.created_at = int(time.time())
+        self.model_id = model_id
+        self.request = validated
+
+    def message(self, text: str | None, status: str) -> dict:
+        """The output message; text None: begun, no content part yet."""
+        content = [] if text is None else [output_text(text)]
+        return {"id": self.message_id, "type": "message", "role": "assistant", "status": status, "content": content}
+
+    def body(self, *, text: str | None = None, finished: Finished | None = None, error: ServiceError | None = None):
+        """in_progress without `finished` nor `error`; else completed, incomplete (max_output_tokens) or failed."""
+        incomplete = finished is not None and finished.finish_reason == "length"
+        if error is not None:
+            status = "failed"
+        elif finished is None:
+            status = "in_progress"
+        else:
+            status = "incomplete" if incomplete else "completed"
+        request = self.request
+        item_status = "completed" if status == "completed" else "incomplete"
+        return {
+            "id": self.id,
+            "object": "response",
+            "created_at": self.created_at,
+            "status": status,
+            "error": None if error is None else {
+                "code": "rate_limit_exceeded" if error.status == 429 else "server_error", "message": error.message
+            },
+            "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
+            "instructions": request.get("instructions"),
+            "max_output_tokens": request.get("max_output_tokens"),
+            "model": self.model_id,
+            "output": [] if text is None else [self.message(text, item_status)],
+            "parallel_tool_calls": request.get("parallel_tool_calls", True),
+            "previous_response_id": request.get("previous_response_id"),
+            "store": request["store"],
+            "temperature": request.get("temperature"),
+            "top_p": request.get("top_p"),
+            "text": {"format": request.get("text", {}).get("format", {"type": "text"})},
+            "tool_choice": request.get("tool_choice", "auto"),
+            "tools": [],
+            "truncation": "disabled",
+            "usage": None if finished is None else _usage(finished),
+            "metadata": request.get("metadata", {}),
+        }
+
+
+class EventWriter:
+    """The typed events of one stream, numbered in the order sent."""
+
+    def __init__(self):
+        self.sequence_number = 0
+
+    def __call__(self, event_type: str, **fields) -> bytes:
+        body = {"type": event_type, **fields, "sequence_number": self.sequence_number}
+        self.sequence_number += 1
+        return sse_event(json.dumps(body), event=event_type)
+
+
+def error_event(exc: ServiceError, *, write: EventWriter) -> bytes:
+    """A failure outside the generation (the stream's own): OpenAI's `error` event."""
+    error = describe_exception(exc, {})
+    return write("error", code=error.code, message=error.message, param=WIRE_FIELDS.get(error.field, error.field))
+
+
+RESPONSES_EXAMPLE = OpenApiExample(
+    "Instructions and one question",
+    value={
+        "model": "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "instructions": "Answer in one sentence.",
+        "input": "What is the capital of France?",
+        "max_output_tokens": example_max_tokens(32),
+    },
+    request_only=True,
+)
+
+
+class ResponsesView(GenerationViewMixin, OpenAIView):
+    endpoint = "openai_responses"
+    wire_fields = WIRE_FIELDS
+
+    @extend_schema(
+        summary="Create a response (OpenAI Responses API)",
+        description=(
+            "The input (after `instructions` and the conversation of `previous_response_id`) is rendered with the "
+            "model's chat template. The answer is `application/json` unless `stream` is true; with `stream: true` "
+            "it is `text/event-stream`: `response.created`, `response.in_progress`, `response.output_item.added`, "
+            "`response.content_part.added`, one `response.output_text.delta` per piece of text, "
+            "`response.output_text.done`, `response.content_part.done`, `response.output_item.done`, then "
+            "`response.completed` (`response.incomplete` when `max_output_tokens` ended the text, "
+            "`response.failed` when the engine failed). The schema of the `text/event-stream` response is that "
+            "of one event. Function tools are not supported yet: `tools` must be empty."
+        ),
+        request=ResponsesRequestSerializer,
+        responses={
+            (200, "application/json"): OpenApiResponse(ResponseObjectSerializer, description="The response."),
+            (200, "text/event-stream"): OpenApiResponse(
+                ResponsesStreamEventSerializer, description="With `stream: true`: typed Server-Sent Events."
+            ),
+            **ERROR_RESPONSES,
+        },
+        parameters=ERROR_HEADERS,
+        examples=[RESPONSES_EXAMPLE],
+        tags=["openai"],
+    )
+    async def post(self, request):
+        serializer = ResponsesRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        conversation = [*await self.previous_conversation(data, request.auth), *data["input"]]
+        instructions = [{"role": "system", "content": data["instructions"]}] if data.get("instructions") else []
+        core_request = translation.to_response_generation_request(
+            data, tuple(instructions + conversation), endpoint=self.endpoint, api_key=request.auth
+        )
+        generation = await self.prepare(core_request)
+        response = ResponseObject(data, model_id=generation.model_id)
+        keep = functools.partial(self.keep, response, conversation, api_key=request.auth)
+        if data["stream"]:
+            write = EventWriter()
+            return event_stream_response(
+                self.events(generation, response, keep, write), functools.partial(error_event, write=write)
+            )
+        text, finished, _ = await generation.collect()
+        body = response.body(text=text, finished=finished)
+        await keep(body, text)
+        return Response(body)
+
+    @staticmethod
+    async def previous_conversation(data: dict, api_key) -> list[dict]:
+        if "previous_response_id" not in data:
+            return []
+        response_id = data["previous_response_id"]
+        try:
+            previous = await sync_to_async(stored_response)(response_id=response_id, api_key=api_key)
+        except ResponseNotFound:
+            raise PreviousResponseNotFound(response_id, field="previous_response_id") from None
+        return previous.conversation
+
+    @staticmethod
+    async def keep(response: ResponseObject, conversation: list[dict], body: dict, text: str, *, api_key) -> None:
+        """Store an ended response (with `store`): the conversation it continues, then its answer."""
+        if response.request["store"]:
+            await sync_to_async(store_response)(
+                response_id=response.id, api_key=api_key, body=body,
+                conversation=[*conversation, {"role": "assistant", "content": text}],
+            )
+
+    async def events(self, generation: Generation, response: ResponseObject, keep, write: EventWriter):
+        yield write("response.created", response=response.body())
+        yield write("response.in_progress", response=response.body())
+        yield write("response.output_item.added", output_index=0, item=response.message(None, "in_progress"))
+        where = {"item_id": response.message_id, "output_index": 0, "content_index": 0}
+        yield write("response.content_part.added", **where, part=output_text(""))
+        parts = []
+        try:
+            async for event in with_keepalive(generation.events(), settings.LLM_SSE_KEEPALIVE_SECONDS):
+                if event is KEEPALIVE:
+                    yield KEEPALIVE_COMMENT
+                elif isinstance(event, TextDelta):
+                    parts.append(event.text)
+                    yield write("response.output_text.delta", **where, delta=event.text, logprobs=[])
+                else:
+                    finished = event
+        except ServiceError as exc:
+            yield write("response.failed", response=response.body(text="".join(parts), error=exc))
+            return
+        text = "".join(parts)
+        body = response.body(text=text, finished=finished)
+        yield write("response.output_text.done", **where, text=text, logprobs=[])
+        yield write("response.content_part.done", **where, part=output_text(text))
+        yield write("response.output_item.done", output_index=0, item=body["output"][0])
+        await keep(body, text)
+        yield write(f"response.{body['status']}", response=body)
+
+
+NOT_FOUND = {404: "No stored response of this id for this API key (deleted, expired, or never stored)."}
+
+
+class ResponseDetailView(OpenAIView):
+    @extend_schema(
+        summary="Retrieve a stored response (OpenAI Responses API)",
+        responses={
+            200: ResponseObjectSerializer,
+            **error_responses(OpenAIErrorSerializer, (*LISTING_ERRORS, 404), NOT_FOUND),
+        },
+        parameters=ERROR_HEADERS,
+        tags=["openai"],
+    )
+    def get(self, request, response_id: str):
+        return Response(stored_response(response_id=response_id, api_key=request.auth).body)
+
+    @extend_schema(
+        summary="Delete a stored response (OpenAI Responses API)",
+        responses={
+            200: DeletedResponseSerializer,
+            **error_responses(OpenAIErrorSerializer, (*LISTING_ERRORS, 404), NOT_FOUND),
+        },
+        parameters=ERROR_HEADERS,
+        tags=["openai"],
+    )
+    def delete(self, request, response_id: str):
+        delete_response(response_id=response_id, api_key=request.auth)
+        return Response({"id": response_id, "object": "response", "deleted": True})

@@ -1,0 +1,358 @@
+"""Request and response schemas of OpenAI's Responses API (/v1/responses).
+
+`input` is a string or a list of messages (text content only), `instructions` a system
+message before it, `text.format` the structured output of chat's `response_format` in the
+Responses API's flat shape. Parameters this service cannot honour (tools, background
+responses, reasoning summaries...) are refused with a 400 that names them, unless they carry
+their neutral value.
+"""
+
+import re
+
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from generation.api.native.serializers import (
+    NO_NUL_PATTERN,
+    BooleanField,
+    EventStreamSerializer,
+    MaxTokensField,
+    SamplingSerializer,
+    TextField,
+)
+from generation.api.openai.serializers import ROLES, refuse_nul
+
+# The roles of a message item (OpenAI's "developer" is a system message); tools answer with items of their own.
+INPUT_ROLES = ("user", "system", "developer", "assistant")
+TEXT_PART_TYPES = ("input_text", "output_text")
+FORMAT_NAME_PATTERN = "^[a-zA-Z0-9_-]{1,64}$"
+METADATA_MAX_KEYS = 16
+
+
+def _enum(*values) -> dict:
+    # In allOf, so that drf-spectacular's enum hook leaves these enums inline.
+    return {"allOf": [{"type": "string", "enum": list(values)}]}
+
+
+TEXT_SCHEMA = {"type": "string", "pattern": NO_NUL_PATTERN}
+MESSAGE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "type": _enum("message"),
+        "role": _enum(*INPUT_ROLES),
+        "content": {
+            "oneOf": [
+                TEXT_SCHEMA,
+                {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"type": _enum(*TEXT_PART_TYPES), "text": TEXT_SCHEMA},
+                        "required": ["type", "text"],
+                    },
+                },
+            ]
+        },
+    },
+    "required": ["role", "content"],
+}
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {**TEXT_SCHEMA, "minLength": 1},
+            {"type": "array", "items": MESSAGE_SCHEMA, "minItems": 1},
+        ]
+    }
+)
+class InputField(serializers.JSONField):
+    """`input`: a string (a user message), or a list of messages; as chat messages, oldest first."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            if not data:
+                raise serializers.ValidationError("The input is empty.")
+            return [{"role": "user", "content": refuse_nul(data)}]
+        if not isinstance(data, list) or not data:
+            raise serializers.ValidationError("Use a string, or a non-empty list of messages.")
+        errors = {}
+        messages = []
+        for index, item in enumerate(data):
+            try:
+                messages.append(self.message(item))
+            except serializers.ValidationError as exc:
+                errors[index] = exc.detail
+        if errors:
+            raise serializers.ValidationError(errors)
+        return messages
+
+    @staticmethod
+    def message(item) -> dict:
+        if not isinstance(item, dict):
+            raise serializers.ValidationError("Use an object {role, content}.")
+        if item.get("type", "message") != "message":
+            raise serializers.ValidationError({"type": "Only message items are supported (type: message)."})
+        if item.get("role") not in INPUT_ROLES:
+            raise serializers.ValidationError({"role": f"Use one of {', '.join(INPUT_ROLES)}."})
+        content = item.get("content")
+        if isinstance(content, list) and all(
+            isinstance(part, dict) and part.get("type") in TEXT_PART_TYPES and isinstance(part.get("text"), str)
+            for part in content
+        ):
+            content = "".join(part["text"] for part in content)
+        if not isinstance(content, str):
+            raise serializers.ValidationError(
+                {"content": "Use a string or a list of {type: input_text or output_text, text} parts (text only)."}
+            )
+        try:
+            return {"role": ROLES[item["role"]], "content": refuse_nul(content)}
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({"content": exc.detail}) from None
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "object", "properties": {"type": _enum("text")}, "required": ["type"]},
+            {"type": "object", "properties": {"type": _enum("json_object")}, "required": ["type"]},
+            {
+                "type": "object",
+                "properties": {
+                    "type": _enum("json_schema"),
+                    "name": {"type": "string", "pattern": FORMAT_NAME_PATTERN},
+                    "schema": {"type": "object"},
+                    "description": TEXT_SCHEMA,
+                    "strict": {"type": "boolean"},
+                },
+                "required": ["type", "name", "schema"],
+            },
+        ]
+    }
+)
+class TextFormatField(serializers.JSONField):
+    """`text.format`: free text, any JSON object, or JSON valid against a schema (constrained token by token)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict) or data.get("type") not in ("text", "json_object", "json_schema"):
+            raise serializers.ValidationError(
+                "Use {type: text}, {type: json_object} or {type: json_schema, name, schema}."
+            )
+        if data["type"] != "json_schema":
+            return {"type": data["type"]}
+        name = data.get("name")
+        if not isinstance(name, str) or not re.fullmatch(FORMAT_NAME_PATTERN, name):
+            raise serializers.ValidationError({"name": "Use 1 to 64 letters, digits, _ or -."})
+        if not isinstance(data.get("schema"), dict):
+            raise serializers.ValidationError({"schema": "Use a JSON Schema (an object)."})
+        if "strict" in data and not isinstance(data["strict"], bool):
+            raise serializers.ValidationError({"strict": "Use a boolean."})
+        if "description" in data and not isinstance(data["description"], str):
+            raise serializers.ValidationError({"description": "Use a string."})
+        described = {"description": refuse_nul(data["description"])} if "description" in data else {}
+        return {"type": "json_schema", "name": name, "schema": data["schema"], **described,
+                "strict": data.get("strict", True)}
+
+
+class TextConfigSerializer(serializers.Serializer):
+    format = TextFormatField(required=False, help_text="Default {type: text}.")
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {"type": "string", "maxLength": 512, "pattern": NO_NUL_PATTERN},
+        "maxProperties": METADATA_MAX_KEYS,
+    }
+)
+class MetadataField(serializers.JSONField):
+    """`metadata`: up to 16 string values, given back with the response."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict) or len(data) > METADATA_MAX_KEYS:
+            raise serializers.ValidationError(f"Use an object of at most {METADATA_MAX_KEYS} strings.")
+        if not all(isinstance(value, str) and len(value) <= 512 for value in data.values()):
+            raise serializers.ValidationError("Each value is a string of at most 512 characters.")
+        return {key: refuse_nul(value) for key, value in data.items()}
+
+
+class NeutralField(serializers.JSONField):
+    """A parameter this service does not support, accepted with its neutral values only."""
+
+    def __init__(self, *neutral, schema: dict, **kwargs):
+        self.neutral = neutral
+        self.neutral_schema = schema
+        super().__init__(required=False, help_text="Not supported: accepted with this neutral value only.", **kwargs)
+
+    def to_internal_value(self, data):
+        # Of the neutral value's type too: 0 == False in Python.
+        if not any(data == ok and type(data) is type(ok) for ok in self.neutral):
+            accepted = " or ".join(repr(ok).replace("'", '"') for ok in self.neutral)
+            raise serializers.ValidationError(f"{self.field_name} is not supported by this service (only {accepted}).")
+        return data
+
+
+class NeutralFieldSchema(OpenApiSerializerFieldExtension):
+    target_class = NeutralField
+
+    def map_serializer_field(self, auto_schema, direction):
+        return {"allOf": [self.target.neutral_schema], "description": self.target.help_text}
+
+
+class ResponsesRequestSerializer(SamplingSerializer):
+    # The sampling parameters of the Responses API are `temperature` and `top_p` only.
+    top_k = max_tokens = stop = seed = repetition_penalty = None
+
+    input = InputField(help_text="A string (one user message), or a list of messages {role, content}, oldest first.")
+    instructions = TextField(
+        required=False, allow_blank=True, trim_whitespace=False,
+        help_text="A system message before the input (not carried on by `previous_response_id`).",
+    )
+    max_output_tokens = MaxTokensField()
+    text = TextConfigSerializer(required=False, help_text="`format`: structured output.")
+    stream = BooleanField(default=False, help_text="Typed Server-Sent Events (response.output_text.delta...).")
+    store = BooleanField(
+        default=True, help_text="Keep the response for GET /v1/responses/{id} and `previous_response_id`; "
+        "default true.",
+    )
+    previous_response_id = TextField(
+        required=False, min_length=1, max_length=64,
+        help_text="A stored response of the same API key: its input and output go before this input.",
+    )
+    metadata = MetadataField(required=False, help_text="Up to 16 strings, given back with the response.")
+    parallel_tool_calls = BooleanField(required=False, help_text="Accepted and given back (no tools here).")
+    tools = NeutralField([], schema={"type": "array", "maxItems": 0})
+    tool_choice = NeutralField("none", "auto", schema={"type": "string", "enum": ["none", "auto"]})
+    background = NeutralField(False, schema={"type": "boolean", "enum": [False]})
+    include = NeutralField([], schema={"type": "array", "maxItems": 0})
+    truncation = NeutralField("disabled", schema={"type": "string", "enum": ["disabled"]})
+    top_logprobs = NeutralField(0, schema={"type": "integer", "enum": [0]})
+
+
+# --- responses (for the OpenAPI schema) -------------------------------------------------
+
+
+class ResponsesOutputTextSerializer(serializers.Serializer):
+    type = serializers.CharField(help_text='"output_text"')
+    text = serializers.CharField(allow_blank=True)
+    annotations = serializers.ListField(child=serializers.JSONField(), help_text="Always empty.")
+    logprobs = serializers.ListField(child=serializers.JSONField(), help_text="Always empty.")
+
+
+class ResponsesOutputMessageSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    type = serializers.CharField(help_text='"message"')
+    role = serializers.CharField(help_text='"assistant"')
+    status = serializers.ChoiceField(choices=["in_progress", "completed", "incomplete"])
+    content = ResponsesOutputTextSerializer(many=True)
+
+
+class ResponsesTokenDetailsSerializer(serializers.Serializer):
+    cached_tokens = serializers.IntegerField(required=False)
+    reasoning_tokens = serializers.IntegerField(required=False)
+
+
+class ResponsesUsageSerializer(serializers.Serializer):
+    input_tokens = serializers.IntegerField()
+    input_tokens_details = ResponsesTokenDetailsSerializer()
+    output_tokens = serializers.IntegerField()
+    output_tokens_details = ResponsesTokenDetailsSerializer()
+    total_tokens = serializers.IntegerField()
+
+
+class ResponsesErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class ResponseObjectSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField(help_text='"response"')
+    created_at = serializers.IntegerField(help_text="Unix time.")
+    status = serializers.ChoiceField(choices=["in_progress", "completed", "incomplete", "failed"])
+    error = ResponsesErrorSerializer(allow_null=True, help_text="With status failed.")
+    incomplete_details = serializers.JSONField(allow_null=True, help_text='{reason: "max_output_tokens"}')
+    instructions = serializers.CharField(allow_null=True, allow_blank=True)
+    max_output_tokens = serializers.IntegerField(allow_null=True)
+    model = serializers.CharField()
+    output = ResponsesOutputMessageSerializer(many=True)
+    parallel_tool_calls = serializers.BooleanField()
+    previous_response_id = serializers.CharField(allow_null=True)
+    store = serializers.BooleanField()
+    temperature = serializers.FloatField(allow_null=True)
+    top_p = serializers.FloatField(allow_null=True)
+    text = serializers.JSONField()
+    tool_choice = serializers.CharField()
+    tools = serializers.ListField(child=serializers.JSONField())
+    truncation = serializers.CharField()
+    usage = ResponsesUsageSerializer(allow_null=True, help_text="null until the response ends.")
+    metadata = serializers.DictField(child=serializers.CharField(allow_blank=True))
+
+
+class DeletedResponseSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField(help_text='"response"')
+    deleted = serializers.BooleanField()
+
+
+class ResponsesEventSerializer(serializers.Serializer):
+    type = serializers.CharField(help_text="The event's name, as its `event:` line.")
+    sequence_number = serializers.IntegerField(help_text="0, 1, 2... in the order sent.")
+
+
+class ResponsesLifecycleEventSerializer(ResponsesEventSerializer):
+    response = ResponseObjectSerializer()
+
+
+class ResponsesOutputItemEventSerializer(ResponsesEventSerializer):
+    output_index = serializers.IntegerField()
+    item = ResponsesOutputMessageSerializer()
+
+
+class ResponsesContentEventSerializer(ResponsesEventSerializer):
+    item_id = serializers.CharField()
+    output_index = serializers.IntegerField()
+    content_index = serializers.IntegerField()
+
+
+class ResponsesContentPartEventSerializer(ResponsesContentEventSerializer):
+    part = ResponsesOutputTextSerializer()
+
+
+class ResponsesTextDeltaEventSerializer(ResponsesContentEventSerializer):
+    delta = serializers.CharField()
+    logprobs = serializers.ListField(child=serializers.JSONField())
+
+
+class ResponsesTextDoneEventSerializer(ResponsesContentEventSerializer):
+    text = serializers.CharField(allow_blank=True)
+    logprobs = serializers.ListField(child=serializers.JSONField())
+
+
+class ResponsesErrorEventSerializer(ResponsesEventSerializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    param = serializers.CharField(allow_null=True)
+
+
+LIFECYCLE = (ResponsesLifecycleEventSerializer,)
+
+
+class ResponsesStreamEventSerializer(EventStreamSerializer):
+    events = (
+        ("response.created", "The response, in_progress, with no output yet.", LIFECYCLE),
+        ("response.in_progress", "The same.", LIFECYCLE),
+        ("response.output_item.added", "The output message begins.", (ResponsesOutputItemEventSerializer,)),
+        ("response.content_part.added", "Its text part begins.", (ResponsesContentPartEventSerializer,)),
+        ("response.output_text.delta", "A piece of text.", (ResponsesTextDeltaEventSerializer,)),
+        ("response.output_text.done", "The whole text.", (ResponsesTextDoneEventSerializer,)),
+        ("response.content_part.done", "The text part, whole.", (ResponsesContentPartEventSerializer,)),
+        ("response.output_item.done", "The output message, whole.", (ResponsesOutputItemEventSerializer,)),
+        ("response.completed", "The last event: the whole response, with its usage.", LIFECYCLE),
+        ("response.incomplete", "The last event instead when `max_output_tokens` ended the text.", LIFECYCLE),
+        ("response.failed", "The last event instead when the generation failed: the response with its error.",
+         LIFECYCLE),
+        ("error", "The last event instead on a failure of the service itself.", (ResponsesErrorEventSerializer,)),
+    )
+
