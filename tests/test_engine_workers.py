@@ -308,6 +308,16 @@ def test_a_hung_worker_is_killed_its_stream_ends_with_the_error_and_other_models
     assert ready(server.url)["models"][COPY]["pid"] != pid
 
 
+def test_a_worker_gets_none_of_the_web_processs_secrets(server):
+    """Before, workers inherited the web process's whole environment, DJANGO_SECRET_KEY included."""
+    pid = ready(server.url)["models"][BUNDLED]["pid"]
+    with open(f"/proc/{pid}/environ", "rb") as environ:
+        names = {entry.split(b"=", 1)[0].decode() for entry in environ.read().split(b"\0") if entry}
+    assert "DJANGO_SECRET_KEY" in server.env
+    assert not names & {"DJANGO_SECRET_KEY", "DATABASE_URL", "LLM_ENGINE_STOP_TIMEOUT_SECONDS"}
+    assert {"PATH", "PYTHONPATH"} <= names
+
+
 def test_a_corrupt_model_file_is_a_clear_503_and_the_other_models_keep_serving(server, tmp_path):
     corrupt = tmp_path / "corrupt.gguf"
     with open(bundled_gguf(), "rb") as source, open(corrupt, "wb") as target:
