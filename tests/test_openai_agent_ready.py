@@ -1,6 +1,7 @@
 """What agent frameworks and the `openai` SDK ask of the OpenAI-compatible API: retrieving a
-model by its id, short aliases for ids with a "/", called with the official SDKs against a
-real Daphne process with the real bundled models."""
+model by its id, short aliases for ids with a "/", several prompts in one completion request
+(LangChain's batches), called with the official SDKs against a real Daphne process with the
+real bundled models."""
 
 import json
 
@@ -8,6 +9,7 @@ import httpx
 import openai
 import pytest
 from agents import Agent, ModelSettings, MultiProvider, RunConfig, Runner, UserError
+from langchain_openai import OpenAI as LangChainOpenAI
 from websockets.sync.client import connect
 
 GEMMA = "google/gemma-3-270m"
@@ -93,3 +95,56 @@ async def test_an_agent_of_the_openai_agents_sdk_runs_on_an_alias(live_server):
         await Runner.run(Agent(name="helper", model=SMOLLM2), "Hi", run_config=config)
     result = await Runner.run(Agent(name="helper", model="smollm2"), "Say hello.", run_config=config, max_turns=1)
     assert isinstance(result.final_output, str) and result.final_output
+
+
+# --- several prompts in one completion request ----------------------------------------------------
+
+PROMPTS = ["The capital of France is", "def fib(n):\n", "Once upon a time"]
+GREEDY = {"max_tokens": 5, "temperature": 0}
+
+
+@pytest.fixture(scope="module")
+def one_by_one(client):
+    return [client.completions.create(model=GEMMA, prompt=prompt, **GREEDY) for prompt in PROMPTS]
+
+
+def test_a_list_of_prompts_gets_a_choice_each_in_order(client, one_by_one):
+    completion = client.completions.create(model=GEMMA, prompt=PROMPTS, n=2, **GREEDY)
+    assert [choice.index for choice in completion.choices] == list(range(6))
+    assert [choice.text for choice in completion.choices] == [
+        single.choices[0].text for single in one_by_one for _ in range(2)
+    ]
+    assert completion.usage.prompt_tokens == sum(single.usage.prompt_tokens for single in one_by_one)
+    assert completion.usage.completion_tokens == 2 * sum(single.usage.completion_tokens for single in one_by_one)
+
+
+def test_a_list_of_prompts_streamed_each_chunk_with_its_choice_index(client, one_by_one):
+    stream = client.completions.create(
+        model=GEMMA, prompt=PROMPTS, stream=True, stream_options={"include_usage": True}, **GREEDY
+    )
+    texts, finished = ["", "", ""], []
+    for chunk in stream:
+        for choice in chunk.choices:
+            texts[choice.index] += choice.text
+            if choice.finish_reason:
+                finished.append(choice.index)
+        usage = chunk.usage
+    assert texts == [single.choices[0].text for single in one_by_one]
+    assert finished == [0, 1, 2]
+    assert usage.total_tokens == sum(single.usage.total_tokens for single in one_by_one)
+
+
+def test_langchains_batch_is_one_request_of_several_prompts(live_server, one_by_one):
+    llm = LangChainOpenAI(base_url=f"{live_server.url}/v1", api_key="unused", model="gemma3", max_retries=0, **GREEDY)
+    result = llm.generate(PROMPTS)
+    assert [generations[0].text for generations in result.generations] == [
+        single.choices[0].text for single in one_by_one
+    ]
+    assert llm.batch(PROMPTS[:2]) == [single.choices[0].text for single in one_by_one[:2]]
+
+
+def test_too_many_prompts_or_token_ids_are_a_clear_bad_request(client):
+    for prompt, message in [(["Hi"] * 17, "17 prompts is over this service's limit of 16"), ([[1, 2]], "token ids")]:
+        with pytest.raises(openai.BadRequestError) as raised:
+            client.completions.create(model=GEMMA, prompt=prompt, max_tokens=1)
+        assert raised.value.param == "prompt" and message in raised.value.message

@@ -181,7 +181,9 @@ def test_disabled_model_is_permission_denied(live_server, client):
 
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
         ({"prompt": ""}, "prompt"),
-        ({"prompt": ["one", "two"]}, "prompt"),
+        ({"prompt": ["one"] * 17}, "prompt"),
+        ({"prompt": ["one", ""]}, "prompt"),
+        ({"prompt": [[1, 2], [3]]}, "prompt"),
         ({"prompt": [1, 2, 3]}, "prompt"),
     ],
 )

@@ -40,6 +40,8 @@ from generation.api.native.serializers import (
 )
 
 MAX_CHOICES = 8
+# Prompts of one /v1/completions request (LangChain's batch sends several): each a generation, one after the other.
+MAX_PROMPTS = 16
 
 # Parameter -> the values that mean "off", which are accepted as if absent.
 NEUTRAL_VALUES = {
@@ -291,13 +293,13 @@ class OpenAIRequestSchema(SamplingRequestSchema):
                 "type": "array",
                 "items": {"type": "string", "minLength": 1, "pattern": NO_NUL_PATTERN},
                 "minItems": 1,
-                "maxItems": 1,
+                "maxItems": MAX_PROMPTS,
             },
         ]
     }
 )
 class PromptField(serializers.JSONField):
-    """OpenAI's `prompt`: a string, or a list holding one (token arrays and batches are not supported)."""
+    """OpenAI's `prompt`: a string, or a list of up to MAX_PROMPTS (token arrays are not supported)."""
 
 
 @extend_schema_field(
@@ -323,20 +325,31 @@ class ContentField(serializers.JSONField):
 
 
 class CompletionRequestSerializer(OpenAIRequestSerializer):
-    prompt = PromptField(help_text="A string, or a list holding one string.")
+    prompt = PromptField(
+        help_text=f"A string, or a list of 1 to {MAX_PROMPTS} strings: one completion each (its `n` choices), "
+        "in the list's order (choice `index` = prompt's place × n + choice), one after the other. Token ids are "
+        "not supported."
+    )
     logprobs = IntegerField(
         required=False, min_value=0, max_value=5,
         help_text="Each token's logprob, and the logprobs of this many most likely tokens at its place; "
         "default: none.",
     )
 
-    def validate_prompt(self, value):
-        prompt = value[0] if isinstance(value, list) and len(value) == 1 else value
-        if not isinstance(prompt, str):
-            raise serializers.ValidationError("Use a string (token arrays and several prompts are not supported).")
-        if not prompt:
-            raise serializers.ValidationError("The prompt is empty.")
-        return refuse_nul(prompt)
+    def validate_prompt(self, value) -> list[str]:
+        """The prompts, as a list."""
+        prompts = value if isinstance(value, list) else [value]
+        if not prompts or not all(isinstance(prompt, str) for prompt in prompts):
+            raise serializers.ValidationError(
+                f"Use a string or a list of 1 to {MAX_PROMPTS} strings (token ids are not supported)."
+            )
+        if len(prompts) > MAX_PROMPTS:
+            raise serializers.ValidationError(
+                f"{len(prompts)} prompts is over this service's limit of {MAX_PROMPTS} per request."
+            )
+        if not all(prompts):
+            raise serializers.ValidationError("A prompt is empty.")
+        return [refuse_nul(prompt) for prompt in prompts]
 
 
 class ChatMessageSerializer(serializers.Serializer):

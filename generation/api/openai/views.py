@@ -60,9 +60,9 @@ def openai_finish_reason(finished: Finished) -> str:
     return "length" if finished.finish_reason == "length" else "stop"
 
 
-def usage(choices: list[Finished]) -> dict:
-    """The prompt once (its choices share it, as OpenAI counts), the completions summed."""
-    prompt_tokens = choices[0].prompt_tokens
+def usage(choices: list[Finished], n: int) -> dict:
+    """Each prompt once (its `n` choices share it, as OpenAI counts), the completions summed."""
+    prompt_tokens = sum(finished.prompt_tokens for finished in choices[::n])
     completion_tokens = sum(finished.completion_tokens for finished in choices)
     return {
         "prompt_tokens": prompt_tokens,
@@ -109,39 +109,43 @@ class OpenAIGenerationView(GenerationViewMixin, OpenAIView):
         """The tokens' logprobs in this API's shape; `text_offset`: where their text starts in the completion."""
         raise NotImplementedError
 
+    def core_requests(self, data: dict, api_key) -> list[GenerationRequest]:
+        """The core's requests of one request: one, unless its API takes several prompts."""
+        return [self.translate(data, endpoint=self.endpoint, api_key=api_key)]
+
     async def post(self, request):
         serializer = self.request_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        core_request = self.translate(data, endpoint=self.endpoint, api_key=request.auth)
         self.wire_fields = translation.wire_fields(data)
-        # `n` choices are n generations, one after the other: on CPU, decoding several
-        # sequences at once gains nothing, and each holds a concurrency slot only while it
-        # runs (n slots at once could wait on each other). The first is prepared before
-        # the response starts, so that its refusal is a JSON error.
-        first = await self.prepare(core_request)
+        # `n` choices of each prompt are n generations, all one after the other: on CPU,
+        # decoding several sequences at once gains nothing, and each holds a concurrency slot
+        # only while it runs (n slots at once could wait on each other). The first is
+        # prepared before the response starts, so that its refusal is a JSON error.
         n = data.get("n", 1)
+        plan = [core_request for core_request in self.core_requests(data, request.auth) for _ in range(n)]
+        first = await self.prepare(plan[0])
         header = {"id": f"{self.id_prefix}-{uuid.uuid4().hex}", "created": int(time.time()), "model": first.model_id}
-        with_logprobs = core_request.sampling.top_logprobs is not None
+        with_logprobs = plan[0].sampling.top_logprobs is not None
         if data["stream"]:
             include_usage = data.get("stream_options", {}).get("include_usage", False)
             return event_stream_response(
-                self.chunks(first, core_request, n, header, include_usage, with_logprobs),
+                self.chunks(first, plan, n, header, include_usage, with_logprobs),
                 functools.partial(openai_error_event, wire_fields=self.wire_fields),
             )
         choices, finals = [], []
-        for index in range(n):
+        for index, core_request in enumerate(plan):
             generation = first if index == 0 else await self.prepare(core_request)
             text, finished, logprobs = await generation.collect()
             logprobs_body = self.logprobs_body(logprobs, 0) if with_logprobs else None
             choices.append(self.choice(index, text, openai_finish_reason(finished), logprobs_body))
             finals.append(finished)
-        return Response({**header, "object": self.object_name, "choices": choices, "usage": usage(finals)})
+        return Response({**header, "object": self.object_name, "choices": choices, "usage": usage(finals, n)})
 
     async def chunks(
         self,
         first: Generation,
-        core_request: GenerationRequest,
+        plan: list[GenerationRequest],  # a request per choice, in the choices' order
         n: int,
         header: dict,
         include_usage: bool,
@@ -154,7 +158,7 @@ class OpenAIGenerationView(GenerationViewMixin, OpenAIView):
             return sse_event(json.dumps(body))
 
         finals = []
-        for index in range(n):
+        for index, core_request in enumerate(plan):
             generation = first if index == 0 else await self.prepare(core_request)
             if opening := self.first_chunk_choices(index):
                 yield chunk(opening)
@@ -171,7 +175,7 @@ class OpenAIGenerationView(GenerationViewMixin, OpenAIView):
                     yield chunk([self.chunk_choice(index, "", openai_finish_reason(event), None)])
                     finals.append(event)
         if include_usage:
-            yield chunk([], usage=usage(finals))
+            yield chunk([], usage=usage(finals, n))
         yield DONE
 
 
@@ -218,6 +222,12 @@ class CompletionsView(OpenAIGenerationView):
     endpoint = "openai_completions"
     id_prefix = "cmpl"
     object_name = chunk_object_name = "text_completion"
+
+    def core_requests(self, data, api_key):
+        return [
+            self.translate({**data, "prompt": prompt}, endpoint=self.endpoint, api_key=api_key)
+            for prompt in data["prompt"]
+        ]
 
     def choice(self, index, text, finish_reason, logprobs):
         return {"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish_reason}
