@@ -714,6 +714,43 @@ def test_alert_rules_pass_promtool(tmp_path):
     result = subprocess.run([promtool, "check", "rules", str(rules_file)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(alerts)} rules found" in result.stdout
+    # The alerts fire on the series the service writes, and stay quiet on a healthy one.
+    def fired(alert: str, summary: str) -> dict:
+        (rule,) = [r for r in alerts if r["alert"] == alert]
+        return {"summary": summary, "description": rule["annotations"]["description"]}
+
+    tests = {
+        "rule_files": [str(rules_file)],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": [
+                {"series": 'llm_requests_total{namespace="ns", model="m", endpoint="chat", status="200"}',
+                 "values": "0+10x30"},
+                {"series": 'llm_requests_total{namespace="ns", model="m", endpoint="chat", status="503"}',
+                 "values": "0+2x30"},
+                {"series": 'llm_engine_worker_crashes_total{namespace="ns", pod="p", model="m"}',
+                 "values": "0 0 0 1 1 1 1 1"},
+                {"series": 'llm_models_loaded{namespace="ns", pod="p"}', "values": "2x30"},
+            ],
+            "alert_rule_test": [
+                {"eval_time": "20m", "alertname": "LLMHighErrorRate",
+                 "exp_alerts": [{"exp_labels": {"severity": "critical", "namespace": "ns", "model": "m"},
+                                 "exp_annotations": fired("LLMHighErrorRate",
+                                                          "16.67% of requests for m fail with a 5xx.")}]},
+                {"eval_time": "5m", "alertname": "LLMEngineWorkerCrashes",
+                 "exp_alerts": [{"exp_labels": {"severity": "warning", "namespace": "ns", "pod": "p", "model": "m"},
+                                 "exp_annotations": fired("LLMEngineWorkerCrashes",
+                                                          "The engine worker of m on p crashed or hung.")}]},
+                {"eval_time": "20m", "alertname": "LLMInferenceAbsent", "exp_alerts": []},
+                {"eval_time": "20m", "alertname": "LLMNoModelLoaded", "exp_alerts": []},
+            ],
+        }],
+    }
+    tests_file = tmp_path / "tests.yaml"
+    tests_file.write_text(yaml.safe_dump(tests))
+    result = subprocess.run([promtool, "test", "rules", str(tests_file)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_dashboard_is_an_importable_grafana_dashboard():
