@@ -7,11 +7,12 @@ PY := $(VENV)/bin/python
 
 .PHONY: serve test test-unit install prepare test-tools clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-bundled.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-dev-nodeps.txt requirements-bundled.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-bundled.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-dev-nodeps.txt
 	touch $@
 
 install: $(VENV)/.installed

@@ -5,7 +5,7 @@ The service renders the prompt itself; the engine only ever sees the rendered te
 
 from functools import lru_cache
 
-from jinja2 import TemplateError
+from jinja2 import TemplateError, meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 
@@ -37,7 +37,9 @@ def render_chat_template(
     bos_token: str,
     eos_token: str,
     add_generation_prompt: bool = True,
+    tools: list[dict] | None = None,
 ) -> str:
+    """`tools`: Hugging Face's variable, OpenAI's tool objects, for a template that takes them."""
     template = _compile(source)
     try:
         return template.render(
@@ -45,11 +47,21 @@ def render_chat_template(
             bos_token=bos_token,
             eos_token=eos_token,
             add_generation_prompt=add_generation_prompt,
+            **({"tools": tools} if tools is not None else {}),
         )
     except ChatTemplateError:
         raise
     except Exception as exc:  # a template is user code: any failure is its own
         raise ChatTemplateError(f"The chat template failed to render: {exc}") from exc
+
+
+@lru_cache(maxsize=64)
+def takes_tools(source: str) -> bool:
+    """Whether the template renders Hugging Face's `tools` variable (a tool-calling model's does)."""
+    try:
+        return "tools" in meta.find_undeclared_variables(_environment.parse(source))
+    except TemplateError as exc:
+        raise ChatTemplateError(f"The chat template does not parse: {exc}") from exc
 
 
 _SAMPLE_CONVERSATION = [

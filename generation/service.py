@@ -8,6 +8,7 @@ text, and records its usage (per key, or none) and the generation's metrics, spa
 
 import asyncio
 import dataclasses
+import json
 import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,7 +29,7 @@ from access.services import (
     settle_tokens,
 )
 from catalog import snapshot
-from catalog.chat_templates import ChatTemplateError, render_chat_template
+from catalog.chat_templates import ChatTemplateError, render_chat_template, takes_tools
 from catalog.models import ModelEntry
 from catalog.sampling import SamplingParams
 from catalog.selectors import ServableModel, allowed_models, engine_config, resolve_model
@@ -40,6 +41,7 @@ from generation.engine.client import ModelWorker
 from generation.limiter import ConcurrencyLimiter
 from generation.observation import Observation
 from generation.runtime import current
+from generation.tool_calls import ToolChoice, ToolPlan, messages_for_template, plan
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +64,10 @@ class GenerationRequest:
 
     model: str | None = None
     prompt: str | None = None  # a raw continuation...
-    messages: tuple[dict, ...] | None = None  # ...or a chat, {"role", "content"} each
+    # ...or a chat, {"role", "content"} each; with tools, an assistant's may hold "tool_calls"
+    # ({"id", "name", "arguments"} each) and a "tool" message its "tool_call_id".
+    messages: tuple[dict, ...] | None = None
+    tools: ToolChoice | None = None  # tools the model may call (generation.tool_calls), for a chat
     sampling: SamplingParams = SamplingParams()  # those not set take the model's defaults
     # Which API asked ("generate", "chat_stream", "openai_chat", "ws"...), for metrics and traces.
     endpoint: str = ""
@@ -91,6 +96,7 @@ class Generation:
         api_key=None,
         admission: Admission | None = None,
         client_stops: bool = False,
+        tool_plan: ToolPlan | None = None,
     ):
         self.model_id = model.config.model_id
         self.prompt_tokens = prompt_tokens
@@ -103,6 +109,7 @@ class Generation:
         self._admission = admission  # its key's rate window, with max_tokens reserved until it ends
         self._client_stops = client_stops
         self._released = threading.Event()
+        self.tool_plan = tool_plan  # how to read tool calls in the text (generation.tool_calls.parse_output)
 
     def release(self) -> None:
         """Give the concurrency slot back, once; called by the engine when it let the request go."""
@@ -287,21 +294,37 @@ def render_prompt(model: ServableModel, request: GenerationRequest, file_format:
     the model is loaded)."""
     if not request.is_chat:
         return model.bos_token + request.prompt
-    if ModelEntry.Capability.CHAT not in model.capabilities:
-        raise InvalidRequest(f"Model {model.model_id!r} does not support chat.", field="model")
-    if model.chat_template:
-        chat_format = ChatFormat(model.chat_template, model.bos_token, model.eos_token)
-    elif file_format is not None:
-        chat_format = file_format
-    else:
-        raise InvalidRequest(f"Model {model.model_id!r} has no chat template, nor does its file.", field="model")
+    chat_format = _chat_format(model, file_format)
+    tool_plan = _tool_plan(request, chat_format)
     try:
         return render_chat_template(
-            chat_format.template, list(request.messages),
+            chat_format.template, messages_for_template(list(request.messages), tool_plan),
             bos_token=chat_format.bos_token, eos_token=chat_format.eos_token,
+            tools=tool_plan.template_tools if tool_plan else None,
         )
     except ChatTemplateError as exc:
         raise InvalidRequest(str(exc), field="messages") from exc
+
+
+def _chat_format(model: ServableModel, file_format: ChatFormat | None) -> ChatFormat:
+    if ModelEntry.Capability.CHAT not in model.capabilities:
+        raise InvalidRequest(f"Model {model.model_id!r} does not support chat.", field="model")
+    if model.chat_template:
+        return ChatFormat(model.chat_template, model.bos_token, model.eos_token)
+    if file_format is not None:
+        return file_format
+    raise InvalidRequest(f"Model {model.model_id!r} has no chat template, nor does its file.", field="model")
+
+
+def _tool_plan(request: GenerationRequest, chat_format: ChatFormat) -> ToolPlan | None:
+    """How the request's tools reach the model through its template, or None without tools."""
+    if request.tools is None:
+        return None
+    try:
+        template_takes_tools = takes_tools(chat_format.template)
+    except ChatTemplateError as exc:
+        raise InvalidRequest(str(exc), field="messages") from exc
+    return plan(request.tools, template_takes_tools=template_takes_tools)
 
 
 def needs_the_files_template(model: ServableModel, request: GenerationRequest) -> bool:
@@ -375,6 +398,10 @@ async def _admit(
     check_logit_bias(model.model_id, sampling, loaded.vocab_size)
     if prompt is None:
         prompt = render_prompt(model, request, loaded.chat_format)
+    tool_plan = _tool_plan(request, _chat_format(model, loaded.chat_format)) if request.is_chat else None
+    if tool_plan is not None and tool_plan.schema is not None:
+        # The tools' grammar takes the place of any response_format.
+        sampling = dataclasses.replace(sampling, json_schema=json.dumps(tool_plan.schema))
     prompt_tokens = await loaded.count_tokens(prompt)
     context = loaded.context_length
     if context and prompt_tokens >= context:
@@ -408,4 +435,5 @@ async def _admit(
         api_key=request.api_key,
         admission=admission,
         client_stops=bool(request.sampling.stop),
+        tool_plan=tool_plan,
     )

@@ -81,12 +81,26 @@ def _alternatives(schema: dict) -> list[dict]:
     return schema["anyOf"] if list(schema) == ["anyOf"] else [schema]
 
 
+def _closed(schema):
+    """The schema with its objects closed to properties it does not name (as OpenAI's strict mode
+    has them): the grammar otherwise lets a small model go on writing keys of its own."""
+    if isinstance(schema, list):
+        return [_closed(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    closed = {key: _closed(value) for key, value in schema.items()}
+    if isinstance(schema.get("properties"), dict):
+        closed["properties"] = {name: _closed(value) for name, value in schema["properties"].items()}
+        closed.setdefault("additionalProperties", False)
+    return closed
+
+
 def _one_call_schema(tool: dict) -> dict:
     return {
         "type": "object",
         "properties": {
             "name": {"const": tool["name"]},
-            "arguments": tool.get("parameters") or {"type": "object", "properties": {}},
+            "arguments": _closed(tool.get("parameters") or {"type": "object", "properties": {}}),
         },
         "required": ["name", "arguments"],
         "additionalProperties": False,
@@ -188,14 +202,25 @@ def _call(value) -> ToolCall | None:
 def _parse_json(text: str) -> tuple[str | None, list[ToolCall]]:
     try:
         value = json.loads(text)
-    except ValueError:  # cut off by max_tokens: what was written, as text
-        return text, []
+    except ValueError:  # cut off by max_tokens: the answer so far, else what was written, as text
+        return _cut_answer(text), []
     if isinstance(value, dict) and isinstance(value.get("content"), str):
         return value["content"], []
     calls = [_call(item) for item in (value if isinstance(value, list) else [value])]
     if calls and all(calls):
         return None, calls
     return text, []
+
+
+def _cut_answer(text: str) -> str:
+    """The content of an answer `{"content": "...` that max_tokens cut, or the text as it is."""
+    if text.startswith('{"content":"'):
+        for cut in range(6):  # an escape (at most 6 characters: \\uXXXX) may have been cut too
+            try:
+                return json.loads(text[: len(text) - cut] + '"}')["content"]
+            except ValueError:
+                continue
+    return text
 
 
 _HERMES_CALL = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)

@@ -230,6 +230,12 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # The docs stay readable without a key; "Authorize" in Swagger UI takes one for the calls.
     "SERVE_AUTHENTICATION": [],
+    # Enums of one field name with several sets of values (chat's finish reasons add tool_calls).
+    "ENUM_NAME_OVERRIDES": {
+        "FinishReasonEnum": ["stop", "length"],
+        "ChatFinishReasonEnum": ["stop", "length", "tool_calls"],
+        "FunctionTypeEnum": ["function"],
+    },
 }
 
 # --- Channels --------------------------------------------------------------------------

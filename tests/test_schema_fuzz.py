@@ -110,6 +110,27 @@ def keep_to_what_openapi_cannot_say(body) -> None:
 def content_type(response) -> str:
     return (response.headers.get("content-type") or [""])[0].split(";")[0].strip()
 
+    keep_tool_choice_to_the_tools(body)
+
+
+def keep_tool_choice_to_the_tools(body: dict) -> None:
+    """Tools' parameters the engine compiles, and a `tool_choice` that needs tools (or names a
+    function) only with them (a 400 otherwise, which the schema cannot say)."""
+    tools = body.get("tools")
+    names = []
+    for tool in tools if isinstance(tools, list) else ():
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict):
+            if isinstance(function.get("parameters"), dict):
+                function["parameters"] = FUZZ_JSON_SCHEMA
+            names.append(function.get("name"))
+    choice = body.get("tool_choice")
+    function = choice.get("function") if isinstance(choice, dict) else None
+    if (choice == "required" and not names) or (isinstance(function, dict) and function.get("name") not in names):
+        del body["tool_choice"]
+    text_format = body.get("text", {}).get("format") if isinstance(body.get("text"), dict) else None
+    if isinstance(text_format, dict) and isinstance(text_format.get("schema"), dict):  # the Responses API's
+        text_format["schema"] = FUZZ_JSON_SCHEMA
 
 def stream_answers_in_the_format_asked(ctx, response, case):
     """A 200 is `text/event-stream` exactly when a stream was asked for (the /stream URLs of the

@@ -80,7 +80,10 @@ def test_json_output_is_content_or_calls():
     content, calls = parse_output('[{"name": "a", "arguments": {}}, {"name": "b", "arguments": {"x": 1}}]', "json")
     assert content is None and [call.name for call in calls] == ["a", "b"]
     assert calls[0].id != calls[1].id and json.loads(calls[1].arguments) == {"x": 1}
-    assert parse_output('{"name": "a", "argu', "json") == ('{"name": "a", "argu', [])  # cut by max_tokens
+    # Cut by max_tokens: a call is left as text, an answer's content is what was written.
+    assert parse_output('{"name": "a", "argu', "json") == ('{"name": "a", "argu', [])
+    assert parse_output('{"content":"Hello wor', "json") == ("Hello wor", [])
+    assert parse_output('{"content":"caf\\u00', "json") == ("caf", [])
 
 
 def test_history_without_template_tools_is_text():
@@ -114,3 +117,10 @@ def test_streamed_calls_join_into_the_calls():
     assert [(call["id"], call["name"], call["arguments"]) for call in joined.values()] == [
         (call.id, call.name, call.arguments) for call in calls
     ]
+
+
+def test_arguments_name_no_keys_beyond_the_tools():
+    schema = plan(ToolChoice((WEATHER,), REQUIRED, parallel=False), template_takes_tools=False).schema
+    assert valid(schema, {"name": "get_weather", "arguments": {"city": "Paris"}})
+    # SmolLM2 under the open schema went on with `"type": "object", "properties": ...` of its own.
+    assert not valid(schema, {"name": "get_weather", "arguments": {"city": "Paris", "type": "object"}})

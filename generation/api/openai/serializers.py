@@ -5,13 +5,16 @@ is OpenAI's wire format: `stop` as a string or a list, `max_completion_tokens`,
 content parts, `stream_options`, `n` choices; and what the engine offers beyond the
 native API: presence and frequency penalties, `min_p`, `logit_bias`, logprobs, and
 structured output (`response_format` json_object / json_schema, a grammar the engine
-enforces token by token). Parameters this service cannot honour (best_of > 1, tools,
-echo...) are refused with a 400 that names them, never silently ignored; their neutral
-values (best_of = 1...) are accepted, since many clients send them.
+enforces token by token), and chat's tool calling (`tools`, `tool_choice`,
+`parallel_tool_calls`, assistant `tool_calls` and `tool` messages; generation.tool_calls).
+Parameters this service cannot honour (best_of > 1, legacy `functions`, echo...) are refused
+with a 400 that names them, never silently ignored; their neutral values (best_of = 1...)
+are accepted, since many clients send them.
 """
 
 import json
 
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -25,7 +28,6 @@ from catalog.sampling_ranges import (
     TOP_LOGPROBS,
 )
 from generation.api.native.serializers import (
-    AssistantMessageSerializer,
     BooleanField,
     EventStreamSerializer,
     IntegerField,
@@ -73,7 +75,7 @@ def refuse_nul(text: str) -> str:
 
 
 # Roles of OpenAI's chat API -> the roles of the catalog's chat templates.
-ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
 
 
 @extend_schema_field(
@@ -231,8 +233,12 @@ class OpenAIRequestSerializer(SamplingSerializer):
             data = {key: value for key, value in data.items() if value is not None}
         return super().to_internal_value(data)
 
+    # The parameters of NEUTRAL_VALUES that this request does not support.
+    unsupported = tuple(NEUTRAL_VALUES)
+
     def validate(self, attrs):
-        for name, neutral in NEUTRAL_VALUES.items():
+        for name in self.unsupported:
+            neutral = NEUTRAL_VALUES[name]
             value = self.initial_data.get(name)
             # Of the neutral value's type too: 1 == True, and 0 == False, in Python.
             if value is not None and not any(value == ok and type(value) is type(ok) for ok in neutral):
@@ -264,7 +270,8 @@ class OpenAIRequestSchema(SamplingRequestSchema):
             if name not in required:
                 # OpenAPI 3.0 ignores the siblings of a $ref: wrapped, to be nullable.
                 properties[name] = {"allOf": [prop], "nullable": True} if "$ref" in prop else {**prop, "nullable": True}
-        for name, neutral in NEUTRAL_SCHEMAS.items():
+        for name in self.target.unsupported:
+            neutral = NEUTRAL_SCHEMAS[name]
             # In allOf, so that drf-spectacular's enum hook leaves these one-value enums inline.
             properties[name] = {
                 "allOf": [neutral],
@@ -352,11 +359,44 @@ class CompletionRequestSerializer(OpenAIRequestSerializer):
         return [refuse_nul(prompt) for prompt in prompts]
 
 
+@extend_schema_field({"type": "string", "enum": ["function"]})
+class FunctionTypeField(serializers.ChoiceField):
+    """The `type` of a tool, a call or a tool choice: function tools only."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=["function"], **kwargs)
+
+
+class FunctionCallSerializer(serializers.Serializer):
+    name = TextField(min_length=1, max_length=64, trim_whitespace=False, help_text="The tool's name.")
+    arguments = TextField(trim_whitespace=False, allow_blank=True, help_text="Its arguments: JSON, as text.")
+
+
+class ToolCallSerializer(serializers.Serializer):
+    id = TextField(trim_whitespace=False, allow_blank=True, help_text='The call\'s id ("call_...").')
+    type = FunctionTypeField()
+    function = FunctionCallSerializer()
+
+
 class ChatMessageSerializer(serializers.Serializer):
-    role = serializers.ChoiceField(choices=list(ROLES), help_text='"developer" is taken as "system".')
+    role = serializers.ChoiceField(
+        choices=list(ROLES), help_text='"developer" is taken as "system"; "tool": a tool\'s result.'
+    )
     content = ContentField(help_text="A string, or a list of text parts.", allow_null=True)
     # Not trimmed: DRF would refuse a name of whitespace (U+001C is whitespace to Python) that the schema allows.
     name = TextField(required=False, min_length=1, trim_whitespace=False, help_text="Accepted and ignored.")
+    tool_calls = ToolCallSerializer(
+        many=True, required=False, help_text="The calls an assistant message made (role assistant only)."
+    )
+    tool_call_id = TextField(
+        required=False, trim_whitespace=False, allow_blank=True,
+        help_text="With role tool: the call whose result this is.",
+    )
+
+    def validate(self, attrs):
+        if "tool_calls" in attrs and attrs["role"] != "assistant":
+            raise serializers.ValidationError({"tool_calls": "Only an assistant message has tool_calls."})
+        return attrs
 
     def validate_content(self, value):
         if value is None or isinstance(value, str):
@@ -370,9 +410,110 @@ class ChatMessageSerializer(serializers.Serializer):
         return ROLES[value]
 
 
+class ChatMessageSchema(OpenApiSerializerExtension):
+    """What the fields alone do not say: `tool_calls` on an assistant message only."""
+
+    target_class = ChatMessageSerializer
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        schema["anyOf"] = [
+            {"not": {"required": ["tool_calls"]}},
+            {"properties": {"role": {"allOf": [{"type": "string", "enum": ["assistant"]}]}}, "required": ["role"]},
+        ]
+        return schema
+
+
+class FunctionToolSerializer(serializers.Serializer):
+    name = TextField(min_length=1, max_length=64, trim_whitespace=False, help_text="The function's name.")
+    description = TextField(required=False, allow_blank=True, help_text="What it does, shown to the model.")
+    parameters = serializers.DictField(
+        required=False, help_text="A JSON Schema of its arguments (an object); none: no arguments."
+    )
+    strict = BooleanField(required=False, help_text="Always strict here when a call is required: enforced.")
+
+
+class ToolSerializer(serializers.Serializer):
+    type = FunctionTypeField(help_text="Function tools only.")
+    function = FunctionToolSerializer()
+
+
+class NamedFunctionSerializer(serializers.Serializer):
+    name = TextField(min_length=1, max_length=64, trim_whitespace=False, help_text="One of `tools`.")
+
+
+class NamedToolChoiceSerializer(serializers.Serializer):
+    type = FunctionTypeField()
+    function = NamedFunctionSerializer()
+
+
+TOOL_CHOICES = ("none", "auto", "required")
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "enum": list(TOOL_CHOICES)},
+            {
+                "type": "object",
+                "properties": {
+                    "type": {"type": "string", "enum": ["function"]},
+                    "function": {
+                        "type": "object",
+                        "properties": {
+                            "name": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NO_NUL_PATTERN}
+                        },
+                        "required": ["name"],
+                    },
+                },
+                "required": ["type", "function"],
+            },
+        ]
+    }
+)
+class ToolChoiceField(serializers.Field):
+    """OpenAI's `tool_choice`: "none", "auto", "required", or {"type": "function", "function": {"name"}}."""
+
+    default_error_messages = {
+        "invalid": 'Use "none", "auto", "required" or {"type": "function", "function": {"name": ...}}.'
+    }
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and data in TOOL_CHOICES:
+            return data
+        if not isinstance(data, dict):
+            self.fail("invalid")
+        named = NamedToolChoiceSerializer(data=data)
+        if not named.is_valid():
+            raise serializers.ValidationError(named.errors)
+        return {"name": named.validated_data["function"]["name"]}
+
+    def to_representation(self, value):
+        return value
+
+
 class ChatCompletionRequestSerializer(OpenAIRequestSerializer):
+    unsupported = tuple(name for name in NEUTRAL_VALUES if name not in ("tools", "tool_choice"))
+
     messages = ChatMessageSerializer(
         many=True, allow_empty=False, help_text="The conversation so far, oldest first."
+    )
+    tools = ToolSerializer(
+        many=True, required=False,
+        help_text="Functions the model may call. With a model whose chat template takes tools, the template shows "
+        "them and its calls are read from `<tool_call>{json}</tool_call>` blocks; otherwise a system message "
+        "describes them and the answer is JSON under a grammar (a call, or `{\"content\": text}` under "
+        "`auto`). See the README, \"Tool calling\".",
+    )
+    tool_choice = ToolChoiceField(
+        required=False,
+        help_text='"none": tools not shown, a plain answer; "auto" (the default with tools): a call or an answer; '
+        '"required": a call; a named function: a call of it. Required and named calls follow the tool\'s '
+        "parameters' schema (a grammar the engine enforces).",
+    )
+    parallel_tool_calls = BooleanField(
+        default=True,
+        help_text="Whether one answer may hold several calls (at most 4 here); default true.",
     )
     max_completion_tokens = MaxTokensField()
     logprobs = BooleanField(
@@ -384,6 +525,15 @@ class ChatCompletionRequestSerializer(OpenAIRequestSerializer):
     )
 
     needs_true = {**OpenAIRequestSerializer.needs_true, "top_logprobs": ("integer", "logprobs")}
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        tools, choice = attrs.get("tools", []), attrs.get("tool_choice")
+        if isinstance(choice, dict) and choice["name"] not in {tool["function"]["name"] for tool in tools}:
+            raise serializers.ValidationError({"tool_choice": f"No tool named {choice['name']!r} in tools."})
+        if choice == "required" and not tools:
+            raise serializers.ValidationError({"tool_choice": "tool_choice required needs tools."})
+        return attrs
 
 
 # --- responses (for the OpenAPI schema) -------------------------------------------------
@@ -411,6 +561,10 @@ class ChunkChoiceSerializer(ChoiceSerializer):
     )
 
 
+# Chat's: also `tool_calls`, when the answer is calls (ChatFinishReasonEnum in the schema: settings.py).
+CHAT_FINISH_REASONS = ["stop", "length", "tool_calls"]
+
+
 class CompletionChoiceSerializer(ChoiceSerializer):
     text = serializers.CharField()
 
@@ -419,8 +573,15 @@ class CompletionChunkChoiceSerializer(ChunkChoiceSerializer):
     text = serializers.CharField()
 
 
+class ChatMessageResponseSerializer(serializers.Serializer):
+    role = serializers.CharField(default="assistant")
+    content = serializers.CharField(allow_null=True, help_text="null when the answer is tool calls only.")
+    tool_calls = ToolCallSerializer(many=True, required=False, help_text="With tools: the calls the model made.")
+
+
 class ChatChoiceSerializer(ChoiceSerializer):
-    message = AssistantMessageSerializer()
+    message = ChatMessageResponseSerializer()
+    finish_reason = serializers.ChoiceField(choices=CHAT_FINISH_REASONS)
 
 
 class ResponseSerializer(serializers.Serializer):
@@ -456,13 +617,29 @@ class CompletionChunkSerializer(serializers.Serializer):
     )
 
 
+class FunctionCallDeltaSerializer(serializers.Serializer):
+    name = serializers.CharField(required=False, help_text="In the call's first chunk.")
+    arguments = serializers.CharField(required=False, allow_blank=True, help_text="A fragment; joined by index.")
+
+
+class ToolCallDeltaSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="Which call of the answer this fragment belongs to.")
+    id = serializers.CharField(required=False, help_text="In the call's first chunk.")
+    type = FunctionTypeField(required=False, help_text="In the call's first chunk.")
+    function = FunctionCallDeltaSerializer()
+
+
 class ChatDeltaSerializer(serializers.Serializer):
     role = serializers.CharField(required=False, help_text='"assistant", on the first chunk only.')
     content = serializers.CharField(required=False)
+    tool_calls = ToolCallDeltaSerializer(many=True, required=False)
 
 
 class ChatChunkChoiceSerializer(ChunkChoiceSerializer):
     delta = ChatDeltaSerializer()
+    finish_reason = serializers.ChoiceField(
+        choices=CHAT_FINISH_REASONS, allow_null=True, help_text="null until the chunk that ends the choice."
+    )
 
 
 class ChatCompletionChunkSerializer(CompletionChunkSerializer):

@@ -10,11 +10,13 @@ import json
 from catalog.sampling import SamplingParams
 from generation.api.native.serializers import JSON_OBJECT_SCHEMA
 from generation.service import GenerationRequest
+from generation.tool_calls import AUTO, FUNCTION, ToolChoice
 
 
 def wire_fields(validated: dict) -> dict[str, str]:
     """The core's names of request fields -> those this request used, for the `param` of an error."""
-    fields = {"json_schema": "response_format"}
+    # With tools, the grammar is theirs: a schema the engine cannot compile is a tool's parameters.
+    fields = {"json_schema": "tools" if tool_choice(validated) else "response_format"}
     if validated.get("max_completion_tokens") is not None:
         fields["max_tokens"] = "max_completion_tokens"
     return fields
@@ -35,7 +37,8 @@ def to_chat_generation_request(validated: dict, *, endpoint: str, api_key=None) 
     """A chat completion request, as ChatCompletionRequestSerializer validated it."""
     return GenerationRequest(
         model=validated.get("model"),
-        messages=tuple({"role": message["role"], "content": message["content"]} for message in validated["messages"]),
+        messages=tuple(chat_message(message) for message in validated["messages"]),
+        tools=tool_choice(validated),
         sampling=_sampling(
             validated,
             max_tokens=validated.get("max_completion_tokens", validated.get("max_tokens")),
@@ -65,6 +68,34 @@ def to_response_generation_request(
         ),
         endpoint=endpoint,
         api_key=api_key,
+    )
+
+
+def chat_message(message: dict) -> dict:
+    """A validated chat message as the core's: its role and content, an assistant's tool calls and
+    a tool result's call id."""
+    core = {"role": message["role"], "content": message["content"]}
+    if message.get("tool_calls"):
+        core["tool_calls"] = [
+            {"id": call["id"], "name": call["function"]["name"], "arguments": call["function"]["arguments"]}
+            for call in message["tool_calls"]
+        ]
+    if message["role"] == "tool":
+        core["tool_call_id"] = message.get("tool_call_id", "")
+    return core
+
+
+def tool_choice(validated: dict) -> ToolChoice | None:
+    """The request's tools and `tool_choice` as the core's, or None: no tools, or "none"."""
+    tools = validated.get("tools")
+    choice = validated.get("tool_choice", AUTO)
+    if not tools or choice == "none":
+        return None
+    return ToolChoice(
+        tools=tuple(tool["function"] for tool in tools),
+        mode=FUNCTION if isinstance(choice, dict) else choice,
+        name=choice["name"] if isinstance(choice, dict) else None,
+        parallel=validated.get("parallel_tool_calls", True),
     )
 
 

@@ -45,6 +45,7 @@ from generation.api.openai.serializers import (
 )
 from generation.api.openai import translation
 from generation.service import Generation, GenerationRequest, listed_models
+from generation.tool_calls import ToolCallsDelta, ToolPlan, as_openai, parse_output, stream_deltas
 from generation.api.sse import KEEPALIVE, KEEPALIVE_COMMENT, event_stream_response, sse_event, with_keepalive
 
 DONE = sse_event("[DONE]")
@@ -57,7 +58,7 @@ def openai_exception_handler(exc, context):
 
 def openai_finish_reason(finished: Finished) -> str:
     # The engine says "eos" when the model ended its text; OpenAI calls that "stop".
-    return "length" if finished.finish_reason == "length" else "stop"
+    return finished.finish_reason if finished.finish_reason in ("length", "tool_calls") else "stop"
 
 
 def usage(choices: list[Finished], n: int) -> dict:
@@ -163,9 +164,12 @@ class OpenAIGenerationView(GenerationViewMixin, OpenAIView):
             if opening := self.first_chunk_choices(index):
                 yield chunk(opening)
             text_offset = 0
-            async for event in with_keepalive(generation.events(), settings.LLM_SSE_KEEPALIVE_SECONDS):
+            async for event in with_keepalive(self.events_of(generation), settings.LLM_SSE_KEEPALIVE_SECONDS):
                 if event is KEEPALIVE:
                     yield KEEPALIVE_COMMENT
+                elif isinstance(event, ToolCallsDelta):
+                    delta = {"tool_calls": event.tool_calls}
+                    yield chunk([{"index": index, "delta": delta, "logprobs": None, "finish_reason": None}])
                 elif isinstance(event, TextDelta):
                     logprobs = [event.logprob] if event.logprob is not None else []
                     logprobs_body = self.logprobs_body(logprobs, text_offset) if with_logprobs else None
@@ -177,6 +181,10 @@ class OpenAIGenerationView(GenerationViewMixin, OpenAIView):
         if include_usage:
             yield chunk([], usage=usage(finals, n))
         yield DONE
+
+    def events_of(self, generation: Generation) -> AsyncIterator:
+        """The generation's events as this API streams them."""
+        return generation.events()
 
 
 def openai_error_event(exc: ServiceError, *, wire_fields: dict[str, str]) -> bytes:
@@ -275,16 +283,44 @@ class ChatCompletionsView(OpenAIGenerationView):
     object_name = "chat.completion"
     chunk_object_name = "chat.completion.chunk"
 
+    tool_plan: ToolPlan | None = None  # with tools: how the model's text holds its calls
+
+    async def prepare(self, request):
+        generation = await super().prepare(request)
+        self.tool_plan = generation.tool_plan
+        return generation
+
     def first_chunk_choices(self, index):
         return [{"index": index, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}]
 
     def choice(self, index, text, finish_reason, logprobs):
-        return {
-            "index": index,
-            "message": {"role": "assistant", "content": text},
-            "logprobs": logprobs,
-            "finish_reason": finish_reason,
-        }
+        message = {"role": "assistant", "content": text}
+        if self.tool_plan is not None:
+            content, calls = parse_output(text, self.tool_plan.output)
+            message["content"] = content
+            if calls:
+                message["tool_calls"] = [as_openai(call) for call in calls]
+                finish_reason = "tool_calls"
+        return {"index": index, "message": message, "logprobs": logprobs, "finish_reason": finish_reason}
+
+    async def events_of(self, generation):
+        """With tools, the text is held back until it ends, then streamed as its content and calls
+        (which text holds a call is known only then)."""
+        if generation.tool_plan is None:
+            async for event in generation.events():
+                yield event
+            return
+        parts = []
+        async for event in generation.events():
+            if isinstance(event, TextDelta):
+                parts.append(event.text)
+                continue
+            content, calls = parse_output("".join(parts), generation.tool_plan.output)
+            if content:
+                yield TextDelta(content)
+            for delta in stream_deltas(calls):
+                yield delta
+            yield dataclasses.replace(event, finish_reason="tool_calls") if calls else event
 
     def chunk_choice(self, index, text, finish_reason, logprobs):
         delta = {"content": text} if text else {}
