@@ -4,8 +4,9 @@ Requests are generated from the schema that a real Daphne server (with the bundl
 serves: valid ones, and invalid ones. Every response must pass the checks below: no 5xx, a
 documented status code, content type and headers, a body that matches the declared schema
 (for a stream: each event, and the JSON inside it), valid requests not refused (a 400 for a
-request the schema allows is a schema that says too little), an API key declared optional
-where it is, and a stream exactly when one was asked for.
+request the schema allows is a schema that says too little) and invalid ones not served (one
+the schema refuses but the server serves is a schema that says too much), an API key
+declared optional where it is, and a stream exactly when one was asked for.
 
 Every operation of the schema is fuzzed; nothing is excluded. What is not an operation is not
 in the schema to begin with: /metrics (Prometheus text), /swagger-ui/, the schema itself and
@@ -34,6 +35,7 @@ from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     ignored_auth,
     missing_required_header,
+    negative_data_rejection,
     positive_data_acceptance,
     response_headers_conformance,
     response_schema_conformance,
@@ -63,7 +65,10 @@ def bound_prompt(body) -> None:
         body["prompt"] = prompt[:MAX_PROMPT_CHARS]
     elif isinstance(prompt, list):
         body["prompt"] = [text[:MAX_PROMPT_CHARS] if isinstance(text, str) else text for text in prompt[:MAX_MESSAGES]]
-    messages = body.get("messages")
+    for name in ("input", "instructions"):  # the Responses API's
+        if isinstance(body.get(name), str):
+            body[name] = body[name][:MAX_PROMPT_CHARS]
+    messages = body.get("messages", body.get("input"))
     if not isinstance(messages, list):
         return
     del messages[MAX_MESSAGES:]
@@ -105,11 +110,6 @@ def keep_to_what_openapi_cannot_say(body) -> None:
             response_format["json_schema"]["schema"] = FUZZ_JSON_SCHEMA
     if isinstance(body.get("format"), dict):  # the native API's JSON schema
         body["format"] = FUZZ_JSON_SCHEMA
-
-
-def content_type(response) -> str:
-    return (response.headers.get("content-type") or [""])[0].split(";")[0].strip()
-
     keep_tool_choice_to_the_tools(body)
 
 
@@ -131,6 +131,11 @@ def keep_tool_choice_to_the_tools(body: dict) -> None:
     text_format = body.get("text", {}).get("format") if isinstance(body.get("text"), dict) else None
     if isinstance(text_format, dict) and isinstance(text_format.get("schema"), dict):  # the Responses API's
         text_format["schema"] = FUZZ_JSON_SCHEMA
+
+
+def content_type(response) -> str:
+    return (response.headers.get("content-type") or [""])[0].split(";")[0].strip()
+
 
 def stream_answers_in_the_format_asked(ctx, response, case):
     """A 200 is `text/event-stream` exactly when a stream was asked for (the /stream URLs of the
@@ -161,7 +166,8 @@ def openapi_to_json_schema(node):
 def stream_events_carry_their_declared_json(ctx, response, case):
     """Each event of a stream whose `data` the schema declares as JSON (`x-contentSchema`)
     holds JSON of that schema, and the stream ends as its description says: `event: done`
-    (native) or `data: [DONE]` (OpenAI-compatible). An error event fails the check: it is a
+    (native), `data: [DONE]` (OpenAI-compatible) or `response.completed` (the Responses API, or
+    `.incomplete`: max_output_tokens). An error event fails the check: it is a
     failure of the server after the stream started, which the 200 status cannot show."""
     if response.status_code != 200 or content_type(response) != "text/event-stream":
         return
@@ -178,7 +184,10 @@ def stream_events_carry_their_declared_json(ctx, response, case):
     components = openapi_to_json_schema(document["components"])
     events, _ = parse_events(re.split(r"\r\n|\r|\n", response.content.decode()), clock=lambda: 0)
     assert events, "An empty stream"
-    if case.path.startswith("/v1/"):
+    if case.path == "/v1/responses":  # typed events, the last one the whole response
+        ends = ("response.completed", "response.incomplete")
+        assert events[-1].event in ends, f"The stream does not end with the response: {events[-1]}"
+    elif case.path.startswith("/v1/"):
         assert events[-1].data == "[DONE]", f"The stream does not end with [DONE]: {events[-1]}"
         events = events[:-1]
     else:
@@ -201,13 +210,12 @@ def stream_events_carry_their_declared_json(ctx, response, case):
 
 
 # Every check that applies to an API that creates no resources (schemathesis' use_after_free,
-# ensure_resource_availability and object_level_authorization are about those). Not
-# negative_data_rejection: DRF converts types on purpose ("2" for an integer, 2 for a string,
-# "true" for a boolean), so some requests outside the schema are served; what an invalid
-# request gets is still checked by all the others (a documented 4xx with a body of the API's
-# error shape, never a 5xx). Not unsupported_method: it calls methods outside the schema.
+# ensure_resource_availability and object_level_authorization are about those), both ways: a
+# request the schema allows is served, one it refuses is refused (no type is coerced: "0.5" is
+# not a number, nor 0 a string). Not unsupported_method: it calls methods outside the schema.
 CHECKS = [
     not_a_server_error,
+    negative_data_rejection,
     status_code_conformance,
     content_type_conformance,
     response_headers_conformance,
@@ -285,8 +293,11 @@ schema = schemathesis.pytest.from_fixture("api_schema")
     suppress_health_check=list(hypothesis.HealthCheck),
 )
 def test_every_operation_keeps_to_its_schema(case):
-    bound_prompt(case.body)
-    keep_to_what_openapi_cannot_say(case.body)
+    # These keep a valid body valid, but could make an invalid one valid (a message cut off,
+    # logit_bias keys merged): an invalid body goes as generated, and is refused at once.
+    if not (case.meta is not None and case.meta.generation.mode.is_negative):
+        bound_prompt(case.body)
+        keep_to_what_openapi_cannot_say(case.body)
     case.call_and_validate(checks=CHECKS, timeout=60)
 
 
@@ -340,6 +351,9 @@ CHAT_MESSAGES = [{"role": "user", "content": "hi"}]
         ("/v1/chat/completions", {"messages": CHAT_MESSAGES, "echo": 0}, "echo"),
         # logit_bias keys are token ids: the schema said any key.
         ("/v1/completions", {"prompt": "hi", "logit_bias": {"abc": 1}}, "logit_bias"),
+        # The schema's maximum of max_tokens holds where max_completion_tokens overrides it.
+        ("/v1/chat/completions", {"messages": CHAT_MESSAGES, "max_completion_tokens": 1, "max_tokens": 3},
+         "max_tokens"),
     ],
 )
 def test_the_schema_and_the_server_refuse_the_same_bodies(fuzz_server, api_schema, path, body, field):

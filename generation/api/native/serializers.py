@@ -73,11 +73,20 @@ class BooleanField(serializers.BooleanField):
 
 
 class MaxTokensField(IntegerField):
-    """`max_tokens`: at least 1; the ceiling is checked by the generation core, against the
-    smaller of LLM_MAX_TOKENS_LIMIT and the admin's limit, with a message that names it."""
+    """`max_tokens`: at least 1 and at most LLM_MAX_TOKENS_LIMIT, as the schema says, even where
+    another field overrides it (chat's `max_completion_tokens`); the generation core checks the
+    value in effect against the admin's lower limit of the model, with a message that names it."""
 
     def __init__(self, **kwargs):
         super().__init__(required=False, min_value=1, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if value > settings.LLM_MAX_TOKENS_LIMIT:
+            raise serializers.ValidationError(
+                f"{self.field_name} is {value}, over this service's limit of {settings.LLM_MAX_TOKENS_LIMIT}."
+            )
+        return value
 
 
 class MaxTokensFieldSchema(OpenApiSerializerFieldExtension):
