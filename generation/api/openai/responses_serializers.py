@@ -217,7 +217,7 @@ class ResponsesRequestSerializer(SamplingSerializer):
         "default true.",
     )
     previous_response_id = TextField(
-        required=False, min_length=1, max_length=64,
+        required=False, min_length=1, max_length=64, trim_whitespace=False,
         help_text="A stored response of the same API key: its input and output go before this input.",
     )
     metadata = MetadataField(required=False, help_text="Up to 16 strings, given back with the response.")
