@@ -21,8 +21,8 @@ import re
 import secrets
 from dataclasses import dataclass
 
-# The most calls one answer holds when parallel calls are allowed: a small model under the
-# grammar may otherwise repeat its call until max_tokens.
+# The most calls one answer holds when parallel calls are asked for: a small model under the
+# grammar repeats its call as long as the grammar lets it (SmolLM2 until max_tokens, under `auto`).
 MAX_PARALLEL_CALLS = 4
 
 AUTO, REQUIRED, FUNCTION = "auto", "required", "function"
@@ -36,7 +36,7 @@ class ToolChoice:
     tools: tuple[dict, ...]
     mode: str = AUTO
     name: str | None = None
-    parallel: bool = True
+    parallel: bool = False  # several calls in one answer (up to MAX_PARALLEL_CALLS) allowed
 
 
 @dataclass(frozen=True)

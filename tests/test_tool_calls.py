@@ -33,7 +33,7 @@ def valid(schema: dict, value) -> bool:
 
 
 def test_a_required_call_follows_the_tools_schema():
-    schema = plan(ToolChoice((WEATHER, TIME), REQUIRED, parallel=False), template_takes_tools=False).schema
+    schema = plan(ToolChoice((WEATHER, TIME), REQUIRED), template_takes_tools=False).schema
     assert valid(schema, {"name": "get_weather", "arguments": {"city": "Paris"}})
     assert valid(schema, {"name": "get_time", "arguments": {}})
     assert not valid(schema, {"name": "get_weather", "arguments": {}})  # city is required
@@ -43,7 +43,7 @@ def test_a_required_call_follows_the_tools_schema():
 
 
 def test_parallel_calls_are_a_bounded_list():
-    schema = plan(ToolChoice((WEATHER, TIME), REQUIRED), template_takes_tools=False).schema
+    schema = plan(ToolChoice((WEATHER, TIME), REQUIRED, parallel=True), template_takes_tools=False).schema
     call = {"name": "get_time", "arguments": {}}
     assert valid(schema, call) and valid(schema, [call, call])
     assert not valid(schema, []) and not valid(schema, [call] * (MAX_PARALLEL_CALLS + 1))

@@ -512,8 +512,9 @@ class ChatCompletionRequestSerializer(OpenAIRequestSerializer):
         "parameters' schema (a grammar the engine enforces).",
     )
     parallel_tool_calls = BooleanField(
-        default=True,
-        help_text="Whether one answer may hold several calls (at most 4 here); default true.",
+        required=False,
+        help_text="true: one answer may hold several calls (at most 4). Unset or false: one call per answer "
+        "(small models allowed several repeat their call).",
     )
     max_completion_tokens = MaxTokensField()
     logprobs = BooleanField(

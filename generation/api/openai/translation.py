@@ -95,7 +95,8 @@ def tool_choice(validated: dict) -> ToolChoice | None:
         tools=tuple(tool["function"] for tool in tools),
         mode=FUNCTION if isinstance(choice, dict) else choice,
         name=choice["name"] if isinstance(choice, dict) else None,
-        parallel=validated.get("parallel_tool_calls", True),
+        # Only when asked for: a small model allowed a list repeats its call (README, "Tool calling").
+        parallel=validated.get("parallel_tool_calls", False),
     )
 
 
