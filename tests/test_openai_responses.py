@@ -131,12 +131,17 @@ def test_a_stored_response_is_retrieved_then_deleted(client, live_server):
         ({"input": []}, "input"),
         ({"input": [{"role": "robot", "content": "Hi"}]}, "input[0].role"),
         ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]}, "input[0].content"),
-        ({"input": [{"type": "function_call_output", "call_id": "c", "output": "1"}]}, "input[0].type"),
+        ({"input": [{"type": "input_image", "image_url": "x"}]}, "input[0].type"),
+        ({"input": [{"type": "function_call", "call_id": "c", "name": "", "arguments": "{}"}]}, "input[0].name"),
         ({"input": "Hi", "text": {"format": {"type": "json_schema", "name": "x"}}}, "text.format.schema"),
         ({"input": "Hi", "text": {"format": {"type": "json_schema", "name": "x", "schema": {"type": 5}}}},
          "text.format"),
-        ({"input": "Hi", "tools": [{"type": "function", "name": "f", "parameters": {}}]}, "tools"),
+        ({"input": "Hi", "tools": [{"type": "web_search", "name": "search"}]}, "tools[0].type"),
+        ({"input": "Hi", "tools": [{"type": "function", "name": "f", "parameters": {"type": 5}}]}, "tools"),
         ({"input": "Hi", "tool_choice": "required"}, "tool_choice"),
+        ({"input": "Hi", "tools": [{"type": "function", "name": "f"}],
+          "tool_choice": {"type": "function", "name": "g"}}, "tool_choice"),
+        ({"input": "Hi", "background": True}, "background"),
         ({"input": "Hi", "max_output_tokens": 100_000}, "max_output_tokens"),
         ({"input": "Hi", "temperature": "0.5"}, "temperature"),
         ({"input": "Hi", "stream": "true"}, "stream"),
@@ -149,12 +154,41 @@ def test_bad_input_is_a_400_in_openais_shape(live_server, body, param):
     assert error["type"] == "invalid_request_error" and error["param"] == param and error["message"], error
 
 
-def test_the_sdk_raises_bad_request_for_tools(client):
-    with pytest.raises(openai.BadRequestError) as raised:
-        client.responses.create(
-            **GREEDY, input="Hi", tools=[{"type": "function", "name": "f", "parameters": {}, "strict": True}]
-        )
-    assert raised.value.param == "tools" and "not supported" in raised.value.message
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "The weather in a city.",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 20}},
+        "required": ["city"],
+    },
+}
+
+
+def test_a_function_call_and_its_output_in_the_next_input(client):
+    ask = {**GREEDY, "input": "What is the weather in Paris?", "tools": [WEATHER], "max_output_tokens": 40}
+    response = client.responses.create(**ask, tool_choice="required")
+    [call] = response.output
+    assert call.type == "function_call" and call.name == "get_weather" and call.call_id.startswith("call_")
+    assert set(json.loads(call.arguments)) == {"city"} and response.status == "completed"
+    assert response.tools[0].name == "get_weather" and response.tool_choice == "required"
+
+    answer = client.responses.create(
+        **GREEDY, previous_response_id=response.id, tools=[WEATHER], max_output_tokens=16,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": '{"celsius": 21}'}],
+    )
+    assert answer.output[0].type == "message" and answer.usage.input_tokens > response.usage.input_tokens
+
+    with client.responses.stream(**ask, tool_choice={"type": "function", "name": "get_weather"}) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    types = [event.type for event in events]
+    assert "response.output_text.delta" not in types and types.count("response.function_call_arguments.delta") >= 1
+    arguments = "".join(event.delta for event in events if event.type == "response.function_call_arguments.delta")
+    [streamed] = final.output
+    assert streamed.type == "function_call" and streamed.arguments == arguments
+    assert json.loads(arguments) == json.loads(call.arguments)
 
 
 def test_a_keys_responses_are_invisible_to_another_key(server):  # noqa: F811

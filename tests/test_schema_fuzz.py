@@ -119,13 +119,14 @@ def keep_tool_choice_to_the_tools(body: dict) -> None:
     tools = body.get("tools")
     names = []
     for tool in tools if isinstance(tools, list) else ():
-        function = tool.get("function") if isinstance(tool, dict) else None
+        # The Responses API's tools and tool_choice are flat: no `function` object.
+        function = tool.get("function", tool) if isinstance(tool, dict) else None
         if isinstance(function, dict):
             if isinstance(function.get("parameters"), dict):
                 function["parameters"] = FUZZ_JSON_SCHEMA
             names.append(function.get("name"))
     choice = body.get("tool_choice")
-    function = choice.get("function") if isinstance(choice, dict) else None
+    function = choice.get("function", choice) if isinstance(choice, dict) else None
     if (choice == "required" and not names) or (isinstance(function, dict) and function.get("name") not in names):
         del body["tool_choice"]
     text_format = body.get("text", {}).get("format") if isinstance(body.get("text"), dict) else None

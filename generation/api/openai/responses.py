@@ -1,11 +1,12 @@
 """OpenAI's Responses API: POST /v1/responses, GET and DELETE /v1/responses/{id}.
 
 The same translation onto the generation core as chat completions: the input (after the
-instructions, and the conversation of `previous_response_id`) becomes chat messages. The
-answer is a response object whose `output` holds one assistant message; streamed, it is
-OpenAI's typed events (`event: response.output_text.delta`, `data: {type, ..., sequence_number}`),
-ending with `response.completed` (or `.incomplete` at `max_output_tokens`, `.failed` if the
-engine failed). With `store` (the default) the response is kept in the database
+instructions, and the conversation of `previous_response_id`) becomes chat messages, its
+tools chat's (generation.tool_calls). The answer is a response object whose `output` holds
+an assistant message and/or `function_call` items; streamed, it is OpenAI's typed events
+(`event: response.output_text.delta`, `data: {type, ..., sequence_number}`), ending with
+`response.completed` (or `.incomplete` at `max_output_tokens`, `.failed` if the engine
+failed). With `store` (the default) the response is kept in the database
 (generation.responses_store), seen only by the API key that made it.
 """
 
@@ -37,9 +38,12 @@ from generation.api.sse import KEEPALIVE, KEEPALIVE_COMMENT, event_stream_respon
 from generation.engine.api import Finished, TextDelta
 from generation.responses_store import ResponseNotFound, delete_response, store_response, stored_response
 from generation.service import Generation
+from generation.tool_calls import ToolCall, parse_output
 
 # The core's names of request fields -> the Responses API's, for the `param` of an error.
 WIRE_FIELDS = {"json_schema": "text.format", "max_tokens": "max_output_tokens", "messages": "input"}
+# A call's arguments are streamed in pieces of this many characters, as OpenAI does.
+ARGUMENTS_FRAGMENT_CHARS = 32
 
 
 class PreviousResponseNotFound(ResponseNotFound):
@@ -52,6 +56,14 @@ def _new_id(prefix: str) -> str:
 
 def output_text(text: str) -> dict:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def function_call(call: ToolCall, status: str = "completed", arguments: str | None = None) -> dict:
+    """A call as an output item; its id is the item's, its `call_id` what a function_call_output names."""
+    return {
+        "id": "fc_" + call.id.removeprefix("call_"), "type": "function_call", "call_id": call.id, "name": call.name,
+        "arguments": call.arguments if arguments is None else arguments, "status": status,
+    }
 
 
 def _usage(finished: Finished) -> dict:
@@ -79,7 +91,13 @@ class ResponseObject:
         content = [] if text is None else [output_text(text)]
         return {"id": self.message_id, "type": "message", "role": "assistant", "status": status, "content": content}
 
-    def body(self, *, text: str | None = None, finished: Finished | None = None, error: ServiceError | None = None):
+    def output(self, text: str | None, calls: list[ToolCall], *, complete: bool) -> list[dict]:
+        """The output items: the message (unless the answer is calls only), then the calls."""
+        status = "completed" if complete else "incomplete"
+        message = [] if text is None else [self.message(text, status)]
+        return message + [function_call(call, status) for call in calls]
+
+    def body(self, *, output: list[dict] = (), finished: Finished | None = None, error: ServiceError | None = None):
         """in_progress without `finished` nor `error`; else completed, incomplete (max_output_tokens) or failed."""
         incomplete = finished is not None and finished.finish_reason == "length"
         if error is not None:
@@ -89,7 +107,6 @@ class ResponseObject:
         else:
             status = "incomplete" if incomplete else "completed"
         request = self.request
-        item_status = "completed" if status == "completed" else "incomplete"
         return {
             "id": self.id,
             "object": "response",
@@ -102,19 +119,23 @@ class ResponseObject:
             "instructions": request.get("instructions"),
             "max_output_tokens": request.get("max_output_tokens"),
             "model": self.model_id,
-            "output": [] if text is None else [self.message(text, item_status)],
+            "output": list(output),
             "parallel_tool_calls": request.get("parallel_tool_calls", True),
             "previous_response_id": request.get("previous_response_id"),
             "store": request["store"],
             "temperature": request.get("temperature"),
             "top_p": request.get("top_p"),
             "text": {"format": request.get("text", {}).get("format", {"type": "text"})},
-            "tool_choice": request.get("tool_choice", "auto"),
-            "tools": [],
+            "tool_choice": self.tool_choice(),
+            "tools": request.get("tools", []),
             "truncation": "disabled",
             "usage": None if finished is None else _usage(finished),
             "metadata": request.get("metadata", {}),
         }
+
+    def tool_choice(self):
+        choice = self.request.get("tool_choice", "auto")
+        return {"type": "function", "name": choice["name"]} if isinstance(choice, dict) else choice
 
 
 class EventWriter:
@@ -161,7 +182,8 @@ class ResponsesView(GenerationViewMixin, OpenAIView):
             "`response.output_text.done`, `response.content_part.done`, `response.output_item.done`, then "
             "`response.completed` (`response.incomplete` when `max_output_tokens` ended the text, "
             "`response.failed` when the engine failed). The schema of the `text/event-stream` response is that "
-            "of one event. Function tools are not supported yet: `tools` must be empty."
+            "of one event. With `tools`, a call is a `function_call` item (streamed as "
+            "`response.function_call_arguments.delta` / `.done`), sent when the answer ends."
         ),
         request=ResponsesRequestSerializer,
         responses={
@@ -184,6 +206,8 @@ class ResponsesView(GenerationViewMixin, OpenAIView):
         core_request = translation.to_response_generation_request(
             data, tuple(instructions + conversation), endpoint=self.endpoint, api_key=request.auth
         )
+        if core_request.tools is not None:  # the grammar is the tools': a schema it cannot compile is theirs
+            self.wire_fields = {**WIRE_FIELDS, "json_schema": "tools"}
         generation = await self.prepare(core_request)
         response = ResponseObject(data, model_id=generation.model_id)
         keep = functools.partial(self.keep, response, conversation, api_key=request.auth)
@@ -193,8 +217,10 @@ class ResponsesView(GenerationViewMixin, OpenAIView):
                 self.events(generation, response, keep, write), functools.partial(error_event, write=write)
             )
         text, finished, _ = await generation.collect()
-        body = response.body(text=text, finished=finished)
-        await keep(body, text)
+        content, calls = answer(generation, text)
+        body = response.body(output=response.output(content, calls, complete=finished.finish_reason != "length"),
+                             finished=finished)
+        await keep(body, content, calls)
         return Response(body)
 
     @staticmethod
@@ -209,20 +235,34 @@ class ResponsesView(GenerationViewMixin, OpenAIView):
         return previous.conversation
 
     @staticmethod
-    async def keep(response: ResponseObject, conversation: list[dict], body: dict, text: str, *, api_key) -> None:
+    async def keep(
+        response: ResponseObject, conversation: list[dict], body: dict, content: str | None, calls: list[ToolCall],
+        *, api_key,
+    ) -> None:
         """Store an ended response (with `store`): the conversation it continues, then its answer."""
         if response.request["store"]:
+            answer_message = {"role": "assistant", "content": content or ""}
+            if calls:
+                answer_message["tool_calls"] = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
             await sync_to_async(store_response)(
-                response_id=response.id, api_key=api_key, body=body,
-                conversation=[*conversation, {"role": "assistant", "content": text}],
+                response_id=response.id, api_key=api_key, body=body, conversation=[*conversation, answer_message],
             )
 
     async def events(self, generation: Generation, response: ResponseObject, keep, write: EventWriter):
         yield write("response.created", response=response.body())
         yield write("response.in_progress", response=response.body())
-        yield write("response.output_item.added", output_index=0, item=response.message(None, "in_progress"))
+        # With tools, the text is held back until it ends: whether it is a call is known only then.
+        live = generation.tool_plan is None
         where = {"item_id": response.message_id, "output_index": 0, "content_index": 0}
-        yield write("response.content_part.added", **where, part=output_text(""))
+
+        def message_begins() -> list[bytes]:
+            return [
+                write("response.output_item.added", output_index=0, item=response.message(None, "in_progress")),
+                write("response.content_part.added", **where, part=output_text("")),
+            ]
+
+        for event in message_begins() if live else ():
+            yield event
         parts = []
         try:
             async for event in with_keepalive(generation.events(), settings.LLM_SSE_KEEPALIVE_SECONDS):
@@ -230,19 +270,44 @@ class ResponsesView(GenerationViewMixin, OpenAIView):
                     yield KEEPALIVE_COMMENT
                 elif isinstance(event, TextDelta):
                     parts.append(event.text)
-                    yield write("response.output_text.delta", **where, delta=event.text, logprobs=[])
+                    if live:
+                        yield write("response.output_text.delta", **where, delta=event.text, logprobs=[])
                 else:
                     finished = event
         except ServiceError as exc:
-            yield write("response.failed", response=response.body(text="".join(parts), error=exc))
+            partial = "".join(parts)
+            output = response.output(partial, [], complete=False) if live else []
+            yield write("response.failed", response=response.body(output=output, error=exc))
             return
-        text = "".join(parts)
-        body = response.body(text=text, finished=finished)
-        yield write("response.output_text.done", **where, text=text, logprobs=[])
-        yield write("response.content_part.done", **where, part=output_text(text))
-        yield write("response.output_item.done", output_index=0, item=body["output"][0])
-        await keep(body, text)
+        content, calls = answer(generation, "".join(parts))
+        output = response.output(content, calls, complete=finished.finish_reason != "length")
+        body = response.body(output=output, finished=finished)
+        if content is not None:
+            if not live:
+                for event in message_begins():
+                    yield event
+                yield write("response.output_text.delta", **where, delta=content, logprobs=[])
+            yield write("response.output_text.done", **where, text=content, logprobs=[])
+            yield write("response.content_part.done", **where, part=output_text(content))
+            yield write("response.output_item.done", output_index=0, item=output[0])
+        first_call = 0 if content is None else 1
+        for index, (item, call) in enumerate(zip(output[first_call:], calls), start=first_call):
+            yield write("response.output_item.added", output_index=index, item=function_call(call, "in_progress", ""))
+            at = {"item_id": item["id"], "output_index": index}
+            for start in range(0, len(call.arguments), ARGUMENTS_FRAGMENT_CHARS):
+                yield write("response.function_call_arguments.delta", **at,
+                            delta=call.arguments[start:start + ARGUMENTS_FRAGMENT_CHARS])
+            yield write("response.function_call_arguments.done", **at, arguments=call.arguments)
+            yield write("response.output_item.done", output_index=index, item=item)
+        await keep(body, content, calls)
         yield write(f"response.{body['status']}", response=body)
+
+
+def answer(generation: Generation, text: str) -> tuple[str | None, list[ToolCall]]:
+    """The model's text as (the message's text or None, the calls): all text without tools."""
+    if generation.tool_plan is None:
+        return text, []
+    return parse_output(text, generation.tool_plan.output)
 
 
 NOT_FOUND = {404: "No stored response of this id for this API key (deleted, expired, or never stored)."}

@@ -1,16 +1,17 @@
 """Request and response schemas of OpenAI's Responses API (/v1/responses).
 
-`input` is a string or a list of messages (text content only), `instructions` a system
-message before it, `text.format` the structured output of chat's `response_format` in the
-Responses API's flat shape. Parameters this service cannot honour (tools, background
-responses, reasoning summaries...) are refused with a 400 that names them, unless they carry
-their neutral value.
+`input` is a string or a list of items: messages (text content only), and the
+`function_call` / `function_call_output` items of tool calling; `instructions` a system
+message before it, `text.format` the structured output of chat's `response_format` and
+`tools` chat's function tools, in the Responses API's flat shapes. Parameters this service
+cannot honour (background responses, reasoning summaries...) are refused with a 400 that
+names them, unless they carry their neutral value.
 """
 
 import re
 
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
 from generation.api.native.serializers import (
@@ -21,7 +22,13 @@ from generation.api.native.serializers import (
     SamplingSerializer,
     TextField,
 )
-from generation.api.openai.serializers import ROLES, refuse_nul
+from generation.api.openai.serializers import (
+    TOOL_CHOICES,
+    FunctionToolSerializer,
+    FunctionTypeField,
+    ROLES,
+    refuse_nul,
+)
 
 # The roles of a message item (OpenAI's "developer" is a system message); tools answer with items of their own.
 INPUT_ROLES = ("user", "system", "developer", "assistant")
@@ -57,18 +64,40 @@ MESSAGE_SCHEMA = {
     },
     "required": ["role", "content"],
 }
+NAME_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NO_NUL_PATTERN}
+FUNCTION_CALL_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "type": _enum("function_call"),
+        "call_id": TEXT_SCHEMA,
+        "name": NAME_SCHEMA,
+        "arguments": TEXT_SCHEMA,
+    },
+    "required": ["type", "call_id", "name", "arguments"],
+}
+FUNCTION_CALL_OUTPUT_SCHEMA = {
+    "type": "object",
+    "properties": {"type": _enum("function_call_output"), "call_id": TEXT_SCHEMA, "output": TEXT_SCHEMA},
+    "required": ["type", "call_id", "output"],
+}
 
 
 @extend_schema_field(
     {
         "oneOf": [
             {**TEXT_SCHEMA, "minLength": 1},
-            {"type": "array", "items": MESSAGE_SCHEMA, "minItems": 1},
+            {
+                "type": "array",
+                "items": {"oneOf": [MESSAGE_SCHEMA, FUNCTION_CALL_SCHEMA, FUNCTION_CALL_OUTPUT_SCHEMA]},
+                "minItems": 1,
+            },
         ]
     }
 )
 class InputField(serializers.JSONField):
-    """`input`: a string (a user message), or a list of messages; as chat messages, oldest first."""
+    """`input`: a string (a user message), or a list of items; as the core's chat messages, oldest
+    first: a run of `function_call` items is one assistant message with their `tool_calls`, a
+    `function_call_output` a `tool` message."""
 
     def to_internal_value(self, data):
         if isinstance(data, str):
@@ -81,19 +110,48 @@ class InputField(serializers.JSONField):
         messages = []
         for index, item in enumerate(data):
             try:
-                messages.append(self.message(item))
+                message = self.item(item)
             except serializers.ValidationError as exc:
                 errors[index] = exc.detail
+                continue
+            if message.get("tool_calls") and messages and messages[-1].get("tool_calls"):
+                messages[-1]["tool_calls"].extend(message["tool_calls"])  # parallel calls: one answer
+            else:
+                messages.append(message)
         if errors:
             raise serializers.ValidationError(errors)
         return messages
 
-    @staticmethod
-    def message(item) -> dict:
+    @classmethod
+    def item(cls, item) -> dict:
         if not isinstance(item, dict):
-            raise serializers.ValidationError("Use an object {role, content}.")
-        if item.get("type", "message") != "message":
-            raise serializers.ValidationError({"type": "Only message items are supported (type: message)."})
+            raise serializers.ValidationError("Use an object: a message {role, content}, or a function call or output.")
+        kind = item.get("type", "message")
+        if kind == "function_call":
+            call = {name: cls.text(item, name, max_length=64 if name == "name" else None)
+                    for name in ("call_id", "name", "arguments")}
+            return {"role": "assistant", "content": "", "tool_calls": [{**call, "id": call.pop("call_id")}]}
+        if kind == "function_call_output":
+            return {"role": "tool", "content": cls.text(item, "output"), "tool_call_id": cls.text(item, "call_id")}
+        if kind != "message":
+            raise serializers.ValidationError(
+                {"type": "Use message, function_call or function_call_output (no other items are supported)."}
+            )
+        return cls.message(item)
+
+    @staticmethod
+    def text(item: dict, name: str, *, max_length: int | None = None) -> str:
+        value = item.get(name)
+        if not isinstance(value, str) or (max_length is not None and not 0 < len(value) <= max_length):
+            limit = f" of 1 to {max_length} characters" if max_length else ""
+            raise serializers.ValidationError({name: f"Use a string{limit}."})
+        try:
+            return refuse_nul(value)
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({name: exc.detail}) from None
+
+    @staticmethod
+    def message(item: dict) -> dict:
         if item.get("role") not in INPUT_ROLES:
             raise serializers.ValidationError({"role": f"Use one of {', '.join(INPUT_ROLES)}."})
         content = item.get("content")
@@ -153,6 +211,38 @@ class TextFormatField(serializers.JSONField):
         described = {"description": refuse_nul(data["description"])} if "description" in data else {}
         return {"type": "json_schema", "name": name, "schema": data["schema"], **described,
                 "strict": data.get("strict", True)}
+
+
+class ResponsesFunctionToolSerializer(FunctionToolSerializer):
+    """A function tool, flat: chat's `function` object with its `type` beside its fields."""
+
+    type = FunctionTypeField(help_text="Function tools only.")
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "enum": list(TOOL_CHOICES)},
+            {
+                "type": "object",
+                "properties": {"type": {"type": "string", "enum": ["function"]}, "name": NAME_SCHEMA},
+                "required": ["type", "name"],
+            },
+        ]
+    }
+)
+class ResponsesToolChoiceField(serializers.JSONField):
+    """`tool_choice`: "none", "auto", "required", or {"type": "function", "name"}; as chat's, a name {"name"}."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and data in TOOL_CHOICES:
+            return data
+        if not isinstance(data, dict) or data.get("type") != "function":
+            raise serializers.ValidationError('Use "none", "auto", "required" or {"type": "function", "name": ...}.')
+        name = data.get("name")
+        if not isinstance(name, str) or not 0 < len(name) <= 64:
+            raise serializers.ValidationError({"name": "Use a string of 1 to 64 characters."})
+        return {"name": refuse_nul(name)}
 
 
 class TextConfigSerializer(serializers.Serializer):
@@ -221,13 +311,30 @@ class ResponsesRequestSerializer(SamplingSerializer):
         help_text="A stored response of the same API key: its input and output go before this input.",
     )
     metadata = MetadataField(required=False, help_text="Up to 16 strings, given back with the response.")
-    parallel_tool_calls = BooleanField(required=False, help_text="Accepted and given back (no tools here).")
-    tools = NeutralField([], schema={"type": "array", "maxItems": 0})
-    tool_choice = NeutralField("none", "auto", schema={"type": "string", "enum": ["none", "auto"]})
+    tools = ResponsesFunctionToolSerializer(
+        many=True, required=False, help_text='Functions the model may call, as in chat completions (README, "Tool '
+        'calling"); its calls are `function_call` items of `output`, their results `function_call_output` items '
+        "of a later input.",
+    )
+    tool_choice = ResponsesToolChoiceField(
+        required=False, help_text='"none", "auto" (the default), "required", or {"type": "function", "name"}.'
+    )
+    parallel_tool_calls = BooleanField(
+        default=True, help_text="Whether one answer may hold several calls (at most 4 here); default true."
+    )
     background = NeutralField(False, schema={"type": "boolean", "enum": [False]})
     include = NeutralField([], schema={"type": "array", "maxItems": 0})
     truncation = NeutralField("disabled", schema={"type": "string", "enum": ["disabled"]})
     top_logprobs = NeutralField(0, schema={"type": "integer", "enum": [0]})
+
+    def validate(self, attrs):
+        names = {tool["name"] for tool in attrs.get("tools", [])}
+        choice = attrs.get("tool_choice")
+        if isinstance(choice, dict) and choice["name"] not in names:
+            raise serializers.ValidationError({"tool_choice": f"No tool named {choice['name']!r} in tools."})
+        if choice == "required" and not names:
+            raise serializers.ValidationError({"tool_choice": "tool_choice required needs tools."})
+        return attrs
 
 
 # --- responses (for the OpenAPI schema) -------------------------------------------------
@@ -246,6 +353,25 @@ class ResponsesOutputMessageSerializer(serializers.Serializer):
     role = serializers.CharField(help_text='"assistant"')
     status = serializers.ChoiceField(choices=["in_progress", "completed", "incomplete"])
     content = ResponsesOutputTextSerializer(many=True)
+
+
+class ResponsesFunctionCallSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    type = serializers.CharField(help_text='"function_call"')
+    call_id = serializers.CharField(help_text="What its `function_call_output` names.")
+    name = serializers.CharField()
+    arguments = serializers.CharField(allow_blank=True, help_text="JSON, as text.")
+    status = serializers.ChoiceField(choices=["in_progress", "completed", "incomplete"])
+
+
+def output_items(**kwargs) -> PolymorphicProxySerializer:
+    """An output item: a message or a function call."""
+    return PolymorphicProxySerializer(
+        component_name="ResponsesOutputItem",
+        serializers=[ResponsesOutputMessageSerializer, ResponsesFunctionCallSerializer],
+        resource_type_field_name=None,
+        **kwargs,
+    )
 
 
 class ResponsesTokenDetailsSerializer(serializers.Serializer):
@@ -276,15 +402,15 @@ class ResponseObjectSerializer(serializers.Serializer):
     instructions = serializers.CharField(allow_null=True, allow_blank=True)
     max_output_tokens = serializers.IntegerField(allow_null=True)
     model = serializers.CharField()
-    output = ResponsesOutputMessageSerializer(many=True)
+    output = output_items(many=True)
     parallel_tool_calls = serializers.BooleanField()
     previous_response_id = serializers.CharField(allow_null=True)
     store = serializers.BooleanField()
     temperature = serializers.FloatField(allow_null=True)
     top_p = serializers.FloatField(allow_null=True)
     text = serializers.JSONField()
-    tool_choice = serializers.CharField()
-    tools = serializers.ListField(child=serializers.JSONField())
+    tool_choice = serializers.JSONField(help_text="As asked; a named function {type, name}.")
+    tools = ResponsesFunctionToolSerializer(many=True)
     truncation = serializers.CharField()
     usage = ResponsesUsageSerializer(allow_null=True, help_text="null until the response ends.")
     metadata = serializers.DictField(child=serializers.CharField(allow_blank=True))
@@ -307,7 +433,7 @@ class ResponsesLifecycleEventSerializer(ResponsesEventSerializer):
 
 class ResponsesOutputItemEventSerializer(ResponsesEventSerializer):
     output_index = serializers.IntegerField()
-    item = ResponsesOutputMessageSerializer()
+    item = output_items()
 
 
 class ResponsesContentEventSerializer(ResponsesEventSerializer):
@@ -330,6 +456,18 @@ class ResponsesTextDoneEventSerializer(ResponsesContentEventSerializer):
     logprobs = serializers.ListField(child=serializers.JSONField())
 
 
+class ResponsesArgumentsDeltaEventSerializer(ResponsesEventSerializer):
+    item_id = serializers.CharField()
+    output_index = serializers.IntegerField()
+    delta = serializers.CharField()
+
+
+class ResponsesArgumentsDoneEventSerializer(ResponsesEventSerializer):
+    item_id = serializers.CharField()
+    output_index = serializers.IntegerField()
+    arguments = serializers.CharField(allow_blank=True)
+
+
 class ResponsesErrorEventSerializer(ResponsesEventSerializer):
     code = serializers.CharField()
     message = serializers.CharField()
@@ -343,12 +481,17 @@ class ResponsesStreamEventSerializer(EventStreamSerializer):
     events = (
         ("response.created", "The response, in_progress, with no output yet.", LIFECYCLE),
         ("response.in_progress", "The same.", LIFECYCLE),
-        ("response.output_item.added", "The output message begins.", (ResponsesOutputItemEventSerializer,)),
+        ("response.output_item.added", "An output item begins: a message, or a function call.",
+         (ResponsesOutputItemEventSerializer,)),
         ("response.content_part.added", "Its text part begins.", (ResponsesContentPartEventSerializer,)),
         ("response.output_text.delta", "A piece of text.", (ResponsesTextDeltaEventSerializer,)),
         ("response.output_text.done", "The whole text.", (ResponsesTextDoneEventSerializer,)),
         ("response.content_part.done", "The text part, whole.", (ResponsesContentPartEventSerializer,)),
-        ("response.output_item.done", "The output message, whole.", (ResponsesOutputItemEventSerializer,)),
+        ("response.function_call_arguments.delta", "A piece of a call's arguments.",
+         (ResponsesArgumentsDeltaEventSerializer,)),
+        ("response.function_call_arguments.done", "A call's arguments, whole.",
+         (ResponsesArgumentsDoneEventSerializer,)),
+        ("response.output_item.done", "The output item, whole.", (ResponsesOutputItemEventSerializer,)),
         ("response.completed", "The last event: the whole response, with its usage.", LIFECYCLE),
         ("response.incomplete", "The last event instead when `max_output_tokens` ended the text.", LIFECYCLE),
         ("response.failed", "The last event instead when the generation failed: the response with its error.",

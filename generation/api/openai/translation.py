@@ -57,9 +57,13 @@ def to_response_generation_request(
     text_format = validated.get("text", {}).get("format")
     if text_format is not None and text_format["type"] == "json_schema":
         text_format = {"type": "json_schema", "json_schema": text_format}  # chat's shape: the same grammar
+    # Its tools are flat: chat's function objects with their type beside them.
+    chat_tools = [{"function": {key: value for key, value in tool.items() if key != "type"}}
+                  for tool in validated.get("tools", ())]
     return GenerationRequest(
         model=validated.get("model"),
         messages=messages,
+        tools=tool_choice({**validated, "tools": chat_tools}),
         sampling=SamplingParams(
             max_tokens=validated.get("max_output_tokens"),
             temperature=validated.get("temperature"),
