@@ -1,6 +1,6 @@
 """What agent frameworks and the `openai` SDK ask of the OpenAI-compatible API: retrieving a
 model by its id, short aliases for ids with a "/", several prompts in one completion request
-(LangChain's batches), called with the official SDKs against a real Daphne process with the
+(LangChain's batches), structured output that ends, called with the official SDKs against a real Daphne process with the
 real bundled models."""
 
 import json
@@ -8,6 +8,7 @@ import json
 import httpx
 import openai
 import pytest
+from pydantic import BaseModel
 from agents import Agent, ModelSettings, MultiProvider, RunConfig, Runner, UserError
 from langchain_openai import OpenAI as LangChainOpenAI
 from websockets.sync.client import connect
@@ -148,3 +149,26 @@ def test_too_many_prompts_or_token_ids_are_a_clear_bad_request(client):
         with pytest.raises(openai.BadRequestError) as raised:
             client.completions.create(model=GEMMA, prompt=prompt, max_tokens=1)
         assert raised.value.param == "prompt" and message in raised.value.message
+
+
+# --- structured output that ends ------------------------------------------------------------------
+
+
+class City(BaseModel):
+    name: str
+    country: str
+    population_millions: float
+
+
+@pytest.mark.parametrize("model", [GEMMA, SMOLLM2])
+def test_parse_with_a_pydantic_model_with_a_float_ends_and_parses(client, model):
+    completion = client.chat.completions.parse(
+        model=model,
+        messages=[{"role": "user", "content": "Describe the largest city of India as JSON."}],
+        response_format=City,
+        max_completion_tokens=200,
+        temperature=0,
+    )
+    [choice] = completion.choices
+    assert choice.finish_reason == "stop", choice.message.content
+    assert isinstance(choice.message.parsed, City)

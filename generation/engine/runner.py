@@ -44,6 +44,7 @@ from catalog.sampling import SamplingParams
 from common.errors import EngineFailed, InvalidRequest
 from generation.engine import model_files
 from generation.engine.api import ChatFormat, Finished, TextDelta, TokenLogprob
+from generation.engine.json_schema_bounds import with_default_bounds
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +152,8 @@ class LoadedEngine:
             frequency_penalty=sampling.frequency_penalty,
             logit_bias=dict(sampling.logit_bias) or None,
             stop_seqs=list(sampling.stop) or None,
-            grammar=_without_free_whitespace(sampling.json_schema) if sampling.json_schema is not None else None,
+            grammar=_without_free_whitespace(with_default_bounds(sampling.json_schema))
+            if sampling.json_schema is not None else None,
             grammar_type="json_schema" if sampling.json_schema is not None else None,
             stream=True,
             logprobs=keep_leading_whitespace or sampling.top_logprobs is not None,
