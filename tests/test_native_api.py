@@ -304,6 +304,7 @@ def test_models_list(client):
     gemma = next(model for model in models if model["id"] == "google/gemma-3-270m")
     assert gemma == {
         "id": "google/gemma-3-270m",
+        "aliases": ["gemma3"],
         "name": "Gemma 3 270M",
         "description": gemma["description"],
         "size": "270M",
