@@ -172,3 +172,13 @@ def test_parse_with_a_pydantic_model_with_a_float_ends_and_parses(client, model)
     [choice] = completion.choices
     assert choice.finish_reason == "stop", choice.message.content
     assert isinstance(choice.message.parsed, City)
+
+
+def test_the_schema_describes_retrieval_aliases_and_prompt_lists(http):
+    schema = http.get("/api/schema/", headers={"accept": "application/json"}).json()
+    retrieve = schema["paths"]["/v1/models/{model}"]["get"]
+    assert {"200", "404"} <= set(retrieve["responses"])
+    assert retrieve["parameters"][0]["name"] == "model" and "aliases" in retrieve["parameters"][0]["description"]
+    components = schema["components"]["schemas"]
+    assert "aliases" in components["OpenAIModel"]["properties"] and "aliases" in components["ModelSummary"]["properties"]
+    assert components["CompletionRequest"]["properties"]["prompt"]["oneOf"][1]["maxItems"] == 16

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 
 from adrf.views import APIView
 from django.conf import settings
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
 from access.selectors import model_ids_of_key
@@ -401,6 +401,7 @@ class ModelsView(OpenAIView):
 class ModelView(OpenAIView):
     @extend_schema(
         summary="Retrieve a model (OpenAI-compatible)",
+        operation_id="v1_model_retrieve",  # the list's is v1_models_retrieve
         description="One model of GET /v1/models, by its id (which may hold a `/`: the rest of the path) or one "
         "of its aliases; the answer's `id` is the model's id. "
         "404 `model_not_found` for a model that list does not show (unknown, disabled, or not allowed to "
@@ -411,7 +412,13 @@ class ModelView(OpenAIView):
                 OpenAIErrorSerializer, (*LISTING_ERRORS, 404), {404: "No such model among those GET /v1/models lists."}
             ),
         },
-        parameters=ERROR_HEADERS,
+        parameters=[
+            OpenApiParameter(
+                "model", str, OpenApiParameter.PATH,
+                description="A model's id, `/` included (e.g. `google/gemma-3-270m`), or one of its aliases.",
+            ),
+            *ERROR_HEADERS,
+        ],
         tags=["openai"],
     )
     def get(self, request, model: str):
