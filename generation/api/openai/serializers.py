@@ -475,7 +475,8 @@ class ToolChoiceField(serializers.Field):
     """OpenAI's `tool_choice`: "none", "auto", "required", or {"type": "function", "function": {"name"}}."""
 
     default_error_messages = {
-        "invalid": 'Use "none", "auto", "required" or {"type": "function", "function": {"name": ...}}.'
+        # Braces doubled: DRF formats the message.
+        "invalid": 'Use "none", "auto", "required" or {{"type": "function", "function": {{"name": ...}}}}.'
     }
 
     def to_internal_value(self, data):
