@@ -118,16 +118,17 @@ def keep_tool_choice_to_the_tools(body: dict) -> None:
     function) only with them (a 400 otherwise, which the schema cannot say)."""
     tools = body.get("tools")
     names = []
+    flat = "input" in body  # the Responses API's tools and tool_choice have no `function` object
     for tool in tools if isinstance(tools, list) else ():
-        # The Responses API's tools and tool_choice are flat: no `function` object.
-        function = tool.get("function", tool) if isinstance(tool, dict) else None
+        function = (tool if flat else tool.get("function")) if isinstance(tool, dict) else None
         if isinstance(function, dict):
             if isinstance(function.get("parameters"), dict):
                 function["parameters"] = FUZZ_JSON_SCHEMA
             names.append(function.get("name"))
     choice = body.get("tool_choice")
-    function = choice.get("function", choice) if isinstance(choice, dict) else None
-    if (choice == "required" and not names) or (isinstance(function, dict) and function.get("name") not in names):
+    function = (choice if flat else choice.get("function")) if isinstance(choice, dict) else None
+    named = isinstance(function, dict) and isinstance(function.get("name"), str)  # else invalid: left as it is
+    if (choice == "required" and not names) or (named and function["name"] not in names):
         del body["tool_choice"]
     text_format = body.get("text", {}).get("format") if isinstance(body.get("text"), dict) else None
     if isinstance(text_format, dict) and isinstance(text_format.get("schema"), dict):  # the Responses API's
@@ -366,6 +367,15 @@ def test_the_schema_and_the_server_refuse_the_same_bodies(fuzz_server, api_schem
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert error.get("field", error.get("param")) == field
+
+
+def test_the_schema_allows_every_seed_the_server_takes(api_schema):
+    """A seed may be any 64-bit integer, signed or not; `format: int64` had ended the schema's at 2^63 - 1."""
+    components = api_schema.raw_schema["components"]["schemas"]
+    seeds = [schema["properties"]["seed"] for schema in components.values() if "seed" in schema.get("properties", {})]
+    assert len(seeds) >= 3  # native generate and chat, OpenAI completions and chat
+    for seed in seeds:
+        assert (seed["minimum"], seed["maximum"], seed.get("format")) == (-(2**63), 2**64 - 1, None)
 
 
 def test_the_schema_allows_logit_bias_keys_of_digits(api_schema):

@@ -54,6 +54,21 @@ class IntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class SeedField(IntegerField):
+    """A seed: any 64-bit integer, signed or not (-2^63 to 2^64 - 1), which no one 64-bit format covers."""
+
+
+class SeedFieldSchema(OpenApiSerializerFieldExtension):
+    """The seed's range without drf-spectacular's `format: int64`, which would end it at 2^63 - 1."""
+
+    target_class = SeedField
+
+    def map_serializer_field(self, auto_schema, direction):
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        schema.pop("format", None)
+        return schema
+
+
 class NumberField(serializers.FloatField):
     """A JSON number of a request, as the schema says: DRF's FloatField also takes "0.5" and true."""
 
@@ -160,7 +175,7 @@ class SamplingSerializer(serializers.Serializer):
         help_text=f"Up to 8 strings (1 to {STOP_SEQUENCE_MAX_CHARS} characters each) that end the text where they "
         "appear, themselves left out; added to the model's own stop sequences.",
     )
-    seed = IntegerField(
+    seed = SeedField(
         required=False, min_value=SEED[0], max_value=SEED[1],
         help_text="Accepted for compatibility (a 64-bit integer) and ignored: sampling seeds are set per model "
         "in the catalog.",
