@@ -127,8 +127,10 @@ def keep_tool_choice_to_the_tools(body: dict) -> None:
             names.append(function.get("name"))
     choice = body.get("tool_choice")
     function = (choice if flat else choice.get("function")) if isinstance(choice, dict) else None
-    named = isinstance(function, dict) and isinstance(function.get("name"), str)  # else invalid: left as it is
-    if (choice == "required" and not names) or (named and function["name"] not in names):
+    name = function.get("name") if isinstance(function, dict) else None
+    # Only a choice the schema allows is dropped: an invalid one stays as generated (an invalid case).
+    named = isinstance(name, str) and 0 < len(name) <= 64 and "\x00" not in name and choice.get("type") == "function"
+    if (choice == "required" and not names) or (named and name not in names):
         del body["tool_choice"]
     text_format = body.get("text", {}).get("format") if isinstance(body.get("text"), dict) else None
     if isinstance(text_format, dict) and isinstance(text_format.get("schema"), dict):  # the Responses API's
