@@ -128,9 +128,9 @@ class InputField(serializers.JSONField):
             raise serializers.ValidationError("Use an object: a message {role, content}, or a function call or output.")
         kind = item.get("type", "message")
         if kind == "function_call":
-            call = {name: cls.text(item, name, max_length=64 if name == "name" else None)
-                    for name in ("call_id", "name", "arguments")}
-            return {"role": "assistant", "content": "", "tool_calls": [{**call, "id": call.pop("call_id")}]}
+            call = {"id": cls.text(item, "call_id"), "name": cls.text(item, "name", max_length=64),
+                    "arguments": cls.text(item, "arguments")}
+            return {"role": "assistant", "content": "", "tool_calls": [call]}
         if kind == "function_call_output":
             return {"role": "tool", "content": cls.text(item, "output"), "tool_call_id": cls.text(item, "call_id")}
         if kind != "message":
