@@ -3,8 +3,8 @@ LangChain, instructor and the OpenAI Agents SDK, against a real Daphne process w
 bundled models (neither of whose templates takes tools: the grammar path of generation.tool_calls).
 
 Most tests use Gemma 3 270M, a base model: a required or named call is valid whatever the model,
-and Gemma prefills the tools' system message several times faster than SmolLM2 (its Q4_1 file,
-no in-situ quantization), whose calls are better (the first test)."""
+and Gemma prefills the tools' system message faster than SmolLM2, whose calls are better (the
+first test)."""
 
 import json
 from typing import Annotated
@@ -146,8 +146,11 @@ def test_instructor_in_tools_mode(live_server):
     assert isinstance(weather, Weather) and weather.city
 
 
-async def test_openai_agents_sdk_calls_the_function_tool(live_server):
-    from agents import Agent, ModelSettings, OpenAIChatCompletionsModel, Runner, function_tool, set_tracing_disabled
+@pytest.mark.parametrize("api", ["chat_completions", "responses"])
+async def test_openai_agents_sdk_calls_the_function_tool(live_server, api):
+    """Through both of the SDK's models: chat completions, and the Responses API (its default)."""
+    from agents import (Agent, ModelSettings, OpenAIChatCompletionsModel, OpenAIResponsesModel, Runner,
+                        function_tool, set_tracing_disabled)
 
     set_tracing_disabled(True)
     asked = []
@@ -160,7 +163,8 @@ async def test_openai_agents_sdk_calls_the_function_tool(live_server):
 
     async with openai.AsyncOpenAI(base_url=f"{live_server.url}/v1", api_key="unused", max_retries=0) as client:
         # A model object, not a string: the SDK reads the `/` of an id as a provider prefix.
-        model = OpenAIChatCompletionsModel(model=BASE_MODEL, openai_client=client)
+        model_class = OpenAIChatCompletionsModel if api == "chat_completions" else OpenAIResponsesModel
+        model = model_class(model=BASE_MODEL, openai_client=client)
         agent = Agent(
             name="weather", instructions="Answer with the tool's help.", tools=[get_weather], model=model,
             model_settings=ModelSettings(tool_choice="required", temperature=0, max_tokens=40),
