@@ -235,6 +235,8 @@ SPECTACULAR_SETTINGS = {
         "FinishReasonEnum": ["stop", "length"],
         "ChatFinishReasonEnum": ["stop", "length", "tool_calls"],
         "FunctionTypeEnum": ["function"],
+        "ResponseItemStatusEnum": ["in_progress", "completed", "incomplete"],
+        "ResponseStatusEnum": ["in_progress", "completed", "incomplete", "failed"],
     },
 }
 
