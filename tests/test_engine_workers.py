@@ -284,11 +284,14 @@ def test_a_hung_worker_is_killed_its_stream_ends_with_the_error_and_other_models
                 healthy = httpx.post(f"{server.url}/api/generate", json={"prompt": "Hello", "max_tokens": 2},
                                      timeout=HANG_SECONDS)
                 assert healthy.status_code == 200, healthy.text
-                unready = httpx.get(f"{server.url}/health/ready", timeout=10)
+                # Readiness shows it from 3 s of silence until the kill.
+                unready = wait_until(
+                    lambda: (answer := httpx.get(f"{server.url}/health/ready", timeout=10)).status_code == 503
+                    and answer.json(), HANG_SECONDS, "readiness shows the silent worker",
+                )
                 assert time.monotonic() - stopped_at < HANG_SECONDS, "too slow to see the worker before its kill"
-                assert unready.status_code == 503
-                assert unready.json()["models"][COPY]["state"] == "unresponsive"
-                assert "has not answered for" in unready.json()["errors"][COPY]
+                assert unready["models"][COPY]["state"] == "unresponsive"
+                assert "has not answered for" in unready["errors"][COPY]
                 events, _ = parse_events(lines, time.monotonic)
     finally:
         if alive(pid):

@@ -94,11 +94,16 @@ def test_the_openai_api_is_counted_under_its_own_endpoint(client):
 def test_refusals_are_counted_by_status_without_an_unknown_model_label(client):
     before = scrape(client)
     assert client.post("/api/generate", json={"prompt": "x", "model": "no/such-model"}).status_code == 404
+    # Refused by the request's schema, before any model is resolved.
     too_many = client.post("/api/generate", json={"prompt": "x", "max_tokens": 10**6}).status_code
+    # Refused by the core, once the model is known: longer than Gemma's context of 32,768 tokens.
+    too_long = client.post("/api/generate", json={"prompt": " x" * 40_000, "max_tokens": 1})
     after = scrape(client)
     assert too_many == 400
+    assert too_long.status_code == 400 and "context" in too_long.json()["error"]["message"], too_long.text
     # A model id that does not exist never becomes a label value.
     assert delta(before, after, "llm_requests_total", model="", endpoint="generate", status="404") == 1
+    assert delta(before, after, "llm_requests_total", model="", endpoint="generate", status="400") == 1
     assert delta(before, after, "llm_requests_total", model=MODEL, endpoint="generate", status="400") == 1
     assert not any(("no/such-model" in str(labels)) for _, labels in after)
 

@@ -359,7 +359,7 @@ def test_every_request_field_is_described_and_model_offers_the_catalog_ids(clien
         (listed,) = schemas[schema_name]["properties"]["model"]["allOf"]
         return listed["enum"]
 
-    served = ["HuggingFaceTB/SmolLM2-135M-Instruct", "google/gemma-3-270m"]
+    served = ["HuggingFaceTB/SmolLM2-135M-Instruct", "smollm2", "google/gemma-3-270m", "gemma3"]  # ids, aliases
     assert model_ids("GenerateRequest") == model_ids("ChatCompletionRequest") == served
     assert "0 to 2" in schemas["GenerateRequest"]["properties"]["temperature"]["description"]
     # The schema follows the catalog: an entry added in the admin is offered at the next load.
@@ -368,8 +368,8 @@ def test_every_request_field_is_described_and_model_offers_the_catalog_ids(clien
     live_server.manage("shell", "-c", add)
     try:
         schemas = schema()
-        assert model_ids("ChatCompletionRequest") == ["HuggingFaceTB/SmolLM2-135M-Instruct", "docs/listed",
-                                                      "google/gemma-3-270m"]
+        assert model_ids("ChatCompletionRequest") == ["HuggingFaceTB/SmolLM2-135M-Instruct", "smollm2",
+                                                      "docs/listed", "google/gemma-3-270m", "gemma3"]
     finally:
         live_server.manage("shell", "-c", "from catalog.models import ModelEntry; "
                            "ModelEntry.objects.filter(model_id='docs/listed').delete()")
