@@ -159,6 +159,13 @@ DATABASES = {
         conn_max_age=env_number("DATABASE_CONN_MAX_AGE", 0, minimum=0),
     )
 }
+# SQLite: every transaction takes the write lock when it begins (BEGIN IMMEDIATE). In the
+# default (deferred) mode a transaction that reads and then writes fails at once with
+# "database is locked", without waiting, if another connection wrote in between: django-axes
+# (a login's failure count) does exactly that, and the heartbeat thread writes every few
+# seconds, so an admin login answered 500 now and then. Waiting writers wait up to `timeout`.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(transaction_mode="IMMEDIATE", timeout=20)
 # PostgreSQL: a connection pool (psycopg_pool, through Django). Under ASGI each request runs
 # its database work in a thread of its own, so without a pool every request (each reads
 # the catalog) opens and closes a connection; persistent connections are no substitute
