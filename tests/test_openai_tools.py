@@ -89,7 +89,7 @@ def test_auto_gives_a_call_or_an_answer_and_a_tool_result_is_answered(client):
         model=BASE_MODEL, messages=QUESTION, tools=[WEATHER], max_completion_tokens=40, **GREEDY,
     )
     message = completion.choices[0].message
-    if message.tool_calls:  # the model's choice (README, "Tool calling")
+    if message.tool_calls:  # the model's choice (docs/api.md, "Tool calling")
         assert_weather_call(message.tool_calls[0])
         assert completion.choices[0].finish_reason == "tool_calls"
     else:
