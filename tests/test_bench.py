@@ -276,9 +276,9 @@ def test_level_stats_count_the_prefill_rate_of_the_requests_that_answered():
     ok = RequestResult(started=0.0, first_text_at=0.5, finished_at=1.5, tokens=11)
     slow = RequestResult(started=0.0, first_text_at=2.0, finished_at=3.0, tokens=11)
     failed = RequestResult(started=0.0, first_text_at=None, finished_at=0.5, tokens=0, error="HTTP 429")
-    stats = LevelStats.of([ok, slow, failed], seconds=3.0, prompt_tokens=[1000, 1000, 1000])
-    assert stats.prompt_tokens == 1000
-    assert stats.prefill_tokens_per_second == pytest.approx(1250)  # median of 2000 and 500
+    stats = LevelStats.of([failed, ok, slow], seconds=3.0, prompt_tokens=[500, 1000, 2000])
+    assert stats.prompt_tokens == 1000  # of those sent, failed or not
+    assert stats.prefill_tokens_per_second == pytest.approx(1500)  # median of 1000 / 0.5 and 2000 / 2
     assert LevelStats.of([ok], seconds=1.0).prefill_tokens_per_second is None  # short prompts: not counted
 
 
