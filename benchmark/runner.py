@@ -2,10 +2,10 @@
 
 A level is a number of concurrent streams, with prompts of one kind: the short fixed
 continuations, prompts of an exact token length, or the turn k of conversations that
-resend their history. Targets take turns level by level, and the order of the targets rotates from one round
-to the next, so that every target sees the same machine load on average: on a shared
-machine the numbers that mean something are the ratios between targets, measured side by
-side, and their medians over the rounds.
+resend their history. Targets take turns level by level, and the order of the targets
+rotates from one round to the next, so that every target sees the same machine load on
+average: on a shared machine the numbers that mean something are the ratios between
+targets, measured side by side, and their medians over the rounds.
 """
 
 import asyncio
@@ -18,6 +18,7 @@ from benchmark.targets import RequestResult
 
 # The length of each user message of a conversation, unless --prompt-tokens says otherwise.
 CHAT_MESSAGE_TOKENS = 64
+
 
 def percentile(values: Sequence[float], fraction: float) -> float:
     """The `fraction` quantile, linear between the closest ranks (numpy's default)."""

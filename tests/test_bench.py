@@ -339,3 +339,14 @@ def test_bench_with_conversations_against_the_live_server(live_server):
     assert turn1["errors"] == turn2["errors"] == 0
     assert 16 < turn1["prompt_tokens"] < 32 and turn2["prompt_tokens"] > turn1["prompt_tokens"] + 16
     assert turn1["prefill_tokens_per_second"] > 0 and turn2["prefill_tokens_per_second"] > 0
+
+
+def test_bench_refuses_bad_prompt_lengths_and_an_unreadable_tokenizer(tmp_path):
+    from django.core.management import CommandError, call_command
+
+    target = ["--openai", "nobody=http://127.0.0.1:9", "--model", "m"]
+    with pytest.raises(CommandError, match="--prompt-tokens must be positive, --chat-turns at least 0"):
+        call_command("bench", *target, "--prompt-tokens", "0")
+    (tmp_path / "tokenizer.json").write_text("{}")
+    with pytest.raises(CommandError, match=r"Cannot make prompts of exact lengths with \S+tokenizer.json"):
+        call_command("bench", *target, "--prompt-tokens", "8", "--tokenizer", str(tmp_path / "tokenizer.json"))

@@ -50,7 +50,8 @@ def named_url(value: str) -> tuple[str, str]:
 class Command(BaseCommand):
     help = (
         "Benchmark OpenAI-compatible endpoints (this service, llama-server...) and the engine called "
-        "in-process, with the same prompts and greedy settings, at several numbers of concurrent streams."
+        "in-process, with the same prompts and greedy settings, at several numbers of concurrent streams "
+        "and prompt lengths."
     )
 
     def add_arguments(self, parser):
