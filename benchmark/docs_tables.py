@@ -26,26 +26,47 @@ def _added(value: float) -> str:
     return f"{'+' if value >= 0 else '−'}{abs(value):.{digits}f} ms"
 
 
+def _level(row: dict) -> tuple:
+    """A row's level; runs made before prompt lengths and turns existed have neither."""
+    return row.get("prompt_tokens") or 0, row["concurrency"], row.get("turn") or 0
+
+
 def markdown_table(run: dict) -> str:
-    """One row per target and level: its medians, and its ratios to each baseline."""
+    """One row per target and level: its medians, and its ratios to each baseline.
+
+    A run with prompts of exact lengths adds the tokens of the prompts sent and the prefill
+    rate (prompt tokens / TTFT); a run of conversations, the turn.
+    """
     baselines = list(dict.fromkeys(row["baseline"] for row in run["ratios"]))
-    compared = {(row["target"], row["baseline"], row["concurrency"]): row for row in run["ratios"]}
-    header = ["target", "streams", "tok/s total", "TTFT p50 ms", "TTFT p95 ms"]
+    compared = {(row["target"], row["baseline"], _level(row)): row for row in run["ratios"]}
+    prompts = any(result.get("prompt_tokens") for result in run["results"])
+    turns = any(result.get("turn") for result in run["results"])
+    header = ["target"] + (["turn"] if turns else []) + (["prompt tokens"] if prompts else [])
+    header += ["streams", "tok/s total", "TTFT p50 ms", "TTFT p95 ms"] + (["prefill tok/s ≈"] if prompts else [])
     for baseline in baselines:
         header += [f"tok/s ratio to {baseline}", f"TTFT p50 added to {baseline}"]
+        header += [f"prefill ratio to {baseline}"] if prompts else []
     lines = ["| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
-    for result in sorted(run["results"], key=lambda r: (r["concurrency"], r["target"] not in baselines, r["target"])):
+    for result in sorted(run["results"], key=lambda r: (_level(r), r["target"] not in baselines, r["target"])):
         median = result["median"]
-        cells = [
-            result["target"],
+        cells = [result["target"]]
+        if turns:
+            cells.append(str(result["turn"]))
+        if prompts:
+            cells.append(f"{median['prompt_tokens']:.0f}")
+        cells += [
             str(result["concurrency"]),
             f"{median['tokens_per_second']:.1f}",
             _milliseconds(median["ttft_p50_ms"]),
             _milliseconds(median["ttft_p95_ms"]),
         ]
+        if prompts:
+            cells.append(f"{median['prefill_tokens_per_second']:.0f}")
         for baseline in baselines:
-            row = compared.get((result["target"], baseline, result["concurrency"]))
+            row = compared.get((result["target"], baseline, _level(result)))
             cells += [f"{row['tokens_per_second_ratio']:.2f}", _added(row["ttft_p50_added_ms"])] if row else ["", ""]
+            if prompts:
+                cells.append(f"{row['prefill_tokens_per_second_ratio']:.2f}" if row else "")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

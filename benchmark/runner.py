@@ -1,9 +1,11 @@
-"""Running the benchmark: concurrency levels, targets alternated in rounds, statistics.
+"""Running the benchmark: levels, targets alternated in rounds, statistics.
 
-Targets take turns level by level, and the order of the targets rotates from one round
-to the next, so that every target sees the same machine load on average: on a shared
-machine the numbers that mean something are the ratios between targets, measured side by
-side, and their medians over the rounds.
+A level is a number of concurrent streams, with prompts of one kind: the short fixed
+continuations, prompts of an exact token length, or the turn k of conversations that
+resend their history. Targets take turns level by level, and the order of the targets
+rotates from one round to the next, so that every target sees the same machine load on
+average: on a shared machine the numbers that mean something are the ratios between
+targets, measured side by side, and their medians over the rounds.
 """
 
 import asyncio
@@ -11,27 +13,11 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
+from benchmark.prompts import Conversation, Prompt, PromptMaker, short_prompts
 from benchmark.targets import RequestResult
 
-# Continuations of varied topics and lengths: the same list, in the same order, for every target.
-PROMPTS = (
-    "The capital of France is",
-    "Once upon a time, in a small village by the sea,",
-    "The three laws of thermodynamics state that",
-    "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
-    "A good recipe for bread needs flour, water,",
-    "The history of the Roman Empire begins",
-    "In machine learning, a neural network is",
-    "Dear hiring manager, I am writing to apply for",
-    "The quick brown fox jumps over the lazy dog. Then",
-    "Photosynthesis is the process by which plants",
-    "1, 1, 2, 3, 5, 8, 13,",
-    "The most important rule of writing clear code is",
-    "Mount Everest, the highest mountain on Earth,",
-    "To make a cup of tea, first",
-    "The stock market fell sharply on Monday after",
-    "Water boils at 100 degrees Celsius, but at high altitude",
-)
+# The length of each user message of a conversation, unless --prompt-tokens says otherwise.
+CHAT_MESSAGE_TOKENS = 64
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -44,8 +30,17 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 
 @dataclass(frozen=True)
+class Level:
+    """What a round of one target measures at once."""
+
+    concurrency: int
+    prompt_tokens: int | None = None  # None: the short prompts; in a conversation, each user message's
+    turn: int | None = None  # the turn of the conversations (from 1); None: independent prompts
+
+
+@dataclass(frozen=True)
 class LevelStats:
-    """One target at one concurrency level in one round."""
+    """One target at one level in one round."""
 
     requests: int
     errors: int
@@ -56,12 +51,20 @@ class LevelStats:
     requests_per_second: float
     ttft_p50_ms: float | None
     ttft_p95_ms: float | None
+    prompt_tokens: float | None = None  # median over the prompts sent, when counted
+    # Median over the requests of prompt tokens / TTFT: approximate, as TTFT also holds the
+    # request's way in and the first decode step (and, with several streams, the waits).
+    prefill_tokens_per_second: float | None = None
 
     @classmethod
-    def of(cls, results: Sequence[RequestResult], seconds: float) -> "LevelStats":
+    def of(cls, results: Sequence[RequestResult], seconds: float,
+           prompt_tokens: Sequence[int | None] = ()) -> "LevelStats":
+        """`prompt_tokens`: those of each request's prompt, in the order of `results` (when counted)."""
         done = [r for r in results if r.error is None]
         ttfts = [r.ttft for r in done if r.ttft is not None]
         rates = [r.decode_tokens_per_second for r in done if r.decode_tokens_per_second is not None]
+        counted = [n for n in prompt_tokens if n is not None]
+        prefill = [n / r.ttft for r, n in zip(results, prompt_tokens) if r.error is None and r.ttft and n]
         tokens = sum(r.tokens for r in done)
         return cls(
             requests=len(results),
@@ -73,6 +76,8 @@ class LevelStats:
             requests_per_second=len(done) / seconds,
             ttft_p50_ms=percentile(ttfts, 0.5) * 1000 if ttfts else None,
             ttft_p95_ms=percentile(ttfts, 0.95) * 1000 if ttfts else None,
+            prompt_tokens=statistics.median(counted) if counted else None,
+            prefill_tokens_per_second=statistics.median(prefill) if prefill else None,
         )
 
 
@@ -82,6 +87,8 @@ METRICS = (
     "requests_per_second",
     "ttft_p50_ms",
     "ttft_p95_ms",
+    "prompt_tokens",
+    "prefill_tokens_per_second",
 )
 
 
@@ -97,7 +104,7 @@ class TargetLevel:
     target: str
     kind: str
     url: str
-    concurrency: int
+    level: Level
     rounds: list[LevelStats] = field(default_factory=list)
 
     def summary(self) -> dict:
@@ -111,7 +118,7 @@ class TargetLevel:
             "target": self.target,
             "kind": self.kind,
             "url": self.url,
-            "concurrency": self.concurrency,
+            **asdict(self.level),
             "median": self.summary(),
             "rounds": [asdict(stats) for stats in self.rounds],
         }
@@ -122,10 +129,10 @@ def ratios(results: Sequence[TargetLevel], baseline: str) -> list[dict]:
 
     Throughputs as ratios (target / baseline), time to first token as a difference in ms.
     """
-    by_key = {(r.target, r.concurrency): r for r in results}
+    by_key = {(r.target, r.level): r for r in results}
     rows = []
     for result in results:
-        base = by_key.get((baseline, result.concurrency))
+        base = by_key.get((baseline, result.level))
         if result.target == baseline or base is None:
             continue
         pairs = list(zip(result.rounds, base.rounds))
@@ -142,32 +149,39 @@ def ratios(results: Sequence[TargetLevel], baseline: str) -> list[dict]:
             {
                 "target": result.target,
                 "baseline": baseline,
-                "concurrency": result.concurrency,
+                **asdict(result.level),
                 "tokens_per_second_ratio": median_over_rounds(lambda a, b: a / b, "tokens_per_second"),
                 "stream_tokens_per_second_ratio": median_over_rounds(lambda a, b: a / b, "stream_tokens_per_second"),
                 "ttft_p50_added_ms": median_over_rounds(lambda a, b: a - b, "ttft_p50_ms"),
+                "prefill_tokens_per_second_ratio": median_over_rounds(
+                    lambda a, b: a / b, "prefill_tokens_per_second"
+                ),
             }
         )
     return rows
 
 
-async def run_level(target, concurrency: int, prompts: Sequence[str], max_tokens: int, on_done: Callable) -> LevelStats:
+async def run_level(target, concurrency: int, prompts: Sequence[Prompt], max_tokens: int,
+                    on_done: Callable) -> LevelStats:
     """`len(prompts)` requests through `concurrency` streams, each stream taking the next prompt."""
     queue: asyncio.Queue = asyncio.Queue()
     for prompt in prompts:
         queue.put_nowait(prompt)
     results: list[RequestResult] = []
+    sent: list[int | None] = []
 
     async def stream() -> None:
         while not queue.empty():
-            result = await target.generate(queue.get_nowait(), max_tokens)
+            prompt = queue.get_nowait()
+            result = await target.generate(prompt.text, max_tokens)
             results.append(result)
+            sent.append(prompt.tokens)
             on_done()
 
     loop = asyncio.get_running_loop()
     started = loop.time()
     await asyncio.gather(*(stream() for _ in range(concurrency)))
-    return LevelStats.of(results, loop.time() - started)
+    return LevelStats.of(results, loop.time() - started, sent)
 
 
 class TargetFailed(Exception):
@@ -177,34 +191,74 @@ class TargetFailed(Exception):
 @dataclass(frozen=True)
 class Plan:
     concurrency: tuple[int, ...] = (1, 4, 16)
-    requests: int = 4  # per level at least; a level sends at least one request per stream
+    requests: int = 4  # per level at least (conversations, with chat_turns); at least one per stream
     max_tokens: int = 64
     rounds: int = 1
     warmup_tokens: int = 8
+    prompt_tokens: tuple[int, ...] = ()  # exact prompt lengths; none: the short prompts
+    chat_turns: int = 0  # turns per conversation; 0: independent prompts
+    seed: int = 0  # of the random words of exact-length prompts
 
-    def prompts(self, concurrency: int) -> list[str]:
-        count = max(self.requests, concurrency)
-        return [PROMPTS[i % len(PROMPTS)] for i in range(count)]
+    def levels(self) -> list[Level]:
+        lengths = self.prompt_tokens or ((CHAT_MESSAGE_TOKENS,) if self.chat_turns else (None,))
+        turns = range(1, self.chat_turns + 1) if self.chat_turns else (None,)
+        return [Level(c, n, turn) for n in lengths for c in self.concurrency for turn in turns]
+
+    def counts_tokens(self) -> bool:
+        """Whether the plan needs the model's tokenizer."""
+        return bool(self.prompt_tokens or self.chat_turns)
+
+    def requests_at(self, level: Level) -> int:
+        return max(self.requests, level.concurrency)
 
     def total_requests(self, targets: int) -> int:
-        return self.rounds * targets * sum(len(self.prompts(c)) for c in self.concurrency)
+        return self.rounds * targets * sum(self.requests_at(level) for level in self.levels())
 
 
-async def run_benchmark(targets: Sequence, plan: Plan, on_done: Callable = lambda: None) -> list[TargetLevel]:
+class Workload:
+    """The prompts of each level, for each target and round; with a PromptMaker, never the same twice."""
+
+    def __init__(self, plan: Plan, maker: PromptMaker | None):
+        if plan.counts_tokens() and maker is None:
+            raise ValueError("prompts of an exact length need the model's tokenizer")
+        self._plan = plan
+        self._maker = maker
+        self._chats: dict[tuple, list[Conversation]] = {}
+
+    def prompts(self, level: Level, target: str, round_index: int) -> list[Prompt]:
+        count = self._plan.requests_at(level)
+        if level.prompt_tokens is None:
+            return short_prompts(count)
+        if level.turn is None:
+            return [self._maker.exact(level.prompt_tokens) for _ in range(count)]
+        key = (target, round_index, level.prompt_tokens, level.concurrency)
+        if level.turn == 1:
+            self._chats[key] = [
+                Conversation(self._maker, turns=self._plan.chat_turns, message_tokens=level.prompt_tokens)
+                for _ in range(count)
+            ]
+        return [conversation.prompt(level.turn) for conversation in self._chats[key]]
+
+
+async def run_benchmark(targets: Sequence, plan: Plan, maker: PromptMaker | None = None,
+                        on_done: Callable = lambda: None) -> list[TargetLevel]:
+    workload = Workload(plan, maker)
     results = {
-        (t.name, c): TargetLevel(target=t.name, kind=t.kind, url=t.url, concurrency=c)
+        (t.name, level): TargetLevel(target=t.name, kind=t.kind, url=t.url, level=level)
         for t in targets
-        for c in plan.concurrency
+        for level in plan.levels()
     }
+    (warmup,) = short_prompts(1)
     for target in targets:  # loads lazily-started engines and fills caches outside the measurements
-        warm = await target.generate(PROMPTS[0], plan.warmup_tokens)
+        warm = await target.generate(warmup.text, plan.warmup_tokens)
         if warm.error:
             raise TargetFailed(f"{target.name} ({target.url}) failed its warm-up request: {warm.error}")
     for round_index in range(plan.rounds):
         shift = round_index % len(targets)
         order = list(targets[shift:]) + list(targets[:shift])
-        for concurrency in plan.concurrency:
+        for level in plan.levels():
             for target in order:
-                stats = await run_level(target, concurrency, plan.prompts(concurrency), plan.max_tokens, on_done)
-                results[(target.name, concurrency)].rounds.append(stats)
+                prompts = workload.prompts(level, target.name, round_index)
+                stats = await run_level(target, level.concurrency, prompts, plan.max_tokens, on_done)
+                results[(target.name, level)].rounds.append(stats)
     return list(results.values())

@@ -1,13 +1,24 @@
 """The benchmark command runs against the real server, the engine in-process and in a worker, and its
 output is well formed. No assertion on speed: timings on a shared machine mean nothing here."""
 
+import asyncio
+import io
 import json
+import re
 import subprocess
 
 import pytest
+from django.conf import settings
+from rich.console import Console
+from tokenizers import Tokenizer
 
-from benchmark.runner import LevelStats, TargetLevel, percentile, ratios
+from benchmark import report
+from benchmark.docs_tables import markdown_table
+from benchmark.prompts import CHAT_REPLY, Conversation, PromptMaker, service_tokenizer_path
+from benchmark.runner import Level, LevelStats, Plan, TargetLevel, Workload, percentile, ratios, run_benchmark
 from benchmark.targets import RequestResult
+from catalog.engine_settings import EngineConfig
+from generation.engine import model_files
 
 
 def test_bench_against_the_live_server_and_the_engine_in_process_and_in_a_worker(live_server, tmp_path):
@@ -83,8 +94,8 @@ def _stats(tokens_per_second: float, ttft_p50_ms: float) -> LevelStats:
 
 
 def test_ratios_are_taken_round_by_round_then_the_median():
-    service = TargetLevel("service", "openai", "u", 1, [_stats(45, 110), _stats(20, 300), _stats(48, 105)])
-    direct = TargetLevel("direct", "direct", "in-process", 1, [_stats(50, 100), _stats(25, 280), _stats(50, 100)])
+    service = TargetLevel("service", "openai", "u", Level(1), [_stats(45, 110), _stats(20, 300), _stats(48, 105)])
+    direct = TargetLevel("direct", "direct", "-", Level(1), [_stats(50, 100), _stats(25, 280), _stats(50, 100)])
     (row,) = ratios([service, direct], "direct")
     assert row["tokens_per_second_ratio"] == pytest.approx(0.9)  # of 0.9, 0.8 and 0.96
     assert row["ttft_p50_added_ms"] == pytest.approx(10)  # of 10, 20 and 5
@@ -129,9 +140,213 @@ def test_a_table_is_made_again_from_its_run(tmp_path):
     call_command("bench_docs", str(document))
     assert document.read_text() == (
         "Before.\n<!-- bench-table: run.json -->\n"
-        "| target | streams | tok/s total | TTFT p50 ms | TTFT p95 ms | tok/s ratio to direct | TTFT p50 added to direct |\n"
+        "| target | streams | tok/s total | TTFT p50 ms | TTFT p95 ms | tok/s ratio to direct "
+        "| TTFT p50 added to direct |\n"
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n"
         "| direct | 1 | 31.0 | 70.0 | 90.0 |  |  |\n"
         "| service | 1 | 30.0 | 80.3 | 1234 | 0.97 | +10.3 ms |\n"
         "<!-- /bench-table -->\nAfter.\n"
     )
+
+
+# --- prompts of an exact token length, conversations, and their levels ---
+
+@pytest.fixture(scope="module", params=[model_files.GEMMA_PACKAGE, model_files.SMOLLM2_PACKAGE])
+def bundled_entry(request):
+    return EngineConfig(model_id=request.param, source="bundled", location=request.param)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(bundled_entry):
+    """The tokenizer that the service loads for a bundled model's catalog entry."""
+    return Tokenizer.from_file(str(service_tokenizer_path(bundled_entry, settings.LLM_MODEL_CACHE_DIR)))
+
+
+def _tokens(tokenizer, text: str) -> int:
+    return len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 17, 64, 256, 2048])
+def test_a_prompt_has_exactly_the_tokens_asked_for(tokenizer, length):
+    maker = PromptMaker(tokenizer, seed=length)
+    prompts = [maker.exact(length) for _ in range(5)]
+    assert [_tokens(tokenizer, prompt.text) for prompt in prompts] == [length] * 5
+    assert [prompt.tokens for prompt in prompts] == [length] * 5
+    assert len({prompt.text for prompt in prompts}) == 5
+
+
+def test_prompts_are_never_made_twice_and_follow_their_seed(tokenizer):
+    maker = PromptMaker(tokenizer, seed=7)
+    one_token = [maker.exact(1).text for _ in range(300)]  # a vocabulary's words, without a repeat
+    assert len(set(one_token)) == 300
+    again = PromptMaker(tokenizer, seed=7)
+    assert [again.exact(1).text for _ in range(300)] == one_token
+    assert PromptMaker(tokenizer, seed=8).exact(64).text != PromptMaker(tokenizer, seed=7).exact(64).text
+
+
+def test_the_service_adds_its_bos_token_on_top_of_the_count(bundled_entry, tokenizer):
+    cache_dir = settings.LLM_MODEL_CACHE_DIR
+    gguf = model_files.local_gguf(source="bundled", location=bundled_entry.location, filename="", cache_dir=cache_dir)
+    bos = model_files.prepare_gguf(gguf, cache_dir).bos_token
+    prompt = PromptMaker(tokenizer).exact(100)
+    assert _tokens(tokenizer, bos + prompt.text) == 101
+
+
+def test_a_conversation_resends_its_history_at_every_turn(tokenizer):
+    maker = PromptMaker(tokenizer, seed=3)
+    conversation = Conversation(maker, turns=3, message_tokens=32)
+    first, second, third = (conversation.prompt(turn) for turn in (1, 2, 3))
+    assert second.text.startswith(first.text + f" {CHAT_REPLY}\nUser: ")
+    assert third.text.startswith(second.text + f" {CHAT_REPLY}\nUser: ") and third.text.endswith("\nAssistant:")
+    assert [p.tokens for p in (first, second, third)] == [_tokens(tokenizer, p.text) for p in (first, second, third)]
+    assert first.tokens >= 32 and second.tokens >= 2 * 32 + _tokens(tokenizer, CHAT_REPLY)
+
+
+def test_levels_of_prompt_lengths_and_of_turns():
+    assert Plan(concurrency=(1, 4)).levels() == [Level(1), Level(4)]
+    assert Plan(concurrency=(1, 4), prompt_tokens=(16, 64)).levels() == [
+        Level(1, 16), Level(4, 16), Level(1, 64), Level(4, 64)
+    ]
+    plan = Plan(concurrency=(1, 2), requests=1, chat_turns=3)
+    assert plan.levels() == [Level(c, 64, turn) for c in (1, 2) for turn in (1, 2, 3)]
+    assert plan.total_requests(targets=2) == 2 * (3 * 1 + 3 * 2)  # at least one conversation per stream
+
+
+def test_the_workload_never_sends_a_prompt_twice_except_a_conversation_s_history(tokenizer):
+    plan = Plan(concurrency=(2,), requests=2, rounds=2, prompt_tokens=(16,), chat_turns=2)
+    workload = Workload(plan, PromptMaker(tokenizer))
+    turn1, turn2 = Level(2, 16, 1), Level(2, 16, 2)
+    sent = {(target, r): workload.prompts(turn1, target, r) for target in ("a", "b") for r in (0, 1)}
+    assert len({prompt.text for prompts in sent.values() for prompt in prompts}) == 8
+    for (target, r), prompts in sent.items():
+        later = workload.prompts(turn2, target, r)
+        assert [p.text.startswith(q.text) for p, q in zip(later, prompts)] == [True, True]
+    independent = Workload(Plan(concurrency=(1,), requests=3, prompt_tokens=(8,)), PromptMaker(tokenizer))
+    texts = [p.text for r in (0, 1) for p in independent.prompts(Level(1, 8), "a", r)]
+    assert len(set(texts)) == 6 and all(_tokens(tokenizer, text) == 8 for text in texts)
+    with pytest.raises(ValueError, match="tokenizer"):
+        Workload(plan, None)
+
+
+class _FakeTarget:
+    """Answers at once, its first token after 1 ms per word of the prompt (times of its own clock)."""
+
+    kind = "fake"
+    url = "-"
+
+    def __init__(self, name: str, ms_per_word: float):
+        self.name = name
+        self.ms_per_word = ms_per_word
+
+    async def generate(self, prompt: str, max_tokens: int) -> RequestResult:
+        ttft = len(prompt.split()) * self.ms_per_word / 1000
+        return RequestResult(started=0.0, first_text_at=ttft, finished_at=ttft + 0.1, tokens=max_tokens)
+
+
+def test_results_and_ratios_are_keyed_by_prompt_length_and_turn(tokenizer):
+    targets = [_FakeTarget("slow", 2.0), _FakeTarget("fast", 1.0)]
+    plan = Plan(concurrency=(1,), requests=2, max_tokens=3, prompt_tokens=(16, 64), chat_turns=2)
+    results = asyncio.run(run_benchmark(targets, plan, PromptMaker(tokenizer)))
+    assert {(r.target, r.level) for r in results} == {
+        (name, Level(1, n, turn)) for name in ("slow", "fast") for n in (16, 64) for turn in (1, 2)
+    }
+    for result in results:
+        (stats,) = result.rounds
+        assert stats.requests == 2 and stats.errors == 0
+        assert stats.prompt_tokens >= result.level.prompt_tokens * result.level.turn
+        assert stats.prefill_tokens_per_second == pytest.approx(
+            stats.prompt_tokens / stats.ttft_p50_ms * 1000, rel=0.2
+        )
+    rows = ratios(results, "fast")
+    assert {(row["target"], row["prompt_tokens"], row["turn"], row["concurrency"]) for row in rows} == {
+        ("slow", n, turn, 1) for n in (16, 64) for turn in (1, 2)
+    }
+    for row in rows:  # the slow target takes twice as long per word, whatever the level
+        assert row["prefill_tokens_per_second_ratio"] == pytest.approx(0.5, rel=0.1)
+        assert row["ttft_p50_added_ms"] > 0
+    console = Console(file=io.StringIO(), width=200)
+    console.print(report.results_table(results), report.ratios_table(rows))
+    tables = console.file.getvalue()
+    assert "prefill tok/s ≈" in tables and "prefill tok/s ratio" in tables
+    assert re.search(r"│ fast +│ +64 │ +2 │ +1 │", tables)  # target, prompt tokens, turn, streams
+    assert re.search(r"│ slow +│ fast +│ +16 │ +1 │ +1 │", tables)
+
+
+def test_level_stats_count_the_prefill_rate_of_the_requests_that_answered():
+    ok = RequestResult(started=0.0, first_text_at=0.5, finished_at=1.5, tokens=11)
+    slow = RequestResult(started=0.0, first_text_at=2.0, finished_at=3.0, tokens=11)
+    failed = RequestResult(started=0.0, first_text_at=None, finished_at=0.5, tokens=0, error="HTTP 429")
+    stats = LevelStats.of([failed, ok, slow], seconds=3.0, prompt_tokens=[500, 1000, 2000])
+    assert stats.prompt_tokens == 1000  # of those sent, failed or not
+    assert stats.prefill_tokens_per_second == pytest.approx(1500)  # median of 1000 / 0.5 and 2000 / 2
+    assert LevelStats.of([ok], seconds=1.0).prefill_tokens_per_second is None  # short prompts: not counted
+
+
+def test_a_table_of_prompt_lengths_and_turns_shows_the_prefill_rate():
+    def result(target, turn, sent, ttft, prefill):
+        return {"target": target, "concurrency": 1, "prompt_tokens": 64, "turn": turn,
+                "median": {"tokens_per_second": 10.0, "ttft_p50_ms": ttft, "ttft_p95_ms": ttft,
+                           "prompt_tokens": sent, "prefill_tokens_per_second": prefill}}
+
+    run = {
+        "results": [result("worker", 2, 160, 400.0, 400.0), result("direct", 1, 70, 100.0, 700.0),
+                    result("worker", 1, 71, 110.0, 645.5), result("direct", 2, 161, 350.0, 460.0)],
+        "ratios": [{"target": "worker", "baseline": "direct", "concurrency": 1, "prompt_tokens": 64, "turn": turn,
+                    "tokens_per_second_ratio": 1.0, "ttft_p50_added_ms": added,
+                    "prefill_tokens_per_second_ratio": ratio} for turn, added, ratio in ((1, 10, 0.92), (2, 50, 0.87))],
+    }
+    assert markdown_table(run).splitlines() == [
+        "| target | turn | prompt tokens | streams | tok/s total | TTFT p50 ms | TTFT p95 ms | prefill tok/s ≈ "
+        "| tok/s ratio to direct | TTFT p50 added to direct | prefill ratio to direct |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| direct | 1 | 70 | 1 | 10.0 | 100.0 | 100.0 | 700 |  |  |  |",
+        "| worker | 1 | 71 | 1 | 10.0 | 110.0 | 110.0 | 646 | 1.00 | +10.0 ms | 0.92 |",
+        "| direct | 2 | 161 | 1 | 10.0 | 350.0 | 350.0 | 460 |  |  |  |",
+        "| worker | 2 | 160 | 1 | 10.0 | 400.0 | 400.0 | 400 | 1.00 | +50.0 ms | 0.87 |",
+    ]
+
+
+def test_bench_with_prompts_of_exact_lengths_against_the_live_server(live_server):
+    output = live_server.manage(
+        "bench", "--openai", f"service={live_server.url}", "--native", f"native={live_server.url}",
+        "--prompt-tokens", "16", "64", "--concurrency", "1", "--requests", "1", "--max-tokens", "2",
+        "--baseline", "native", "--json",
+    )
+    document = json.loads(output)
+    assert document["plan"]["prompt_tokens"] == [16, 64]
+    assert {(r["target"], r["prompt_tokens"], r["turn"]) for r in document["results"]} == {
+        (name, n, None) for name in ("service", "native") for n in (16, 64)
+    }
+    for result in document["results"]:
+        (stats,) = result["rounds"]
+        assert stats["errors"] == 0 and stats["prompt_tokens"] == result["prompt_tokens"], result
+        prefill = stats["prompt_tokens"] / stats["ttft_p50_ms"] * 1000  # one request: its own rate
+        assert stats["prefill_tokens_per_second"] == pytest.approx(prefill)
+    assert {(row["target"], row["prompt_tokens"]) for row in document["ratios"]} == {("service", 16), ("service", 64)}
+    assert all(row["prefill_tokens_per_second_ratio"] > 0 for row in document["ratios"])
+
+
+def test_bench_with_conversations_against_the_live_server(live_server):
+    output = live_server.manage(
+        "bench", "--openai", f"service={live_server.url}", "--chat-turns", "2", "--prompt-tokens", "16",
+        "--concurrency", "1", "--requests", "1", "--max-tokens", "2", "--json",
+    )
+    document = json.loads(output)
+    assert document["plan"]["chat_turns"] == 2
+    first, second = sorted(document["results"], key=lambda r: r["turn"])
+    assert (first["turn"], second["turn"], first["prompt_tokens"], second["prompt_tokens"]) == (1, 2, 16, 16)
+    (turn1,), (turn2,) = first["rounds"], second["rounds"]
+    assert turn1["errors"] == turn2["errors"] == 0
+    assert 16 < turn1["prompt_tokens"] < 32 and turn2["prompt_tokens"] > turn1["prompt_tokens"] + 16
+    assert turn1["prefill_tokens_per_second"] > 0 and turn2["prefill_tokens_per_second"] > 0
+
+
+def test_bench_refuses_bad_prompt_lengths_and_an_unreadable_tokenizer(tmp_path):
+    from django.core.management import CommandError, call_command
+
+    target = ["--openai", "nobody=http://127.0.0.1:9", "--model", "m"]
+    with pytest.raises(CommandError, match="--prompt-tokens must be positive, --chat-turns at least 0"):
+        call_command("bench", *target, "--prompt-tokens", "0")
+    (tmp_path / "tokenizer.json").write_text("{}")
+    with pytest.raises(CommandError, match=r"Cannot make prompts of exact lengths with \S+tokenizer.json"):
+        call_command("bench", *target, "--prompt-tokens", "8", "--tokenizer", str(tmp_path / "tokenizer.json"))

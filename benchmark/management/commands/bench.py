@@ -10,15 +10,19 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from tokenizers import Tokenizer
 
 from benchmark import report
-from benchmark.runner import Plan, TargetFailed, ratios, run_benchmark
+from benchmark.prompts import PromptMaker, service_tokenizer_path
+from benchmark.runner import CHAT_MESSAGE_TOKENS, Plan, TargetFailed, ratios, run_benchmark
 from benchmark.targets import (
     DirectEngineTarget,
     NativeStreamTarget,
     OpenAICompletionsTarget,
     WorkerEngineTarget,
 )
+from catalog import snapshot
+from catalog.selectors import ServableModel, resolve_model
 
 
 @contextlib.contextmanager
@@ -46,7 +50,8 @@ def named_url(value: str) -> tuple[str, str]:
 class Command(BaseCommand):
     help = (
         "Benchmark OpenAI-compatible endpoints (this service, llama-server...) and the engine called "
-        "in-process, with the same prompts and greedy settings, at several numbers of concurrent streams."
+        "in-process, with the same prompts and greedy settings, at several numbers of concurrent streams "
+        "and prompt lengths."
     )
 
     def add_arguments(self, parser):
@@ -65,6 +70,16 @@ class Command(BaseCommand):
         parser.add_argument("--requests", type=int, default=4,
                             help="requests per level, at least one per stream (default 4)")
         parser.add_argument("--max-tokens", type=int, default=64)
+        parser.add_argument("--prompt-tokens", type=int, nargs="+", default=[], metavar="N",
+                            help="prompts of exactly N tokens of the model's tokenizer (one level per N), random "
+                            "words never sent twice, instead of the short fixed prompts (the service adds BOS)")
+        parser.add_argument("--chat-turns", type=int, default=0, metavar="K",
+                            help="conversations of K turns, each turn resending the whole history (user messages "
+                            f"of --prompt-tokens tokens, default {CHAT_MESSAGE_TOKENS}); each turn is a level")
+        parser.add_argument("--seed", type=int, default=0, help="of the random words of --prompt-tokens")
+        parser.add_argument("--tokenizer", type=Path, metavar="TOKENIZER.json",
+                            help="count prompt tokens with this tokenizer (default: the one the service loads "
+                            "for the model's catalog entry)")
         parser.add_argument("--rounds", type=int, default=1,
                             help="targets alternate level by level; each round repeats every level")
         parser.add_argument("--baseline", action="append", default=[], metavar="NAME",
@@ -79,9 +94,14 @@ class Command(BaseCommand):
             requests=options["requests"],
             max_tokens=options["max_tokens"],
             rounds=options["rounds"],
+            prompt_tokens=tuple(options["prompt_tokens"]),
+            chat_turns=options["chat_turns"],
+            seed=options["seed"],
         )
         if min(plan.concurrency) < 1 or plan.requests < 1 or plan.max_tokens < 1 or plan.rounds < 1:
             raise CommandError("--concurrency, --requests, --max-tokens and --rounds must be positive")
+        if min(plan.prompt_tokens, default=1) < 1 or plan.chat_turns < 0:
+            raise CommandError("--prompt-tokens must be positive, --chat-turns at least 0")
         names = [name for name, _ in options["openai"] + options["native"]]
         names += [options[kind] for kind in ("direct", "worker") if options[kind]]
         if not names:
@@ -94,9 +114,11 @@ class Command(BaseCommand):
             if baseline not in names:
                 raise CommandError(f"--baseline {baseline} is none of the targets {names}")
         with engine_logs_to_stderr():
-            targets = self.targets(options, max_streams=max(plan.concurrency))
+            servable = self.catalog_entry(options, plan)
+            maker = self.prompt_maker(options, plan, servable)  # before the engines load: fails fast
+            targets = self.targets(options, plan, servable)
             try:
-                results = asyncio.run(self.run(targets, plan))
+                results = asyncio.run(self.run(targets, plan, maker))
             except TargetFailed as exc:
                 raise CommandError(str(exc)) from exc
         compared = [row for baseline in options["baseline"] for row in ratios(results, baseline)]
@@ -116,15 +138,16 @@ class Command(BaseCommand):
         if compared:
             console.print(report.ratios_table(compared))
 
-    def targets(self, options, *, max_streams: int) -> list:
-        model = options["model"]
-        servable = None
-        if options["direct"] or options["worker"] or not model:
-            from catalog import snapshot
-            from catalog.selectors import resolve_model
+    def catalog_entry(self, options, plan: Plan) -> ServableModel | None:
+        """The model's catalog entry, where the targets or the prompts need it."""
+        needs_tokenizer = plan.counts_tokens() and not options["tokenizer"]
+        if options["direct"] or options["worker"] or not options["model"] or needs_tokenizer:
+            return resolve_model(snapshot.load(), model_id=options["model"])
+        return None
 
-            servable = resolve_model(snapshot.load(), model_id=model)
-            model = servable.model_id
+    def targets(self, options, plan: Plan, servable: ServableModel | None) -> list:
+        max_streams = max(plan.concurrency)
+        model = servable.model_id if servable else options["model"]
         http = dict(model=model, api_key=options["api_key"], max_connections=max_streams)
         targets = [OpenAICompletionsTarget(name, url, **http) for name, url in options["openai"]]
         targets += [NativeStreamTarget(name, url, **http) for name, url in options["native"]]
@@ -145,7 +168,17 @@ class Command(BaseCommand):
             targets.append(WorkerEngineTarget(options["worker"], cache, worker, bos_token=servable.bos_token))
         return targets
 
-    async def run(self, targets: list, plan: Plan):
+    def prompt_maker(self, options, plan: Plan, servable: ServableModel | None) -> PromptMaker | None:
+        if not plan.counts_tokens():
+            return None
+        try:
+            path = options["tokenizer"] or service_tokenizer_path(servable.engine, settings.LLM_MODEL_CACHE_DIR)
+            return PromptMaker(Tokenizer.from_file(str(path)), seed=plan.seed)
+        except Exception as exc:  # the tokenizers library raises a bare Exception for an unreadable file
+            source = options["tokenizer"] or f"the tokenizer of {servable.model_id}"
+            raise CommandError(f"Cannot make prompts of exact lengths with {source}: {exc}") from exc
+
+    async def run(self, targets: list, plan: Plan, maker: PromptMaker | None):
         progress = Progress(
             TextColumn("benchmark"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=Console(stderr=True),
@@ -153,7 +186,7 @@ class Command(BaseCommand):
         with progress:
             task = progress.add_task("requests", total=plan.total_requests(len(targets)))
             try:
-                return await run_benchmark(targets, plan, on_done=lambda: progress.advance(task))
+                return await run_benchmark(targets, plan, maker, on_done=lambda: progress.advance(task))
             finally:
                 for target in targets:
                     await target.aclose()
