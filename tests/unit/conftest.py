@@ -4,28 +4,39 @@ installed as the process's, and Django's async client to call the APIs without a
 import asyncio
 import contextlib
 import json
+import threading
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.test import AsyncClient
+
+from catalog.models import ModelEntry
 
 from tests.support.fake_worker import FakeEngine
 from tests.support.sse_client import Event, parse_events
 
 
+def _installed(**limits):
+    fake = FakeEngine()
+    with fake.installed(**limits):
+        yield fake
+    # The usage of a failed or cancelled generation is recorded by a thread of its own: it must
+    # be done before the test's database goes.
+    for thread in threading.enumerate():
+        if thread.name == "_record_usage":
+            thread.join(timeout=10)
+
+
 @pytest.fixture
 def engine():
     """The fake engine of this test: scripted by the test, installed for it."""
-    fake = FakeEngine()
-    with fake.installed():
-        yield fake
+    yield from _installed()
 
 
 @pytest.fixture
 def busy_engine():
     """A fake engine behind one generation at a time and no waiting place (a second one is refused)."""
-    fake = FakeEngine()
-    with fake.installed(max_active=1, max_queued=0):
-        yield fake
+    yield from _installed(max_active=1, max_queued=0)
 
 
 class Api:
@@ -67,6 +78,13 @@ class Api:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         return received
+
+    @staticmethod
+    async def disable(model_id: str) -> None:
+        """Disable a catalog entry, as the admin does (its signals tell the catalog in memory)."""
+        entry = await ModelEntry.objects.aget(model_id=model_id)
+        entry.enabled = False
+        await sync_to_async(entry.save)()
 
     @staticmethod
     def error(response, status: int, code: str | None = None, field: str | None = None) -> dict:

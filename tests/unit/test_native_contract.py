@@ -247,7 +247,7 @@ async def test_an_unknown_model_is_404(api, path):
 
 
 async def test_a_disabled_model_is_403_and_unlisted(api):
-    await sync_to_async(ModelEntry.objects.filter(model_id=BASE).update)(enabled=False)
+    await api.disable(BASE)
     api.error(await api.post("/api/generate", {"prompt": "x", "model": BASE}), 403, "model_not_allowed", "model")
     models = (await api.client.get("/api/models")).json()["models"]
     assert BASE not in [model["id"] for model in models]
