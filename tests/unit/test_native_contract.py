@@ -26,7 +26,8 @@ HI = [{"role": "user", "content": "Hi"}]
 
 async def test_generate_answers_the_text_and_its_counts(api, engine):
     engine.script(Script(tokens=(" the", " capital")))
-    response = await api.post("/api/generate", {"prompt": "The capital of France is", "max_tokens": 2, "temperature": 0})
+    request = {"prompt": "The capital of France is", "max_tokens": 2, "temperature": 0}
+    response = await api.post("/api/generate", request)
     assert response.status_code == 200
     assert response.json() == {
         "model": BASE,
@@ -73,7 +74,8 @@ async def test_stream_frames_each_delta_as_an_event_and_ends_with_done(api, engi
     assert "".join(tokens[:4]) == "".join(event.data for event in deltas[:4]) == expected["text"][:-4]
     assert events[-1].event == "done"
     assert json.loads(events[-1].data) == {
-        "model": BASE, "finish_reason": "length", "tokens_generated": len(tokens), "prompt_tokens": len("<bos>def fib(n):\n"),
+        "model": BASE, "finish_reason": "length", "tokens_generated": len(tokens),
+        "prompt_tokens": len("<bos>def fib(n):\n"),
     }
     assert comments == 0
 
@@ -141,7 +143,9 @@ async def test_chat_answers_the_assistants_turn_from_the_default_chat_model(api,
         "prompt_tokens": body["prompt_tokens"], "finish_reason": "eos",
     }
     [call] = engine.calls
-    assert call.prompt == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    assert call.prompt == (  # the catalog entry's template (ChatML)
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    )
     assert body["prompt_tokens"] == len(call.prompt)
     assert not call.keep_leading_whitespace
     assert "<|im_end|>" in call.sampling.stop  # the model's end of turn

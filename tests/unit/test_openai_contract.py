@@ -56,7 +56,8 @@ async def test_models_list_and_one_model(api):
 
 async def test_completion_object_choices_and_usage(api, engine):
     engine.script(Script(tokens=(" the", " capital")))
-    response = await api.post("/v1/completions", {"model": MODEL, "prompt": "The capital of France is", "max_tokens": 2})
+    request = {"model": MODEL, "prompt": "The capital of France is", "max_tokens": 2}
+    response = await api.post("/v1/completions", request)
     assert response.status_code == 200
     body = response.json()
     assert body["id"].startswith("cmpl-") and isinstance(body["created"], int)
