@@ -82,7 +82,8 @@ def token_logprob(token: str) -> TokenLogprob:
 @dataclass
 class FakeEngine:
     """The fakes' script, and what they saw. Scripts queued with `script()` are taken one per
-    generation, in order; then `default` serves every generation."""
+    generation, in order; then `default` serves every generation. A worker takes the context
+    length, chat format and load failure in force when it starts (a model's first request)."""
 
     default: Script = field(default_factory=Script)
     context_length: int | None = 4096
@@ -108,6 +109,7 @@ class FakeEngine:
     def installed(self, *, max_active: int = 4, max_queued: int = 4, queue_timeout: float = 5) -> Iterator:
         """This engine as the process's: a runtime whose engine cache starts fakes, installed for
         the block (the previous runtime is put back after it). Yields the runtime."""
+        # EngineCache builds each worker with its module's ModelWorker (it takes no factory).
         original = engine_cache_module.ModelWorker
         engine_cache_module.ModelWorker = self.worker
         cache = EngineCache(cache_dir="unused-by-fakes", max_loaded=2)
