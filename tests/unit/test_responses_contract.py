@@ -11,10 +11,10 @@ from asgiref.sync import sync_to_async
 
 from access.services import create_api_key
 from tests.support.fake_worker import Script
+from tests.unit.conftest import CHAT
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
-CHAT = "HuggingFaceTB/SmolLM2-135M-Instruct"
 TEXT_EVENTS = [
     "response.created",
     "response.in_progress",

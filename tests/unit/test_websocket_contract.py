@@ -15,10 +15,10 @@ from common.errors import EngineFailed
 from generation import runtime
 from generation.api.ws.routing import websocket_urlpatterns
 from tests.support.fake_worker import Script
+from tests.unit.conftest import BASE, CHAT
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
-BASE = "google/gemma-3-270m"
 LONE_SURROGATE = '{"type": "generate", "id": "x", "prompt": "\\ud800"}'  # valid JSON, not valid Unicode
 
 
@@ -64,7 +64,7 @@ async def test_generate_streams_deltas_then_done(socket, engine):
 async def test_several_requests_in_sequence_on_one_connection(socket, engine):
     deltas, done = await run(socket, {"type": "chat", "id": 1, "messages": [{"role": "user", "content": "Hi"}]})
     assert "".join(delta["text"] for delta in deltas) == "Hello, world"
-    assert done["model"] == "HuggingFaceTB/SmolLM2-135M-Instruct" and not engine.calls[0].keep_leading_whitespace
+    assert done["model"] == CHAT and not engine.calls[0].keep_leading_whitespace
     for request_id in (2, 3):
         _, done = await run(socket, {"type": "generate", "id": request_id, "prompt": "Hello"})
         assert (done["type"], done["id"], done["tokens_generated"]) == ("done", request_id, 3)
