@@ -17,10 +17,8 @@ from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 
 from catalog.models import ModelEntry, ServiceSettings
-
 from tests.support.fake_worker import FakeEngine
 from tests.support.sse_client import Event, parse_events
-
 
 BASE = "fake/base"  # the default model: raw continuations, and chats with its own template
 CHAT = "fake/chat"  # the default chat model: ChatML
@@ -30,6 +28,7 @@ CHATML = (
 
 
 def write_catalog() -> None:
+    """The catalog every contract test starts from: these two models only, BASE the default."""
     ModelEntry.objects.all().delete()
     base = ModelEntry.objects.create(
         model_id=BASE, aliases=["base"], display_name="Fake base", description="A base model.", size="1M",
