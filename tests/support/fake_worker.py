@@ -1,0 +1,217 @@
+"""A fake engine worker, for contract tests of the APIs in the test process: no worker
+process, no model.
+
+`FakeWorker` has the public interface of generation.engine.client.ModelWorker, the one the
+engine cache and the generation core use; `FakeEngine` makes the fakes and is scripted per
+test: what each generation emits (`Script`: its tokens, finish reason, logprobs, prompt
+token count, a domain error, a hang, a crash), which models fail to load, which stop
+answering. `FakeEngine.installed()` makes it the engine of the process: the engine cache
+of a runtime installed with generation.runtime.install starts FakeWorkers instead of
+processes.
+
+Its tokenizer is one token per character (the token id is the code point), so that
+counts and ids are easy to predict.
+"""
+
+import asyncio
+import concurrent.futures
+import contextlib
+import itertools
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+
+from catalog.engine_settings import EngineConfig
+from catalog.sampling import SamplingParams
+from common.errors import EngineFailed, ServiceError
+from generation import runtime
+from generation.engine import cache as engine_cache_module
+from generation.engine.api import ChatFormat, Finished, TextDelta, TokenLogprob
+from generation.engine.cache import EngineCache
+from generation.engine.client import WorkerLoadError, WorkerSettings
+from generation.limiter import ConcurrencyLimiter
+
+# The model file's own chat template, for an entry that has none (the bundled SmolLM2's).
+CHAT_FORMAT = ChatFormat(
+    template="{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}<|assistant|>",
+    bos_token="<s>",
+    eos_token="</s>",
+)
+VOCAB_SIZE = 0x110000  # every code point is a token
+
+
+@dataclass(frozen=True)
+class Script:
+    """What the worker does with one generation: emit `tokens` (one TextDelta each, with a logprob
+    when the request asked for them), then end with `finish_reason`, or instead raise `failure`,
+    hang until the client leaves (`hang`), or die (`crash`)."""
+
+    tokens: tuple[str, ...] = ("Hello", ",", " world")
+    finish_reason: str = "length"
+    prompt_tokens: int | None = None  # what Finished reports; None: the count the service sent
+    failure: ServiceError | None = None
+    hang: bool = False
+    crash: bool = False
+    delay: float = 0.0  # seconds before each token (and before the end)
+
+    @classmethod
+    def text(cls, text: str, size: int = 4, **kwargs) -> "Script":
+        """A script that emits `text` in pieces of `size` characters (a tool call's JSON, say)."""
+        return cls(tokens=tuple(text[start:start + size] for start in range(0, len(text), size)), **kwargs)
+
+
+@dataclass
+class GenerateCall:
+    """A generation as the worker received it, and what became of it."""
+
+    model_id: str
+    prompt: str
+    sampling: SamplingParams
+    prompt_tokens: int
+    keep_leading_whitespace: bool
+    finished: bool = False
+    cancelled: bool = False  # the client left before its end
+    released: bool = False
+
+
+def token_logprob(token: str) -> TokenLogprob:
+    """The logprob a fake gives each token: the token most likely, then an "x" much less so."""
+    return TokenLogprob(token=token, logprob=-0.25, bytes=tuple(token.encode()), top=((token, -0.25), ("x", -3.5)))
+
+
+@dataclass
+class FakeEngine:
+    """The fakes' script, and what they saw. Scripts queued with `script()` are taken one per
+    generation, in order; then `default` serves every generation. A worker takes the context
+    length, chat format and load failure in force when it starts (a model's first request)."""
+
+    default: Script = field(default_factory=Script)
+    context_length: int | None = 4096
+    chat_format: ChatFormat | None = CHAT_FORMAT
+    load_failures: dict[str, str] = field(default_factory=dict)  # model id -> the worker's load error
+    silent_seconds: float = 0.0  # what every worker reports (over 3 s: "unresponsive")
+    calls: list[GenerateCall] = field(default_factory=list)
+    workers: list["FakeWorker"] = field(default_factory=list)
+    _scripts: deque = field(default_factory=deque)
+
+    def script(self, *scripts: Script) -> None:
+        self._scripts.extend(scripts)
+
+    def next_script(self) -> Script:
+        return self._scripts.popleft() if self._scripts else self.default
+
+    def worker(self, config: EngineConfig, settings: WorkerSettings, *, on_exit) -> "FakeWorker":
+        worker = FakeWorker(self, config, on_exit=on_exit)
+        self.workers.append(worker)
+        return worker
+
+    @contextlib.contextmanager
+    def installed(self, *, max_active: int = 4, max_queued: int = 4, queue_timeout: float = 5) -> Iterator:
+        """This engine as the process's: a runtime whose engine cache starts fakes, installed for
+        the block (the previous runtime is put back after it). Yields the runtime."""
+        # EngineCache builds each worker with its module's ModelWorker (it takes no factory).
+        original = engine_cache_module.ModelWorker
+        engine_cache_module.ModelWorker = self.worker
+        cache = EngineCache(cache_dir="unused-by-fakes", max_loaded=2)
+        limiter = ConcurrencyLimiter(max_active=max_active, max_queued=max_queued, timeout=queue_timeout)
+        installed = runtime.Runtime(engine_cache=cache, limiter=limiter)
+        installed.startup_loads.finished.set()  # no start-up loads: ready
+        previous = runtime.install(installed)
+        try:
+            yield installed
+        finally:
+            runtime.install(previous)
+            engine_cache_module.ModelWorker = original
+
+
+_pids = itertools.count(90001)
+
+
+class FakeWorker:
+    """ModelWorker's public interface, acting out its engine's scripts."""
+
+    def __init__(self, engine: FakeEngine, config: EngineConfig, *, on_exit: Callable):
+        self.engine = engine
+        self.config = config
+        self.ready: concurrent.futures.Future = concurrent.futures.Future()
+        self.pid = next(_pids)
+        self.load_seconds = 0.01
+        self.context_length = engine.context_length
+        self.chat_format = engine.chat_format
+        self.vocab_size = VOCAB_SIZE
+        self.stopping = False
+        self.hang: str | None = None
+        self.ended: str | None = None
+        self._on_exit = on_exit
+        if config.model_id in engine.load_failures:
+            self.ready.set_exception(WorkerLoadError(engine.load_failures[config.model_id]))
+        else:
+            self.ready.set_result(self)
+
+    def stop(self) -> None:
+        self.stopping = True
+
+    def silent_seconds(self) -> float:
+        return self.engine.silent_seconds
+
+    def rss_mb(self) -> float:
+        return 0.0
+
+    def _check_open(self) -> None:
+        if self.ended is not None:
+            raise EngineFailed(f"The engine process of {self.config.model_id} ended ({self.ended}).")
+
+    async def tokenize(self, text: str) -> tuple[int, ...]:
+        self._check_open()
+        return tuple(ord(character) for character in text)
+
+    async def detokenize(self, tokens: tuple[int, ...]) -> str:
+        self._check_open()
+        return "".join(chr(token) for token in tokens)
+
+    async def count_tokens(self, text: str) -> int:
+        return len(await self.tokenize(text))
+
+    async def stream(
+        self,
+        prompt: str,
+        sampling: SamplingParams,
+        *,
+        prompt_tokens: int,
+        keep_leading_whitespace: bool,
+        released: Callable[[], None],
+    ) -> AsyncIterator[TextDelta | Finished]:
+        call = GenerateCall(self.config.model_id, prompt, sampling, prompt_tokens, keep_leading_whitespace)
+        self.engine.calls.append(call)
+        script = self.engine.next_script()
+        try:
+            self._check_open()
+            for token in script.tokens:
+                await asyncio.sleep(script.delay)
+                yield TextDelta(token, token_logprob(token) if sampling.top_logprobs is not None else None)
+            await asyncio.sleep(script.delay)
+            if script.crash:
+                self._crash()
+            if script.failure is not None:
+                raise script.failure
+            if script.hang:
+                await asyncio.Event().wait()  # until the client leaves
+            reported = script.prompt_tokens if script.prompt_tokens is not None else prompt_tokens
+            finished = Finished(script.finish_reason, reported, len(script.tokens))
+            call.finished = True
+            yield finished
+        except (GeneratorExit, asyncio.CancelledError):
+            call.cancelled = not call.finished  # the client left: the real worker drops the generation
+            raise
+        finally:
+            call.released = True
+            released()
+
+    def _crash(self) -> None:
+        """The process died (as ModelWorker reports it): the cache forgets it, its generation fails."""
+        self.ended = "killed by SIGKILL"
+        self._on_exit(self, self.ended)
+        raise EngineFailed(f"The engine process of {self.config.model_id} ended unexpectedly ({self.ended}).")
+
+    def abort_generations(self, error: Exception) -> None:
+        """Not acted out: no contract test shuts the server down."""
