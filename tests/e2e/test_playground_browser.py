@@ -23,8 +23,9 @@ RAW_MODEL = "google/gemma-3-270m"
 @pytest.fixture(scope="module")
 def server(keyed_server):
     """The keyed preset's server, with the chat model disabled while this module runs."""
-    entry = f"from catalog.models import ModelEntry; ModelEntry.objects.filter(model_id={CHAT_MODEL!r})"
-    with keyed_server.catalog_changed(f"{entry}.update(enabled=False)", f"{entry}.update(enabled=True)"):
+    entry = f"from catalog.models import ModelEntry; entry = ModelEntry.objects.get(model_id={CHAT_MODEL!r}); "
+    with keyed_server.catalog_changed(f"{entry}entry.enabled = False; entry.save()",
+                                      f"{entry}entry.enabled = True; entry.save()"):
         yield keyed_server
 
 

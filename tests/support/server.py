@@ -77,7 +77,9 @@ class LiveServer:
     @contextlib.contextmanager
     def catalog_changed(self, code: str, undo: str):
         """The catalog changed by `code` while the block runs, then put back by `undo`: for a
-        module on a shared server, whose other users expect the preset's catalog."""
+        module on a shared server, whose other users expect the preset's catalog. Both save
+        the entries they change (`entry.save()`): a `QuerySet.update` leaves the catalog's
+        version as it was, and the server would not see it (catalog.snapshot)."""
         self.change_catalog(code)
         try:
             yield self
