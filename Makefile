@@ -1,6 +1,7 @@
 # make serve: set up and run the service with the bundled model (Daphne on LLM_INFERENCE_PORT).
-# make test:  set up and run the test suite.
-# make test-unit: the unit tests alone (no server, browser, engine or other process), in seconds.
+# make test:  set up and run the test suite (tests/unit, tests/e2e, tests/soak), with a coverage
+#             report (terminal, and coverage.xml).
+# make test-unit: the unit tests alone (tests/unit: no server, browser, engine or other process), in seconds.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -41,10 +42,10 @@ test-tools:
 	if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; fi
 
 test: install test-tools
-	$(PY) -m pytest
+	$(PY) -m pytest --cov --cov-report=term --cov-report=xml
 
 test-unit: install
-	$(PY) -m pytest -m "not e2e"
+	$(PY) -m pytest tests/unit
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .coverage .coverage.* coverage.xml

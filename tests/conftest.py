@@ -1,65 +1,44 @@
-"""Shared fixtures: a real Daphne server with the real bundled model, the engine cache of
-this process (the model in its worker process), a headless Chromium tab; each server and
-model is started once per test session.
+"""Shared fixtures: the servers of the presets, the engine cache of this process (the model in
+its worker process), a headless Chromium tab; each server and model is started once per test
+session, when a test first asks for it, and stopped after the last test that uses it.
 
-Tests are unit tests or end-to-end ones, marked `e2e` here: those that start a server, a
-browser, an engine worker or another program, through the fixtures that do (E2E_FIXTURES,
-or any fixture of the tests whose code does) or in their own code (STARTS_A_PROCESS, also through a
-function of their module). `make test-unit` (`pytest -m "not e2e"`) runs the others, in
-seconds.
+A test's kind is its directory, and the marker of that name is added here:
+- tests/unit: no process, no socket, no model (`make test-unit`, in seconds);
+- tests/e2e: real servers, the engine, browsers, PostgreSQL, Redis, other programs;
+- tests/soak: the storm, memory over many requests, long runs.
 """
 
-import functools
-import inspect
 import re
 
 import pytest
 from django.conf import settings
 
 from tests.support.chromium import Page
-from tests.support.server import ADMIN_USER, ROOT, start_server, stop_server
+from tests.support.server import ROOT, STARTED, start_preset, stop_server
 
-E2E_FIXTURES = {"live_server", "engine_cache", "bundled_model", "page"}
-STARTS_A_PROCESS = re.compile(
-    r"\b(start_server|start_tls_server|Page|EngineCache|PostgresServer|RedisServer|load_engine)\(|"
-    r"\bsubprocess\.|\.manage\("
-)
+KINDS = ("unit", "e2e", "soak")
+# The fixtures that start a process: a unit test may use none of them.
+PROCESS_FIXTURES = {"live_server", "keyed_server", "tls_server", "protocol_server", "concurrent_server",
+                    "engine_cache", "bundled_model", "page"}
 
 # Where a browser test that fails leaves a screenshot of its page (kept by CI as an artifact).
 ARTIFACTS = ROOT / "test-artifacts"
 
 
-def _source(function) -> str:
-    try:
-        return inspect.getsource(function)
-    except (OSError, TypeError):
-        return ""
-
-
-@functools.cache
-def _module_helpers(module) -> frozenset[str]:
-    """The names of the module's own functions that start a process."""
-    return frozenset(
-        name for name, function in inspect.getmembers(module, inspect.isfunction)
-        if function.__module__ == module.__name__ and not name.startswith("test_")
-        and STARTS_A_PROCESS.search(_source(function))
-    )
-
-
-def _starts_a_process(function, helpers: frozenset[str]) -> bool:
-    source = _source(function)
-    return bool(STARTS_A_PROCESS.search(source)) or any(re.search(rf"\b{name}\(", source) for name in helpers)
+def kind_of(item) -> str:
+    parts = item.path.relative_to(ROOT / "tests").parts
+    if len(parts) < 2 or parts[0] not in KINDS:
+        raise pytest.UsageError(f"{item.nodeid}: a test module belongs in tests/unit, tests/e2e or tests/soak")
+    return parts[0]
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        helpers = _module_helpers(item.module)
-        fixtures = [definition.func for definitions in item._fixtureinfo.name2fixturedefs.values()
-                    for definition in definitions if definition.func.__module__.startswith("tests.")]
-        if E2E_FIXTURES & set(item.fixturenames) or any(
-            _starts_a_process(function, helpers) for function in [item.function, *fixtures]
-        ):
-            item.add_marker(pytest.mark.e2e)
+        kind = kind_of(item)
+        if kind == "unit" and PROCESS_FIXTURES & set(item.fixturenames):
+            used = sorted(PROCESS_FIXTURES & set(item.fixturenames))
+            raise pytest.UsageError(f"{item.nodeid}: a unit test starts no process (it uses {used}): tests/e2e")
+        item.add_marker(kind)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -67,6 +46,60 @@ def pytest_runtest_makereport(item, call):
     report = yield
     setattr(item, f"report_{report.when}", report)
     return report
+
+
+def pytest_terminal_summary(terminalreporter):
+    if STARTED:
+        terminalreporter.write_line(f"servers started: {len(STARTED)} ({', '.join(STARTED)})")
+
+
+# --- The presets' servers (tests/support/server.py's PRESETS) --------------------------------
+
+# The fixture of each preset, and the server it started (until it is stopped).
+PRESET_FIXTURES = {"live_server": "default", "keyed_server": "keyed", "tls_server": "tls",
+                   "protocol_server": "protocol", "concurrent_server": "concurrent"}
+_running = {}
+_last_user = {}
+
+
+def pytest_collection_finish(session):
+    """Note the last test that uses each preset: its server is stopped after it, not at the
+    end of the session (a server holds its models' memory)."""
+    for item in session.items:
+        for fixture in PRESET_FIXTURES.keys() & set(getattr(item, "fixturenames", ())):
+            _last_user[fixture] = item.nodeid
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    result = yield
+    for fixture, nodeid in _last_user.items():
+        if nodeid == item.nodeid and fixture in _running:
+            stop_server(_running.pop(fixture))
+    return result
+
+
+def preset_fixture(fixture_name: str):
+    @pytest.fixture(scope="session", name=fixture_name)
+    def server(tmp_path_factory):
+        preset = PRESET_FIXTURES[fixture_name]
+        _running[fixture_name] = start_preset(preset, tmp_path_factory.mktemp(f"{preset}-server"))
+        yield _running[fixture_name]
+        if fixture_name in _running:
+            stop_server(_running.pop(fixture_name))
+
+    server.__doc__ = f"The server of the {PRESET_FIXTURES[fixture_name]!r} preset, shared by the test session."
+    return server
+
+
+live_server = preset_fixture("live_server")
+keyed_server = preset_fixture("keyed_server")
+tls_server = preset_fixture("tls_server")
+protocol_server = preset_fixture("protocol_server")
+concurrent_server = preset_fixture("concurrent_server")
+
+
+# --- Other processes --------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -93,22 +126,6 @@ def _live_server_helper():
     """Replaces pytest-django's hook for its own in-thread `live_server`: this project's
     `live_server` is a real Daphne process with its own database."""
     yield
-
-
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory):
-    """Daphne with the bundled model: one generation at a time, one waiting place, a short queue timeout."""
-    tmp_path = tmp_path_factory.mktemp("live-server")
-    server = start_server(
-        tmp_path,
-        LLM_MAX_CONCURRENT_REQUESTS="1",
-        LLM_MAX_QUEUED_REQUESTS="1",
-        LLM_QUEUE_TIMEOUT_SECONDS="20",
-        LLM_SSE_KEEPALIVE_SECONDS="0.05",
-    )
-    server.manage("createsuperuser", "--noinput", "--username", ADMIN_USER, "--email", "admin@example.com")
-    yield server
-    stop_server(server)
 
 
 @pytest.fixture(scope="session")

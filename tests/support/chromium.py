@@ -193,3 +193,10 @@ def log_in_to_the_admin(page: Page, base_url: str, username: str, password: str)
         "document.getElementById('login-form').submit()"
     )
     assert page.evaluate("location.pathname") == "/admin/", "the admin login failed"
+
+
+def assert_no_violation(page: Page):
+    page.pump(0.5)  # violations are reported asynchronously
+    assert page.violations == []
+    assert page.csp_messages() == []
+    assert page.exceptions == []

@@ -1,16 +1,24 @@
 """A real Daphne server for end-to-end tests: started on a free port with a fresh
-database, in its own process, and stopped."""
+database, in its own process, and stopped; and the presets, the configurations that test
+modules share (one server per preset and test session: tests/conftest.py)."""
 
+import atexit
+import contextlib
+import functools
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 from django.conf import settings
+
+from tests.support.tls import self_signed_certificate
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -19,6 +27,9 @@ SMOLLM2_TOKENIZER_CASES = FIXTURES / "smollm2_135m_instruct_tokenizer_cases.json
 
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "a-test-password-1234"
+
+# One line per server started in this test session (the terminal summary counts them).
+STARTED: list[str] = []
 
 
 def free_port() -> int:
@@ -46,6 +57,8 @@ class LiveServer:
     url: str
     env: dict
     process: subprocess.Popen
+    log: Path
+    cert_file: Path | None = None  # a TLS server's certificate, to trust
 
     def manage(self, *args: str) -> str:
         """Run a management command against the server's database."""
@@ -60,6 +73,18 @@ class LiveServer:
         output = self.manage("shell", "-c", code)
         time.sleep(3 * float(self.env["LLM_HEARTBEAT_SECONDS"]))
         return output
+
+    @contextlib.contextmanager
+    def catalog_changed(self, code: str, undo: str):
+        """The catalog changed by `code` while the block runs, then put back by `undo`: for a
+        module on a shared server, whose other users expect the preset's catalog. Both save
+        the entries they change (`entry.save()`): a `QuerySet.update` leaves the catalog's
+        version as it was, and the server would not see it (catalog.snapshot)."""
+        self.change_catalog(code)
+        try:
+            yield self
+        finally:
+            self.change_catalog(undo)
 
 
 def server_environment(tmp_path: Path, **overrides: str) -> dict:
@@ -76,29 +101,49 @@ def server_environment(tmp_path: Path, **overrides: str) -> dict:
     return env
 
 
+def superuser(username: str) -> str:
+    """Set-up code (for `start_server`) that creates a superuser with ADMIN_PASSWORD."""
+    return (f"from django.contrib.auth import get_user_model; get_user_model().objects.create_superuser("
+            f"{username!r}, '{username}@example.com', {ADMIN_PASSWORD!r})")
+
+
+@functools.cache
+def _migrated_database() -> Path:
+    """A database migrated once per test session: each server starts from a copy of it rather
+    than migrating its own (the migrations read no setting, so the copy is the same database)."""
+    directory = Path(tempfile.mkdtemp(prefix="migrated-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=server_environment(directory),
+                   check=True, capture_output=True)
+    return directory / "db.sqlite3"
+
+
 def start_server(tmp_path: Path, *, scheme: str = "http", setup: tuple[str, ...] = (), wait: bool = True,
                  migrate: bool = True, **overrides: str) -> LiveServer:
-    """Migrate a fresh database (unless `migrate` is off), run `setup` (Python, in
+    """Migrate a fresh database (unless `migrate` is off), run `setup` (Python, in one
     `manage.py shell`), start Daphne.
 
     With `wait`, return once /health/ready answers 200.
     """
     port = free_port()
     env = server_environment(tmp_path, LLM_INFERENCE_PORT=str(port), **overrides)
-    log = open(tmp_path / "server.log", "w")
-    server = LiveServer(url=f"{scheme}://127.0.0.1:{port}", env=env, process=None)
-    if migrate:
+    server = LiveServer(url=f"{scheme}://127.0.0.1:{port}", env=env, process=None, log=tmp_path / "server.log")
+    if migrate and "DATABASE_URL" not in overrides:
+        shutil.copyfile(_migrated_database(), tmp_path / "db.sqlite3")
+    elif migrate:
         server.manage("migrate", "--noinput")
-    for code in setup:
-        server.manage("shell", "-c", code)
-    server.process = subprocess.Popen([sys.executable, "manage.py", "serve"], cwd=ROOT, env=env, stdout=log,
-                                      stderr=subprocess.STDOUT)
+    if setup:
+        server.manage("shell", "-c", "\n".join(setup))
+    STARTED.append(tmp_path.name)
+    with open(server.log, "w") as log:  # the server writes to its own copy of the file
+        server.process = subprocess.Popen([sys.executable, "manage.py", "serve"], cwd=ROOT, env=env, stdout=log,
+                                          stderr=subprocess.STDOUT)
     if wait:
         try:
             wait_until_ready(server.url, server.process, verify=False)
         except Exception:
             stop_server(server)
-            raise RuntimeError((tmp_path / "server.log").read_text()[-5000:])
+            raise RuntimeError(server.log.read_text()[-5000:])
     return server
 
 
@@ -108,3 +153,65 @@ def stop_server(server: LiveServer) -> None:
         server.process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         server.process.kill()
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A server configuration that test modules share: its settings (the environment), its
+    set-up code, and whether it serves HTTPS (`start_preset`)."""
+
+    settings: dict[str, str] = field(default_factory=dict)
+    setup: tuple[str, ...] = ()
+    tls: bool = False
+
+
+# The catalog entry of the keyed preset: a second model, for a key limited to it (never
+# loaded: nothing asks for it).
+OTHER_MODEL = (
+    "from catalog.models import ModelEntry; ModelEntry.objects.create(model_id='test/other', "
+    "display_name='Other', source='gguf_file', location='/nowhere', filename='x.gguf', enabled=False)"
+)
+# The origins allowed by the TLS preset's CORS.
+CORS_ORIGINS = ("https://app.example.com", "https://other.example.com")
+# The request body limit of the presets that test it (protocol, tls): a few KB.
+SMALL_BODY_LIMIT = 4096
+
+PRESETS = {
+    # The bundled models, no API key: one generation at a time, one waiting place, a short
+    # queue timeout (the 429s are tested), fast SSE keep-alives.
+    "default": Preset(settings={
+        "LLM_MAX_CONCURRENT_REQUESTS": "1", "LLM_MAX_QUEUED_REQUESTS": "1", "LLM_QUEUE_TIMEOUT_SECONDS": "20",
+        "LLM_SSE_KEEPALIVE_SECONDS": "0.05",
+    }, setup=(superuser(ADMIN_USER),)),
+    # LLM_REQUIRE_API_KEY on, and a second catalog entry (OTHER_MODEL).
+    "keyed": Preset(settings={"LLM_REQUIRE_API_KEY": "true"}, setup=(OTHER_MODEL, superuser(ADMIN_USER))),
+    # HTTPS only, through Daphne's own TLS on a self-signed certificate (`server.cert_file`),
+    # CORS for CORS_ORIGINS, and the small body limit.
+    "tls": Preset(settings={
+        "DJANGO_HTTPS": "true", "CORS_ALLOWED_ORIGINS": ",".join(CORS_ORIGINS),
+        "LLM_MAX_REQUEST_BYTES": str(SMALL_BODY_LIMIT),
+    }, tls=True),
+    # The protocol layer's limits made small: the body limit, 2 s for a request's headers
+    # and for its body, at most 4 connections.
+    "protocol": Preset(settings={
+        "LLM_MAX_REQUEST_BYTES": str(SMALL_BODY_LIMIT), "LLM_HEADER_TIMEOUT_SECONDS": "2",
+        "LLM_BODY_TIMEOUT_SECONDS": "2", "LLM_MAX_CONNECTIONS": "4",
+    }),
+    # Four generations at once, 16 waiting places, a 10 s queue timeout; DEBUG logs.
+    "concurrent": Preset(settings={
+        "LLM_MAX_CONCURRENT_REQUESTS": "4", "LLM_MAX_QUEUED_REQUESTS": "16", "LLM_QUEUE_TIMEOUT_SECONDS": "10",
+        "LOG_LEVEL": "DEBUG",
+    }),
+}
+
+
+def start_preset(name: str, tmp_path: Path) -> LiveServer:
+    preset = PRESETS[name]
+    if not preset.tls:
+        server = start_server(tmp_path, setup=preset.setup, **preset.settings)
+    else:
+        cert_file, key_file = self_signed_certificate(tmp_path)
+        server = start_server(tmp_path, scheme="https", setup=preset.setup, LLM_TLS_CERT_FILE=str(cert_file),
+                              LLM_TLS_KEY_FILE=str(key_file), **preset.settings)
+        server.cert_file = cert_file
+    return server

@@ -1,6 +1,6 @@
 """Fixtures of the in-process contract tests: the fake engine (tests.support.fake_worker)
 installed as the process's, a catalog of two fake models, and Django's async client to call
-the APIs without a socket.
+the APIs without a socket; and cheap password hashing.
 
 The tests are transactional (the views read and write the database from other threads), and a
 transactional test's database is emptied after it: each test writes the catalog it uses itself,
@@ -151,3 +151,9 @@ def api(engine):
 @pytest.fixture
 def busy_api(busy_engine):
     return Api(AsyncClient())
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Users made and logged in here need no costly hash (the servers of tests/e2e keep the real one)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

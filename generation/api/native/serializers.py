@@ -1,7 +1,7 @@
 """Request and response schemas of the native API (/api/generate, /api/chat).
 
 The request serializers validate; the others only describe responses in the OpenAPI schema,
-which tests/test_schema_fuzz.py holds to what the server really does.
+which tests/e2e/test_schema_fuzz.py holds to what the server really does.
 """
 
 import json

@@ -1,0 +1,318 @@
+"""The engine layer with the real bundled model: each workaround of ENGINE_NOTES.md is
+exercised here by a test that fails without it, through the engine cache and its worker
+processes as the service uses them. tests/e2e/test_engine_workers.py has the processes' own
+behaviour (a load that freezes nothing, memory, crashes) through a real server."""
+
+import asyncio
+import dataclasses
+import threading
+import time
+
+import pytest
+
+from common.errors import EngineFailed, ModelUnavailable
+from catalog.engine_settings import EngineConfig
+from catalog.sampling import SamplingParams
+from generation.engine.api import Finished, TextDelta
+from generation.engine.cache import EngineCache
+from generation.engine.runner import load_engine
+
+GREEDY = dict(temperature=0.0)
+
+
+def nothing() -> None:
+    pass
+
+
+async def open_stream(cache, model, prompt, sampling, *, keep_leading_whitespace=True, released=nothing):
+    """A stream as the service opens it: the prompt's tokens counted first."""
+    prompt_tokens = await model.count_tokens(prompt)
+    return cache.stream(
+        model, prompt, sampling, prompt_tokens=prompt_tokens,
+        keep_leading_whitespace=keep_leading_whitespace, released=released,
+    )
+
+
+async def generate(cache, model, prompt, *, keep_leading_whitespace=True, released=nothing, **sampling):
+    parts, finished = [], None
+    sampling = SamplingParams(**{"max_tokens": 16, **GREEDY, **sampling})
+    stream = await open_stream(
+        cache, model, prompt, sampling, keep_leading_whitespace=keep_leading_whitespace, released=released
+    )
+    async for event in stream:
+        if isinstance(event, TextDelta):
+            parts.append(event.text)
+        else:
+            finished = event
+    return "".join(parts), finished
+
+
+@pytest.fixture(scope="module")
+def in_process_engine(bundled_config):
+    """The bundled model's engine loaded in this process, to compare with its own completion path."""
+    from django.conf import settings
+
+    return load_engine(bundled_config, settings.LLM_MODEL_CACHE_DIR)
+
+
+def direct_completion(engine, prompt, max_tokens):
+    """The engine's own non-streaming completion path, which keeps leading whitespace."""
+    from mistralrs import CompletionRequest
+
+    response = engine.runner.send_completion_request(
+        CompletionRequest(prompt=prompt, model="x", max_tokens=max_tokens, temperature=0.0)
+    )
+    return response.choices[0].text
+
+
+async def test_greedy_generation_is_deterministic(engine_cache, bundled_model):
+    first = await generate(engine_cache, bundled_model, "<bos>Once upon a time", max_tokens=24)
+    second = await generate(engine_cache, bundled_model, "<bos>Once upon a time", max_tokens=24)
+    assert first == second
+    assert first[1].completion_tokens == 24
+
+
+async def test_raw_continuation_keeps_leading_whitespace(engine_cache, bundled_model, in_process_engine):
+    """Streamed text equals the engine's completion path, leading space included."""
+    prompt = "<bos>The capital of France is"
+    text, finished = await generate(engine_cache, bundled_model, prompt, max_tokens=12)
+    assert text.startswith(" ")
+    assert text == direct_completion(in_process_engine, prompt, 12)
+    assert finished.prompt_tokens == 6
+
+
+async def test_whitespace_only_first_token_is_kept(engine_cache, bundled_model, in_process_engine):
+    prompt = "<bos>def fib(n):\n"
+    text, _ = await generate(engine_cache, bundled_model, prompt, max_tokens=10)
+    assert text.startswith("    ")  # the indentation the engine's chat path would drop
+    assert text == direct_completion(in_process_engine, prompt, 10)
+
+
+async def test_chat_output_is_not_given_leading_whitespace(engine_cache, bundled_model):
+    text, _ = await generate(
+        engine_cache, bundled_model, "<bos>The capital of France is", max_tokens=6, keep_leading_whitespace=False
+    )
+    assert not text.startswith(" ")
+
+
+async def test_stop_sequence_ends_generation(engine_cache, bundled_model):
+    text, finished = await generate(engine_cache, bundled_model, "<bos>def fib(n):\n", max_tokens=40, stop=("return",))
+    assert finished.finish_reason == "stop"
+    assert "return" not in text
+    assert finished.completion_tokens < 40
+
+
+async def test_max_tokens_bounds_generation(engine_cache, bundled_model):
+    text, finished = await generate(engine_cache, bundled_model, "<bos>Once upon a time", max_tokens=5)
+    assert finished == Finished(finish_reason="length", prompt_tokens=5, completion_tokens=5)
+    assert text
+
+
+def prompts_of_equal_lengths(lengths: int, each: int) -> list[str]:
+    """`each` prompts of the same token count for each of `lengths` counts (a digit is one token)."""
+    return [
+        f"<bos>Question {digit}: what is {digit} plus {digit}?" + " Think." * length + " Answer:"
+        for length in range(lengths)
+        for digit in range(each)
+    ]
+
+
+async def test_sixteen_concurrent_streams_of_four_lengths_complete_with_the_same_text_as_alone(
+    engine_cache, bundled_model
+):
+    """Without the runner lock, concurrent submits fail ("Already borrowed"); without the
+    prefill gate, prompts of the same length are prefilled in one step, which crashes
+    ("input tensor is not contiguous"). Prompts of different lengths go in together."""
+    prompts = prompts_of_equal_lengths(4, 4)
+    counts = [await bundled_model.count_tokens(p) for p in prompts]
+    assert [len(set(counts[i : i + 4])) for i in range(0, 16, 4)] == [1, 1, 1, 1] and len(set(counts)) == 4
+    together = await asyncio.gather(*(generate(engine_cache, bundled_model, p, max_tokens=12) for p in prompts))
+    assert all(finished.finish_reason == "length" for _, finished in together)
+    alone = [await generate(engine_cache, bundled_model, p, max_tokens=12) for p in prompts[::5]]
+    assert [text for text, _ in together[::5]] == [text for text, _ in alone]
+
+
+async def test_closing_a_stream_frees_the_engine(engine_cache, bundled_model):
+    released = threading.Event()
+    stream = await open_stream(
+        engine_cache,
+        bundled_model,
+        "<bos>1, 2, 3, 4, 5, 6, 7, 8, 9, 10,",
+        SamplingParams(max_tokens=1000, temperature=0.0),
+        released=released.set,
+    )
+    for _ in range(3):
+        await anext(stream)
+    await stream.aclose()
+    # The worker drops the engine's iterator at its next token, and says so.
+    assert await asyncio.to_thread(released.wait, 5)
+    started = time.monotonic()
+    text, _ = await generate(engine_cache, bundled_model, "<bos>Hello", max_tokens=2)
+    assert time.monotonic() - started < 5
+
+
+def long_prompt(seed: int) -> str:
+    # About 900 tokens, the same count for each seed digit: a prefill of some seconds.
+    return "<bos>" + " ".join(f"item {seed}-{index} is number {index * 7}." for index in range(60))
+
+
+async def test_a_request_cancelled_at_the_prefill_gate_is_never_submitted(engine_cache, bundled_model):
+    """Four long prompts of one length abandoned while the first is in prefill: the engine
+    is released for the three that waited at once, and for the first only when its
+    prefill is over."""
+    released = {}
+    clock = time.monotonic
+    assert len({await bundled_model.count_tokens(long_prompt(seed)) for seed in range(4)}) == 1
+
+    async def abandon(index: int):
+        stream = await open_stream(
+            engine_cache, bundled_model, long_prompt(index), SamplingParams(max_tokens=8, temperature=0.0),
+            released=lambda: released.setdefault(index, clock()),
+        )
+        first = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0.3)
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        await stream.aclose()
+
+    abandoned_at = clock()
+    await asyncio.gather(*(abandon(index) for index in range(4)))
+    deadline = clock() + 300  # a prefill slows down tenfold on a machine loaded by other work
+    while len(released) < 4 and clock() < deadline:
+        await asyncio.sleep(0.02)
+    assert len(released) == 4
+    waited = sorted(moment - abandoned_at for moment in released.values())
+    # Three never reached the engine; one was in prefill, which 0.9.5 cannot interrupt.
+    assert waited[2] < 1.0 < waited[3], waited
+
+
+async def test_a_failed_load_is_not_retried_before_its_backoff(tmp_path):
+    cache = EngineCache(cache_dir=tmp_path, max_loaded=1, retry_after_failure=60)
+    missing = EngineConfig(model_id="test/missing", source="gguf_file", location=str(tmp_path), filename="x.gguf")
+    with pytest.raises(ModelUnavailable) as first:
+        await cache.get(missing)
+    assert str(tmp_path) not in first.value.message  # the path stays in the log
+    assert "x.gguf" in first.value.message
+    with pytest.raises(ModelUnavailable) as again:
+        await cache.get(missing)
+    assert cache.load_counts["test/missing"] == 1
+    assert 50 <= again.value.retry_after <= 60
+    moved = dataclasses.replace(missing, filename="y.gguf")  # a changed configuration is tried at once
+    with pytest.raises(ModelUnavailable):
+        await cache.get(moved)
+    assert cache.load_counts["test/missing"] == 2
+
+
+@pytest.fixture(scope="module")
+def fresh_cache(tmp_path_factory):
+    from django.conf import settings
+
+    cache = EngineCache(cache_dir=settings.LLM_MODEL_CACHE_DIR, max_loaded=1)
+    yield cache
+    for model_id in cache.loaded_model_ids():
+        cache.unload(model_id)
+
+
+async def test_concurrent_first_requests_load_the_model_once(fresh_cache, bundled_config):
+    models = await asyncio.gather(*(fresh_cache.get(bundled_config) for _ in range(10)))
+    assert fresh_cache.load_counts[bundled_config.model_id] == 1
+    assert all(model is models[0] for model in models)
+    assert (await fresh_cache.get(bundled_config)) is models[0]
+
+
+async def test_a_changed_configuration_reloads_and_the_least_recently_used_is_evicted(fresh_cache, bundled_config):
+    from generation.engine import model_files
+
+    original = await fresh_cache.get(bundled_config)
+    gguf = model_files.bundled_gguf(model_files.GEMMA_PACKAGE, fresh_cache.cache_dir)
+    other = dataclasses.replace(
+        bundled_config, model_id="local/gemma-copy", source="gguf_file", location=str(gguf.parent), filename=gguf.name
+    )
+    copy = await fresh_cache.get(other)
+    assert fresh_cache.loaded_model_ids() == ["local/gemma-copy"]  # max_loaded=1: the bundled one went
+    text, finished = await generate(fresh_cache, copy, "<bos>The capital of France is", max_tokens=4)
+    assert finished.completion_tokens == 4
+
+    changed = dataclasses.replace(other, max_seqs=2)
+    reloaded = await fresh_cache.get(changed)
+    assert reloaded is not copy and reloaded.config.max_seqs == 2
+    assert fresh_cache.load_counts["local/gemma-copy"] == 2
+    assert original.config == bundled_config
+
+
+async def test_a_load_failure_is_a_clear_error_and_other_models_keep_serving(engine_cache, bundled_model, tmp_path):
+    missing = dataclasses.replace(
+        bundled_model.config, model_id="local/missing", source="gguf_file", location=str(tmp_path), filename="nope.gguf"
+    )
+    with pytest.raises(ModelUnavailable, match="nope.gguf"):
+        await engine_cache.get(missing)
+    assert "local/missing" in engine_cache.failures
+    text, finished = await generate(engine_cache, bundled_model, "<bos>Hello", max_tokens=2)
+    assert finished.completion_tokens == 2
+
+
+async def test_a_bad_gguf_is_a_clear_error(engine_cache, bundled_model, tmp_path):
+    (tmp_path / "bad.gguf").write_bytes(b"not a gguf file at all")
+    bad = dataclasses.replace(
+        bundled_model.config, model_id="local/bad", source="gguf_file", location=str(tmp_path), filename="bad.gguf"
+    )
+    with pytest.raises(ModelUnavailable, match="local/bad could not be loaded"):
+        await engine_cache.get(bad)
+
+
+def facts(count: int, note: int) -> str:
+    return f"<bos>Note {note}. " + " ".join(f"fact {i} is {i * 3}." for i in range(count))
+
+
+async def test_after_a_mix_that_makes_the_engine_panic_the_next_request_is_served(engine_cache, bundled_model):
+    """Two prompts of 357 tokens and one of 857 submitted at once make mistral.rs 0.9.5 panic
+    in its own thread ("shape mismatch on dim 2, 1024 <> 512", in its KV cache; Gemma 3's
+    sliding window is 512 tokens) on this machine; the one-at-a-time gate before the
+    per-length one did too, on a mix of six (357, 357, 857, 357, 357, 857; 32 tokens). The
+    streams under way fail with a clear error; the engine restarts its thread ("Engine ...
+    is dead, rebooting"), and the next request is served by the same worker."""
+    pid = bundled_model.pid
+    prompts = [facts(40, 1), facts(40, 2), facts(90, 3)]
+    counts = [await bundled_model.count_tokens(prompt) for prompt in prompts]
+    assert counts == [357, 357, 857]
+
+    async def attempt(prompt, prompt_tokens):  # submitted together, their tokens counted before
+        stream = engine_cache.stream(
+            bundled_model, prompt, SamplingParams(max_tokens=8, **GREEDY), prompt_tokens=prompt_tokens,
+            keep_leading_whitespace=True, released=nothing,
+        )
+        try:
+            return [event async for event in stream]
+        except EngineFailed as exc:
+            return exc
+
+    outcomes = await asyncio.gather(*(attempt(prompt, count) for prompt, count in zip(prompts, counts)))
+    failed = [outcome for outcome in outcomes if isinstance(outcome, Exception)]
+    print(f"\n{len(failed)} of {len(prompts)} streams failed: {[str(error) for error in failed]}")
+    assert all(error.message.startswith("The engine failed:") for error in failed)
+    text, finished = await generate(engine_cache, bundled_model, "<bos>The capital of France is", max_tokens=4)
+    assert finished.completion_tokens == 4 and text
+    assert (await engine_cache.get(bundled_model.config)).pid == pid
+
+
+async def test_a_worker_over_its_memory_limit_is_replaced_after_its_generation(bundled_config):
+    """The bound for what the engine never gives back (its prefix cache grows by about 18 MB
+    per generation): a loaded worker holds about 1.2 GB, over a limit of 100 MB."""
+    from django.conf import settings
+
+    cache = EngineCache(cache_dir=settings.LLM_MODEL_CACHE_DIR, max_loaded=1, worker_max_rss_mb=100)
+    try:
+        first = await cache.get(bundled_config)
+        assert first.rss_mb() > 100
+        text, finished = await generate(cache, first, "<bos>Hello", max_tokens=2)
+        assert finished.completion_tokens == 2
+        deadline = time.monotonic() + 60
+        while cache.loaded_model_ids() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert cache.loaded_model_ids() == []
+        second = await cache.get(bundled_config)
+        assert second.pid != first.pid
+        assert (await generate(cache, second, "<bos>Hello", max_tokens=2))[0] == text
+    finally:
+        cache.unload(bundled_config.model_id)
