@@ -21,7 +21,7 @@ LLM_LOG_PROMPTS = env_bool("LLM_LOG_PROMPTS", False)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "generation.log_context.RequestIdFilter"}},
+    "filters": {"request_id": {"()": "common.log_context.RequestIdFilter"}},
     "formatters": {
         "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
         "json": {
