@@ -6,7 +6,7 @@ the catalog changes:
 
 - a save or a delete of a model entry or of the service settings in this process (the
   admin's, on this process): forgotten at once and again when its transaction commits
-  (the receivers below);
+  (forget_now_and_when_committed, connected by catalog.apps);
 - the same in another process (another replica, `manage.py shell`): forgotten at once
   where Redis is the channel layer (generation.catalog_events tells every process), and
   otherwise at this process's next heartbeat, which compares the catalog's version
@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import Count, Max
-from django.db.models.signals import post_delete, post_save
 
 from catalog.models import ModelEntry, ServiceSettings
 
@@ -95,12 +94,3 @@ def forget_now_and_when_committed(sender, **kwargs) -> None:
     forget()
     transaction.on_commit(forget)
 
-
-def connect_receivers() -> None:
-    for model in (ModelEntry, ServiceSettings):
-        post_save.connect(
-            forget_now_and_when_committed, sender=model, dispatch_uid=f"catalog snapshot {model.__name__} saved"
-        )
-        post_delete.connect(
-            forget_now_and_when_committed, sender=model, dispatch_uid=f"catalog snapshot {model.__name__} deleted"
-        )
