@@ -228,7 +228,7 @@ async def _counted_tokenizer_request(
     model = resolve_model(await _catalog(), model_id=model_id)
     if api_key is None:
         return await work(model)
-    await sync_to_async(check_model_allowed)(api_key=api_key, model_id=model.model_id)
+    check_model_allowed(api_key=api_key, model_id=model.model_id)  # no query: active_key loaded its models
     admission = await sync_to_async(admit_tokenizer_request)(api_key=api_key, estimate=estimate)
     used = 0
     try:
@@ -365,7 +365,7 @@ async def prepare_generation(request: GenerationRequest) -> Generation:
         )
         observation.model_id = model.model_id
         if request.api_key is not None:
-            await sync_to_async(check_model_allowed)(api_key=request.api_key, model_id=model.model_id)
+            check_model_allowed(api_key=request.api_key, model_id=model.model_id)  # no query (active_key)
         sampling = effective_sampling(model, request)
         # Rendered now, so that a bad request waits for nothing; with the model file's own
         # template, once the model is loaded.
