@@ -17,7 +17,7 @@ when they change `updated_at` or the number of entries.
 """
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.db.models import Count, Max
@@ -30,6 +30,10 @@ class Catalog:
     service: ServiceSettings
     entries: dict[str, ModelEntry]  # by model id
     version: tuple
+    # Each entry as requests are served it (catalog.selectors.servable_model: its engine
+    # settings, its sampling defaults merged), made at its first request and kept with this
+    # snapshot: any change of the catalog makes a new snapshot, which makes them afresh.
+    servable: dict = field(default_factory=dict, compare=False, repr=False)
 
     def entry_named(self, name: str) -> ModelEntry | None:
         """The entry of this id, else of this alias (an id is unique among ids and aliases: ModelEntry.clean)."""
