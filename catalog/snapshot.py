@@ -97,4 +97,3 @@ def forget_now_and_when_committed(sender, **kwargs) -> None:
     # meanwhile may have read and kept the rows as they were before it.
     forget()
     transaction.on_commit(forget)
-

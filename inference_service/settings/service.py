@@ -86,4 +86,3 @@ os.environ["HF_HUB_OFFLINE"] = "1" if HF_HUB_OFFLINE else "0"
 
 # Usage (per key or none, model and day) is kept this many days, then deleted; 0: kept forever.
 LLM_USAGE_RETENTION_DAYS = env_number("LLM_USAGE_RETENTION_DAYS", 400, minimum=0)
-
