@@ -1,6 +1,7 @@
 """API keys, their per-minute limits, and the usage per key (or none), model and day."""
 
 from django.db import models
+from django.utils.functional import cached_property
 
 from catalog.models import ModelEntry
 
@@ -33,6 +34,12 @@ class ApiKey(models.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+    @cached_property
+    def allowed_model_ids(self) -> frozenset[str]:
+        """The ids of the models this key may use (empty: every model); read once per instance.
+        access.selectors.active_key reads them with the key, so that a request's checks need no query."""
+        return frozenset(self.allowed_models.values_list("model_id", flat=True))
 
 
 class RateWindow(models.Model):

@@ -18,8 +18,13 @@ def hash_secret(secret: str) -> str:
 
 
 def active_key(*, secret: str) -> ApiKey | None:
-    """The unrevoked key with this secret, if any."""
-    return ApiKey.objects.filter(key_hash=hash_secret(secret), revoked_at__isnull=True).first()
+    """The unrevoked key with this secret, if any, with the ids of the models it may use: read
+    here, where the caller already is in a thread, so that the request's model check
+    (model_ids_of_key) then needs no query, nor a thread hop."""
+    api_key = ApiKey.objects.filter(key_hash=hash_secret(secret), revoked_at__isnull=True).first()
+    if api_key is not None:
+        api_key.allowed_model_ids  # a cached property: read now, in this thread, and kept with the key
+    return api_key
 
 
 # --- Usage ---------------------------------------------------------------------------------
@@ -74,4 +79,4 @@ def model_ids_of_key(*, api_key: ApiKey | None) -> frozenset[str] | None:
     """The catalog ids a key is limited to; None for no key, or a key that may use every model."""
     if api_key is None:
         return None
-    return frozenset(api_key.allowed_models.values_list("model_id", flat=True)) or None
+    return api_key.allowed_model_ids or None

@@ -24,7 +24,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from access.models import ApiKey, DailyUsage, RateWindow
-from access.selectors import SECRET_PREFIX, hash_secret
+from access.selectors import SECRET_PREFIX, hash_secret, model_ids_of_key
 from catalog.models import ModelEntry
 from common.errors import InvalidRequest, ModelNotAllowed, RateLimited
 
@@ -62,8 +62,10 @@ def revoke_api_keys(*, queryset) -> int:
 
 
 def check_model_allowed(*, api_key: ApiKey, model_id: str) -> None:
-    allowed = api_key.allowed_models.values_list("model_id", flat=True)
-    if allowed.exists() and model_id not in allowed:
+    """Raises ModelNotAllowed unless the key may use the model; no query for a key of
+    `active_key` (the request's), so that async callers call it as it is."""
+    allowed = model_ids_of_key(api_key=api_key)
+    if allowed is not None and model_id not in allowed:
         raise ModelNotAllowed(f"This API key may not use model {model_id!r}.", field="model")
 
 

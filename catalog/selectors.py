@@ -86,7 +86,8 @@ def resolve_model(
 ) -> ServableModel:
     """The servable model a request names (or the default for its kind), with its effective defaults.
 
-    `catalog` is catalog.snapshot's: no database is read here. `include_disabled` lets a
+    `catalog` is catalog.snapshot's: no database is read here, and the servable model is
+    made once per snapshot (kept in `catalog.servable`). `include_disabled` lets a
     disabled entry through (the admin's playground, where staff try an entry before
     enabling it); LLM_ALLOWED_MODELS still applies.
     """
@@ -97,7 +98,10 @@ def resolve_model(
         raise ModelNotFound(f"Model {model_id!r} does not exist.", field="model")
     if not (entry.enabled or include_disabled) or not _env_allows(entry.model_id):
         raise ModelNotAllowed(f"Model {model_id!r} is not allowed on this service.", field="model")
-    return servable_model(entry, service)
+    servable = catalog.servable.get(entry.model_id)
+    if servable is None:  # the entry's first request on this snapshot (two at once make the same one)
+        servable = catalog.servable[entry.model_id] = servable_model(entry, service)
+    return servable
 
 
 def servable_model(entry: ModelEntry, service: ServiceSettings) -> ServableModel:

@@ -6,7 +6,7 @@ the catalog changes:
 
 - a save or a delete of a model entry or of the service settings in this process (the
   admin's, on this process): forgotten at once and again when its transaction commits
-  (the receivers below);
+  (forget_now_and_when_committed, connected by catalog.apps);
 - the same in another process (another replica, `manage.py shell`): forgotten at once
   where Redis is the channel layer (generation.catalog_events tells every process), and
   otherwise at this process's next heartbeat, which compares the catalog's version
@@ -17,11 +17,10 @@ when they change `updated_at` or the number of entries.
 """
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.db.models import Count, Max
-from django.db.models.signals import post_delete, post_save
 
 from catalog.models import ModelEntry, ServiceSettings
 
@@ -31,6 +30,10 @@ class Catalog:
     service: ServiceSettings
     entries: dict[str, ModelEntry]  # by model id
     version: tuple
+    # Each entry as requests are served it (catalog.selectors.servable_model: its engine
+    # settings, its sampling defaults merged), made at its first request and kept with this
+    # snapshot: any change of the catalog makes a new snapshot, which makes them afresh.
+    servable: dict = field(default_factory=dict, compare=False, repr=False)
 
     def entry_named(self, name: str) -> ModelEntry | None:
         """The entry of this id, else of this alias (an id is unique among ids and aliases: ModelEntry.clean)."""
@@ -94,13 +97,3 @@ def forget_now_and_when_committed(sender, **kwargs) -> None:
     # meanwhile may have read and kept the rows as they were before it.
     forget()
     transaction.on_commit(forget)
-
-
-def connect_receivers() -> None:
-    for model in (ModelEntry, ServiceSettings):
-        post_save.connect(
-            forget_now_and_when_committed, sender=model, dispatch_uid=f"catalog snapshot {model.__name__} saved"
-        )
-        post_delete.connect(
-            forget_now_and_when_committed, sender=model, dispatch_uid=f"catalog snapshot {model.__name__} deleted"
-        )

@@ -16,11 +16,9 @@ import threading
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
 
 from catalog import snapshot
-from catalog.models import ModelEntry, ServiceSettings
+from catalog.models import ModelEntry
 from catalog.selectors import engine_config
 from generation import catalog_events, load_state, metrics
 from generation.engine.cache import EngineCache
@@ -165,19 +163,18 @@ def install(runtime: Runtime | None) -> Runtime | None:
         return previous
 
 
-@receiver([post_save, post_delete], sender=ModelEntry)
-@receiver([post_save, post_delete], sender=ServiceSettings)
+# Receivers of the catalog's signals (of its entries and service settings), connected by generation.apps.
+
+
 def tell_every_process_the_catalog_changed(sender, **kwargs):
     # This process forgets its own catalog itself (catalog.snapshot); the others are told, with Redis.
     transaction.on_commit(lambda: catalog_events.tell_every_process({"type": "catalog.changed"}))
 
 
-@receiver(post_save, sender=ModelEntry)
 def withdraw_disabled_model(sender, instance: ModelEntry, **kwargs):
     if not instance.enabled:
         current().withdraw(instance.model_id)
 
 
-@receiver(post_delete, sender=ModelEntry)
 def withdraw_deleted_model(sender, instance: ModelEntry, **kwargs):
     current().withdraw(instance.model_id)

@@ -107,7 +107,8 @@ class Generation:
         self._observation = observation
         self._api_key = api_key
         self._admission = admission  # its key's rate window, with max_tokens reserved until it ends
-        self._client_stops = client_stops
+        # Whether the request set stop sequences: the native API's "eos" is a "stop" without them.
+        self.client_stops = client_stops
         self._released = threading.Event()
         self.tool_plan = tool_plan  # how to read tool calls in the text (generation.tool_calls.parse_output)
 
@@ -147,11 +148,6 @@ class Generation:
                     finished = True
                     # The engine reports no prompt count when its usage is missing: ours stands in.
                     event = dataclasses.replace(event, prompt_tokens=event.prompt_tokens or self.prompt_tokens)
-                    if event.finish_reason == "stop" and not self._client_stops:
-                        # The engine says "stop" when the model ended its text (its EOS token or
-                        # end-of-turn marker) too: with no stop sequence of the client's, that is
-                        # the end the original service calls "eos".
-                        event = dataclasses.replace(event, finish_reason="eos")
                     observation.finished(event, prompt_tokens=event.prompt_tokens)
                     await sync_to_async(_record_usage)(
                         **self._usage(event.prompt_tokens, event.completion_tokens, "finished")
@@ -228,7 +224,7 @@ async def _counted_tokenizer_request(
     model = resolve_model(await _catalog(), model_id=model_id)
     if api_key is None:
         return await work(model)
-    await sync_to_async(check_model_allowed)(api_key=api_key, model_id=model.model_id)
+    check_model_allowed(api_key=api_key, model_id=model.model_id)  # no query: active_key loaded its models
     admission = await sync_to_async(admit_tokenizer_request)(api_key=api_key, estimate=estimate)
     used = 0
     try:
@@ -365,7 +361,7 @@ async def prepare_generation(request: GenerationRequest) -> Generation:
         )
         observation.model_id = model.model_id
         if request.api_key is not None:
-            await sync_to_async(check_model_allowed)(api_key=request.api_key, model_id=model.model_id)
+            check_model_allowed(api_key=request.api_key, model_id=model.model_id)  # no query (active_key)
         sampling = effective_sampling(model, request)
         # Rendered now, so that a bad request waits for nothing; with the model file's own
         # template, once the model is loaded.

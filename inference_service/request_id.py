@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 
-from generation.log_context import current_request_id, request_id_from
+from common.log_context import current_request_id, request_id_from
 from generation.observation import CLIENT_CLOSED
 from inference_service.middleware import HybridMiddleware
 

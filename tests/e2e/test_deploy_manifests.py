@@ -424,7 +424,7 @@ def test_build_context_holds_the_service_and_nothing_for_development():
     tracked = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     context = {path for path in tracked if (ROOT / path).is_file() and in_build_context(path, patterns)}
     for needed in ["manage.py", "requirements.txt", "requirements.lock", "requirements-bundled.txt",
-                   "inference_service/settings.py",
+                   "inference_service/settings/__init__.py",
                    "generation/engine/worker.py", "generation/engine/runner.py", "generation/engine/model_files.py", "catalog/models.py", "access/models.py",
                    "inference_service/management/commands/serve.py", "generation/management/commands/prepare_models.py",
                    "deploy/docker/entrypoint.sh", "deploy/docker/healthcheck.py", "deploy/wheels/README.md"]:

@@ -52,3 +52,21 @@ def test_a_tokenizer_request_reserves_its_estimate_up_to_the_limit_then_counts_i
     settle_tokens(admission=admission, used_tokens=60)  # its real count
     assert RateWindow.objects.get(api_key=api_key).tokens == 60
     assert admit_tokenizer_request(api_key=api_key, estimate=40).reserved_tokens == 40
+
+
+@pytest.mark.django_db
+def test_the_authenticated_key_brings_its_models_so_the_check_needs_no_query(django_assert_num_queries):
+    from access.authentication import authenticate_bearer
+    from access.services import check_model_allowed, create_api_key
+    from common.errors import ModelNotAllowed
+
+    _, limited = create_api_key(name="gemma-only", model_ids=("google/gemma-3-270m",))
+    _, open_key = create_api_key(name="every-model")
+    with django_assert_num_queries(2):  # the key, and its models' ids
+        limited_key = authenticate_bearer(f"Bearer {limited}")
+    every_model_key = authenticate_bearer(f"Bearer {open_key}")
+    with django_assert_num_queries(0):
+        check_model_allowed(api_key=limited_key, model_id="google/gemma-3-270m")
+        check_model_allowed(api_key=every_model_key, model_id="HuggingFaceTB/SmolLM2-135M-Instruct")
+        with pytest.raises(ModelNotAllowed, match="may not use model 'HuggingFaceTB/SmolLM2-135M-Instruct'"):
+            check_model_allowed(api_key=limited_key, model_id="HuggingFaceTB/SmolLM2-135M-Instruct")

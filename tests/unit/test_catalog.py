@@ -195,6 +195,22 @@ def test_a_resolution_from_the_catalog_in_memory_reads_no_database(django_assert
         assert resolve_model(catalog, model_id=BUNDLED).model_id == BUNDLED
 
 
+def test_a_servable_model_is_made_once_per_catalog_and_afresh_after_a_change():
+    catalog = snapshot.load()
+    first = resolve_model(catalog, model_id=BUNDLED)
+    assert resolve_model(catalog, model_id="gemma3") is first  # by its id or its alias: made once
+    entry = ModelEntry.objects.get(model_id=BUNDLED)
+    entry.default_temperature, entry.max_seqs = 0.2, 3
+    entry.save()
+    changed = resolve(model_id=BUNDLED)  # the next request's
+    assert (changed.defaults.temperature, changed.engine.max_seqs) == (0.2, 3)
+    assert (first.defaults.temperature, first.engine.max_seqs) != (0.2, 3)
+    service = ServiceSettings.load()
+    service.max_tokens_limit = 7
+    service.save()
+    assert resolve(model_id="gemma3").max_tokens_limit == 7
+
+
 def test_a_save_or_delete_in_this_process_is_seen_by_the_next_resolution():
     snapshot.load()
     entry = add_entry("local/new")

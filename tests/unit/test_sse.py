@@ -24,6 +24,7 @@ def test_named_event():
 class FakeGeneration:
     model_id = "fake/model"
     prompt_tokens = 3
+    client_stops = False
 
     def __init__(self, events, delay=0.0):
         self._events = events
@@ -55,6 +56,20 @@ async def test_done_event_carries_the_counts():
     assert json.loads(events[-1].data) == {
         "model": "fake/model", "finish_reason": "length", "tokens_generated": 1, "prompt_tokens": 3,
     }
+
+
+async def test_each_api_names_the_engines_finish_reason_at_its_edge():
+    """The engine's "stop" is the native API's "eos" unless the request set stop sequences; OpenAI's "stop"."""
+    from generation.api.openai.views import openai_finish_reason
+
+    for engine_reason, client_stops, native, openai in [
+        ("stop", False, "eos", "stop"), ("stop", True, "stop", "stop"), ("length", False, "length", "length"),
+    ]:
+        generation = FakeGeneration([TextDelta("a"), Finished(engine_reason, 3, 1)])
+        generation.client_stops = client_stops
+        events, _ = parse_events((await collect(generation)).split("\n"), lambda: 0)
+        assert json.loads(events[-1].data)["finish_reason"] == native
+        assert openai_finish_reason(Finished(engine_reason, 3, 1)) == openai
 
 
 async def test_keepalive_during_silence_and_prompt_close():

@@ -102,12 +102,21 @@ CHAT_EXAMPLE = OpenApiExample(
 )
 
 
+def native_finish_reason(generation: Generation, finished: Finished) -> str:
+    """The engine's finish reason in the native API's words. The engine says "stop" when the
+    model ended its text (its EOS token or end-of-turn marker) too: with no stop sequence of the
+    client's, that is the end the native API (as the original service) calls "eos"."""
+    if finished.finish_reason == "stop" and not generation.client_stops:
+        return "eos"
+    return finished.finish_reason
+
+
 def usage_fields(generation: Generation, finished: Finished) -> dict:
     return {
         "model": generation.model_id,
         "tokens_generated": finished.completion_tokens,
         "prompt_tokens": finished.prompt_tokens,
-        "finish_reason": finished.finish_reason,
+        "finish_reason": native_finish_reason(generation, finished),
     }
 
 

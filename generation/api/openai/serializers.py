@@ -563,7 +563,7 @@ class ChunkChoiceSerializer(ChoiceSerializer):
     )
 
 
-# Chat's: also `tool_calls`, when the answer is calls (ChatFinishReasonEnum in the schema: settings.py).
+# Chat's: also `tool_calls`, when the answer is calls (ChatFinishReasonEnum: settings/core.py).
 CHAT_FINISH_REASONS = ["stop", "length", "tool_calls"]
 
 

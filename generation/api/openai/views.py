@@ -57,7 +57,8 @@ def openai_exception_handler(exc, context):
 
 
 def openai_finish_reason(finished: Finished) -> str:
-    # The engine says "eos" when the model ended its text; OpenAI calls that "stop".
+    # The engine's reasons are OpenAI's ("stop": the model ended its text, or a stop sequence
+    # matched); chat's "tool_calls" is set by its view; anything else the engine may say is a "stop".
     return finished.finish_reason if finished.finish_reason in ("length", "tool_calls") else "stop"
 
 
