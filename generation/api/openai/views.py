@@ -214,20 +214,25 @@ STREAM_DESCRIPTION = (
     "`data: {error}` event. The schema of the `text/event-stream` response is that of one event. "
     "Errors before the stream starts are JSON."
 )
-
-
-STREAM_CHUNKS = "With `stream: true`: chunks, as Server-Sent Events."
 generation_operation = functools.partial(operation, errors=ERROR_RESPONSES, tags=["openai"])
 
 
-@generation_operation(
-    summary="Completion (OpenAI-compatible)",
-    description="A raw continuation of the prompt (no chat template)." + STREAM_DESCRIPTION,
-    responses=json_or_stream(
-        CompletionResponseSerializer, "The completion (`stream` false or omitted).",
-        CompletionStreamEventSerializer, STREAM_CHUNKS,
-    ),
-    examples=[COMPLETION_EXAMPLE],
+def completion_operation(summary: str, description: str, answer: str, response, stream_event, example):
+    """The operation of a completions endpoint: its `answer` as JSON, or chunks with `stream: true`."""
+    return generation_operation(
+        summary=summary,
+        description=description + STREAM_DESCRIPTION,
+        responses=json_or_stream(
+            response, f"The {answer} (`stream` false or omitted).",
+            stream_event, "With `stream: true`: chunks, as Server-Sent Events.",
+        ),
+        examples=[example],
+    )
+
+
+@completion_operation(
+    "Completion (OpenAI-compatible)", "A raw continuation of the prompt (no chat template).", "completion",
+    CompletionResponseSerializer, CompletionStreamEventSerializer, COMPLETION_EXAMPLE,
 )
 class CompletionsView(OpenAIGenerationView):
     request_serializer = CompletionRequestSerializer
@@ -260,14 +265,9 @@ class CompletionsView(OpenAIGenerationView):
         }
 
 
-@generation_operation(
-    summary="Chat completion (OpenAI-compatible)",
-    description="The messages are rendered with the model's chat template." + STREAM_DESCRIPTION,
-    responses=json_or_stream(
-        ChatCompletionResponseSerializer, "The chat completion (`stream` false or omitted).",
-        ChatCompletionStreamEventSerializer, STREAM_CHUNKS,
-    ),
-    examples=[CHAT_EXAMPLE],
+@completion_operation(
+    "Chat completion (OpenAI-compatible)", "The messages are rendered with the model's chat template.",
+    "chat completion", ChatCompletionResponseSerializer, ChatCompletionStreamEventSerializer, CHAT_EXAMPLE,
 )
 class ChatCompletionsView(OpenAIGenerationView):
     request_serializer = ChatCompletionRequestSerializer
