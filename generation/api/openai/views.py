@@ -1,4 +1,4 @@
-"""The OpenAI-compatible API: /v1/models, /v1/completions, /v1/chat/completions.
+"""The OpenAI-compatible API: /v1/completions, /v1/chat/completions (/v1/models: model_views).
 
 A thin translation onto the same generation core as the native API (catalog, allowlist,
 limits, engine): parse OpenAI's request, prepare a generation, shape OpenAI's response,
