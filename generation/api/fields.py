@@ -128,6 +128,11 @@ class ModelIdFieldSchema(OpenApiSerializerFieldExtension):
         return {**schema, "allOf": [{"enum": model_ids}]} if model_ids else schema
 
 
+def optional_within(field_class, bounds: tuple, *, help_text: str):
+    """An optional field of a request, its value within `bounds` (min, max: catalog.sampling_ranges')."""
+    return field_class(required=False, min_value=bounds[0], max_value=bounds[1], help_text=help_text)
+
+
 def refuse_nul(text: str) -> str:
     """TextField's rule (DRF's for every CharField), for the fields that take JSON values."""
     if "\x00" in text:

@@ -13,7 +13,15 @@ from catalog.sampling_ranges import (
     TOP_K,
     TOP_P,
 )
-from generation.api.fields import IntegerField, MaxTokensField, ModelIdField, NumberField, SeedField, TextField
+from generation.api.fields import (
+    IntegerField,
+    MaxTokensField,
+    ModelIdField,
+    NumberField,
+    SeedField,
+    TextField,
+    optional_within,
+)
 
 MODEL_DEFAULT = "default: the model's default (set in the admin), else the service's"
 
@@ -28,18 +36,18 @@ class SamplingSerializer(serializers.Serializer):
         help_text="Catalog id of the model, or one of its aliases (GET /api/models lists them); default: the "
         "service's default model.",
     )
-    temperature = NumberField(
-        required=False, min_value=TEMPERATURE[0], max_value=TEMPERATURE[1],
+    temperature = optional_within(
+        NumberField, TEMPERATURE,
         help_text=f"Sampling temperature, {TEMPERATURE[0]:g} to {TEMPERATURE[1]:g}; 0 is greedy (the most likely "
         f"token each time); {MODEL_DEFAULT}.",
     )
-    top_p = NumberField(
-        required=False, min_value=TOP_P[0], max_value=TOP_P[1],
+    top_p = optional_within(
+        NumberField, TOP_P,
         help_text=f"Nucleus sampling: only the most likely tokens whose probabilities add up to this, "
         f"{TOP_P[0]:g} to {TOP_P[1]:g}; {MODEL_DEFAULT} (none: every token).",
     )
-    top_k = IntegerField(
-        required=False, min_value=TOP_K[0], max_value=TOP_K[1],
+    top_k = optional_within(
+        IntegerField, TOP_K,
         help_text=f"Only the k most likely tokens, {TOP_K[0]} to {TOP_K[1]:,}; {MODEL_DEFAULT} (none: every token).",
     )
     max_tokens = MaxTokensField()
@@ -50,13 +58,13 @@ class SamplingSerializer(serializers.Serializer):
         help_text=f"Up to 8 strings (1 to {STOP_SEQUENCE_MAX_CHARS} characters each) that end the text where they "
         "appear, themselves left out; added to the model's own stop sequences.",
     )
-    seed = SeedField(
-        required=False, min_value=SEED[0], max_value=SEED[1],
+    seed = optional_within(
+        SeedField, SEED,
         help_text="Accepted for compatibility (a 64-bit integer) and ignored: sampling seeds are set per model "
         "in the catalog.",
     )
-    repetition_penalty = NumberField(
-        required=False, min_value=REPETITION_PENALTY[0], max_value=REPETITION_PENALTY[1],
+    repetition_penalty = optional_within(
+        NumberField, REPETITION_PENALTY,
         help_text=f"Penalty on tokens already in the text, {REPETITION_PENALTY[0]:g} to {REPETITION_PENALTY[1]:g}; "
         f"1 is none, above 1 repeats less; {MODEL_DEFAULT} (none).",
     )

@@ -7,7 +7,15 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from catalog.sampling_ranges import TOP_LOGPROBS
-from generation.api.fields import NO_NUL_PATTERN, BooleanField, IntegerField, MaxTokensField, TextField, refuse_nul
+from generation.api.fields import (
+    NO_NUL_PATTERN,
+    BooleanField,
+    IntegerField,
+    MaxTokensField,
+    TextField,
+    optional_within,
+    refuse_nul,
+)
 from generation.api.openai.completions_serializers import CompletionChunkSerializer
 from generation.api.openai.serializers import (
     NEUTRAL_VALUES,
@@ -126,8 +134,8 @@ class ChatCompletionRequestSerializer(OpenAIRequestSerializer):
     logprobs = BooleanField(
         default=False, help_text="Each token's logprob in `choices[].logprobs.content`; default false."
     )
-    top_logprobs = IntegerField(
-        required=False, min_value=TOP_LOGPROBS[0], max_value=TOP_LOGPROBS[1],
+    top_logprobs = optional_within(
+        IntegerField, TOP_LOGPROBS,
         help_text="Also this many most likely tokens at each place; only with `logprobs: true`. Default 0.",
     )
 

@@ -32,6 +32,7 @@ from generation.api.fields import (
     IntegerField,
     NumberField,
     TextField,
+    optional_within,
     refuse_nul,
 )
 from generation.api.sampling import SamplingRequestSchema, SamplingSerializer
@@ -185,18 +186,18 @@ class OpenAIRequestSerializer(SamplingSerializer):
         help_text=f"Choices to generate, 1 to {MAX_CHOICES}, one after the other (each a generation: counted, "
         "limited and charged to the API key as one); usage counts the prompt once. Default 1.",
     )
-    presence_penalty = NumberField(
-        required=False, min_value=PRESENCE_PENALTY[0], max_value=PRESENCE_PENALTY[1],
+    presence_penalty = optional_within(
+        NumberField, PRESENCE_PENALTY,
         help_text="Subtracted once from the logit of every token already in the text (positive: new topics); "
         "default 0.",
     )
-    frequency_penalty = NumberField(
-        required=False, min_value=FREQUENCY_PENALTY[0], max_value=FREQUENCY_PENALTY[1],
+    frequency_penalty = optional_within(
+        NumberField, FREQUENCY_PENALTY,
         help_text="Subtracted from a token's logit per time it is already in the text (positive: less "
         "repetition); default 0.",
     )
-    min_p = NumberField(
-        required=False, min_value=MIN_P[0], max_value=MIN_P[1],
+    min_p = optional_within(
+        NumberField, MIN_P,
         help_text="Only tokens at least this fraction as likely as the most likely one (an extension, as in "
         "vLLM and llama.cpp); default: none.",
     )
