@@ -5,8 +5,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from generation.api.health import LiveView, ReadyView
 from generation.api.native.views import ChatStreamView, ChatView, GenerateStreamView, GenerateView, ModelListView
+from generation.api.openai.model_views import ModelsView, ModelView
 from generation.api.openai.responses import ResponseDetailView, ResponsesView
-from generation.api.openai.views import ChatCompletionsView, CompletionsView, ModelsView, ModelView
+from generation.api.openai.views import ChatCompletionsView, CompletionsView
 from generation.api.tokenizer import DetokenizeView, TokenizeView
 from inference_service.landing import landing
 

@@ -19,7 +19,7 @@ from django.template.response import TemplateResponse
 
 from catalog.models import ModelEntry, ServiceSettings
 from catalog.selectors import entries_within_environment, servable_model
-from generation.api.native.serializers import SamplingDefaultsSerializer
+from generation.api.summaries import SamplingDefaultsSerializer
 
 WEBSOCKET_PATH = "/ws/playground/"
 

@@ -4,21 +4,49 @@ For the token ids of `logit_bias`, and to see how long a prompt is before sendin
 The ids are the engine's, from the model's worker (the model is loaded if it is not yet).
 """
 
+import functools
+
 from adrf.views import APIView
-from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
 from rest_framework.response import Response
 
-from generation.api.native.serializers import (
-    DetokenizeRequestSerializer,
-    DetokenizeResponseSerializer,
-    ErrorSerializer,
-    TokenizeRequestSerializer,
-    TokenizeResponseSerializer,
-)
-from generation.api.native.views import ERROR_HEADERS, error_responses
+from generation.api.fields import IntegerField, ModelIdField, TextField, TOKEN_ID_MAX
+from generation.api.openapi import ERROR_RESPONSES, operation
 from generation.service import detokenize, tokenize
 
-TOKENIZER_ERRORS = error_responses(ErrorSerializer, (400, 401, 403, 404, 413, 415, 429, 503))
+
+class TokenizeRequestSerializer(serializers.Serializer):
+    model = ModelIdField(
+        required=False, allow_blank=False, min_length=1, max_length=200,
+        help_text="Catalog id of the model whose tokenizer to use; default: the service's default model.",
+    )
+    text = TextField(
+        allow_blank=True, trim_whitespace=False,
+        help_text="Text to tokenize, as is: no BOS token is added; special tokens written as text (e.g. "
+        "`<|im_start|>`) are parsed as such.",
+    )
+
+
+class TokenizeResponseSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    tokens = serializers.ListField(child=serializers.IntegerField(), help_text="The token ids.")
+    count = serializers.IntegerField(help_text="How many tokens.")
+
+
+class DetokenizeRequestSerializer(serializers.Serializer):
+    model = ModelIdField(
+        required=False, allow_blank=False, min_length=1, max_length=200,
+        help_text="Catalog id of the model whose tokenizer to use; default: the service's default model.",
+    )
+    tokens = serializers.ListField(
+        child=IntegerField(min_value=0, max_value=TOKEN_ID_MAX), max_length=100_000,
+        help_text="Token ids; an id beyond the vocabulary has no text.",
+    )
+
+
+class DetokenizeResponseSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    text = serializers.CharField(allow_blank=True, help_text="The ids' text, special tokens included.")
 
 
 class TokenizerView(APIView):
@@ -35,13 +63,10 @@ class TokenizerView(APIView):
         raise NotImplementedError
 
 
-@extend_schema(
-    summary="Tokenize a text with a model's tokenizer",
-    request=TokenizeRequestSerializer,
-    responses={200: TokenizeResponseSerializer, **TOKENIZER_ERRORS},
-    parameters=ERROR_HEADERS,
-    tags=["tokenizer"],
-)
+tokenizer_operation = functools.partial(operation, errors=ERROR_RESPONSES, tags=["tokenizer"])
+
+
+@tokenizer_operation(summary="Tokenize a text with a model's tokenizer", responses={200: TokenizeResponseSerializer})
 class TokenizeView(TokenizerView):
     request_serializer = TokenizeRequestSerializer
 
@@ -50,12 +75,8 @@ class TokenizeView(TokenizerView):
         return {"model": model_id, "tokens": list(tokens), "count": len(tokens)}
 
 
-@extend_schema(
-    summary="The text of token ids, with a model's tokenizer",
-    request=DetokenizeRequestSerializer,
-    responses={200: DetokenizeResponseSerializer, **TOKENIZER_ERRORS},
-    parameters=ERROR_HEADERS,
-    tags=["tokenizer"],
+@tokenizer_operation(
+    summary="The text of token ids, with a model's tokenizer", responses={200: DetokenizeResponseSerializer}
 )
 class DetokenizeView(TokenizerView):
     request_serializer = DetokenizeRequestSerializer

@@ -4,76 +4,44 @@ A thin translation: parse with a serializer, prepare a generation with the core,
 the output. Errors are raised and mapped once, in generation.api.errors.
 """
 
+import functools
 import json
 from collections.abc import AsyncIterator
 
 from adrf.views import APIView
 from django.conf import settings
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 from rest_framework.response import Response
 from rest_framework.views import APIView as SyncAPIView
 
-from catalog.models import ServiceSettings
-from catalog.selectors import servable_model
 from common.errors import ServiceError
 from generation.api.errors import error_body
-from generation.engine.api import Finished, TextDelta
 from generation.api.generation_view import GenerationViewMixin
 from generation.api.native.serializers import (
-    ChatRequestSerializer,
     ChatResponseSerializer,
-    ErrorSerializer,
-    GenerateRequestSerializer,
     GenerateResponseSerializer,
     ModelListSerializer,
     NativeStreamEventSerializer,
 )
-from generation.api.native.translation import WIRE_FIELDS, to_generation_request
-from generation.service import Generation, engine_cache, listed_models
+from generation.api.native_format import (
+    WIRE_FIELDS,
+    ChatRequestSerializer,
+    GenerateRequestSerializer,
+    to_generation_request,
+    usage_fields,
+)
+from generation.api.openapi import (
+    ERROR_RESPONSES,
+    LISTING_ERRORS,
+    ErrorSerializer,
+    error_responses,
+    example_max_tokens,
+    operation,
+)
 from generation.api.sse import KEEPALIVE, KEEPALIVE_COMMENT, event_stream_response, sse_event, with_keepalive
-
-ERROR_DESCRIPTIONS = {
-    400: "Invalid JSON or parameter: out of range, an empty prompt or messages, `max_tokens` over the limit, "
-    "a prompt longer than the model's context or the API key's tokens per minute.",
-    401: "No API key where LLM_REQUIRE_API_KEY is on, or a key that is unknown or revoked.",
-    403: "The model exists but is not allowed (disabled, outside LLM_ALLOWED_MODELS or the API key's models).",
-    404: "No such model.",
-    413: "Request body over LLM_MAX_REQUEST_BYTES.",
-    415: "Content type other than application/json.",
-    429: "Too many generations in flight (`overloaded`), or the API key is over a limit (`rate_limited`).",
-    503: "The model could not be loaded, the engine failed, or the database is unavailable.",
-}
-
-
-def error_responses(serializer, statuses, descriptions=None) -> dict:
-    """The documented errors of an operation, in its API's error shape."""
-    descriptions = {**ERROR_DESCRIPTIONS, **(descriptions or {})}
-    return {status: OpenApiResponse(serializer, description=descriptions[status]) for status in statuses}
-
-
-GENERATION_ERRORS = (400, 401, 403, 404, 413, 415, 429, 503)
-LISTING_ERRORS = (401, 503)
-ERROR_RESPONSES = error_responses(ErrorSerializer, GENERATION_ERRORS)
-
-# Headers of the error responses, on every API operation.
-ERROR_HEADERS = [
-    OpenApiParameter(
-        "Retry-After",
-        int,
-        location=OpenApiParameter.HEADER,
-        response=[429],
-        required=True,
-        description="Seconds to wait before retrying.",
-    ),
-    OpenApiParameter(
-        "WWW-Authenticate",
-        str,
-        location=OpenApiParameter.HEADER,
-        response=[401],
-        required=True,
-        description='`Bearer realm="api"`: send `Authorization: Bearer <key>`.',
-    ),
-]
+from generation.api.summaries import model_summaries
+from generation.engine.api import TextDelta
+from generation.service import Generation, listed_models
 
 SSE_DESCRIPTION = (
     "Server-Sent Events (`text/event-stream`). Each text delta is one event whose data is the text itself "
@@ -82,13 +50,11 @@ SSE_DESCRIPTION = (
     "`event: error` with JSON `{error: {code, message}}`. Comment lines keep an idle stream open. "
     "The schema of the 200 response is that of one event. Errors before the stream starts are JSON."
 )
-SSE_RESPONSE = OpenApiResponse(NativeStreamEventSerializer, description="Server-Sent Events: text deltas, then done.")
-
-
-def example_max_tokens(tokens: int) -> int:
-    """`max_tokens` in an example, within this process's limit: an example must be valid."""
-    return min(tokens, settings.LLM_MAX_TOKENS_LIMIT)
-
+SSE_RESPONSES = {
+    (200, "text/event-stream"): OpenApiResponse(
+        NativeStreamEventSerializer, description="Server-Sent Events: text deltas, then done."
+    )
+}
 
 GENERATE_EXAMPLE = OpenApiExample(
     "Greedy continuation",
@@ -100,24 +66,6 @@ CHAT_EXAMPLE = OpenApiExample(
     value={"messages": [{"role": "user", "content": "Name a primary colour."}], "max_tokens": example_max_tokens(32)},
     request_only=True,
 )
-
-
-def native_finish_reason(generation: Generation, finished: Finished) -> str:
-    """The engine's finish reason in the native API's words. The engine says "stop" when the
-    model ended its text (its EOS token or end-of-turn marker) too: with no stop sequence of the
-    client's, that is the end the native API (as the original service) calls "eos"."""
-    if finished.finish_reason == "stop" and not generation.client_stops:
-        return "eos"
-    return finished.finish_reason
-
-
-def usage_fields(generation: Generation, finished: Finished) -> dict:
-    return {
-        "model": generation.model_id,
-        "tokens_generated": finished.completion_tokens,
-        "prompt_tokens": finished.prompt_tokens,
-        "finish_reason": native_finish_reason(generation, finished),
-    }
 
 
 async def native_sse(generation: Generation) -> AsyncIterator[bytes]:
@@ -154,85 +102,59 @@ class NativeGenerationView(GenerationViewMixin, APIView):
         raise NotImplementedError
 
 
+generation_operation = functools.partial(operation, errors=ERROR_RESPONSES, tags=["generation"])
+
+
+@generation_operation(
+    summary="Continue a prompt",
+    description="A raw continuation of the prompt (no chat template).",
+    responses={200: GenerateResponseSerializer},
+    examples=[GENERATE_EXAMPLE],
+)
 class GenerateView(NativeGenerationView):
     request_serializer = GenerateRequestSerializer
     endpoint = "generate"
-
-    @extend_schema(
-        summary="Continue a prompt",
-        description="A raw continuation of the prompt (no chat template).",
-        request=GenerateRequestSerializer,
-        responses={200: GenerateResponseSerializer, **ERROR_RESPONSES},
-        parameters=ERROR_HEADERS,
-        examples=[GENERATE_EXAMPLE],
-        tags=["generation"],
-    )
-    async def post(self, request):
-        return await super().post(request)
 
     def response_body(self, text, usage):
         return {"text": text, **usage}
 
 
+@generation_operation(
+    summary="Continue a prompt, streamed", description=SSE_DESCRIPTION, responses=SSE_RESPONSES,
+    examples=[GENERATE_EXAMPLE],
+)
 class GenerateStreamView(GenerateView):
     streaming = True
     endpoint = "generate_stream"
 
-    @extend_schema(
-        summary="Continue a prompt, streamed",
-        description=SSE_DESCRIPTION,
-        request=GenerateRequestSerializer,
-        responses={(200, "text/event-stream"): SSE_RESPONSE, **ERROR_RESPONSES},
-        parameters=ERROR_HEADERS,
-        examples=[GENERATE_EXAMPLE],
-        tags=["generation"],
-    )
-    async def post(self, request):
-        return await super().post(request)
 
-
+@generation_operation(
+    summary="Chat",
+    description="The messages are rendered with the model's chat template; the reply is the assistant's turn.",
+    responses={200: ChatResponseSerializer},
+    examples=[CHAT_EXAMPLE],
+)
 class ChatView(NativeGenerationView):
     request_serializer = ChatRequestSerializer
     endpoint = "chat"
-
-    @extend_schema(
-        summary="Chat",
-        description="The messages are rendered with the model's chat template; the reply is the assistant's turn.",
-        request=ChatRequestSerializer,
-        responses={200: ChatResponseSerializer, **ERROR_RESPONSES},
-        parameters=ERROR_HEADERS,
-        examples=[CHAT_EXAMPLE],
-        tags=["generation"],
-    )
-    async def post(self, request):
-        return await super().post(request)
 
     def response_body(self, text, usage):
         return {"message": {"role": "assistant", "content": text}, **usage}
 
 
+@generation_operation(
+    summary="Chat, streamed", description=SSE_DESCRIPTION, responses=SSE_RESPONSES, examples=[CHAT_EXAMPLE]
+)
 class ChatStreamView(ChatView):
     streaming = True
     endpoint = "chat_stream"
 
-    @extend_schema(
-        summary="Chat, streamed",
-        description=SSE_DESCRIPTION,
-        request=ChatRequestSerializer,
-        responses={(200, "text/event-stream"): SSE_RESPONSE, **ERROR_RESPONSES},
-        parameters=ERROR_HEADERS,
-        examples=[CHAT_EXAMPLE],
-        tags=["generation"],
-    )
-    async def post(self, request):
-        return await super().post(request)
-
 
 class ModelListView(SyncAPIView):  # sync: it reads the catalog with the ORM, in a thread
-    @extend_schema(
+    @operation(
         summary="List the models this service serves",
-        responses={200: ModelListSerializer, **error_responses(ErrorSerializer, LISTING_ERRORS)},
-        parameters=ERROR_HEADERS,
+        responses={200: ModelListSerializer},
+        errors=error_responses(ErrorSerializer, LISTING_ERRORS),
         examples=[
             OpenApiExample(
                 "Bundled model",
@@ -258,13 +180,3 @@ class ModelListView(SyncAPIView):  # sync: it reads the catalog with the ORM, in
     )
     def get(self, request):
         return Response({"models": model_summaries(listed_models())})
-
-
-def model_summaries(models: list) -> list[dict]:
-    """Catalog entries as the native list describes them (the OpenAI list adds these too)."""
-    service = ServiceSettings.load()
-    context = {
-        "servable": {entry.model_id: servable_model(entry, service) for entry in models},
-        "context_lengths": {entry.model_id: engine_cache().context_length(entry.model_id) for entry in models},
-    }
-    return ModelListSerializer({"models": models}, context=context).data["models"]

@@ -14,26 +14,25 @@ import functools
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample
 from rest_framework.response import Response
 
 from common.errors import ServiceError
 from generation.api.errors import describe_exception
 from generation.api.generation_view import GenerationViewMixin
-from generation.api.native.views import ERROR_HEADERS, LISTING_ERRORS, error_responses, example_max_tokens
 from generation.api.openai import translation
-from generation.api.openai.responses_serializers import (
+from generation.api.openai.responses_output_serializers import (
     DeletedResponseSerializer,
     ResponseObjectSerializer,
-    ResponsesRequestSerializer,
     ResponsesStreamEventSerializer,
 )
+from generation.api.openai.responses_serializers import ResponsesRequestSerializer
 from generation.api.openai.serializers import OpenAIErrorSerializer
-from generation.api.openai.views import ERROR_RESPONSES, OpenAIView
+from generation.api.openai.views import OpenAIView, generation_operation
+from generation.api.openapi import LISTING_ERRORS, error_responses, example_max_tokens, json_or_stream, operation
 from generation.api.sse import KEEPALIVE, KEEPALIVE_COMMENT, event_stream_response, sse_event, with_keepalive
 from generation.engine.api import Finished, TextDelta
 from generation.responses_store import ResponseNotFound, delete_response, store_response, stored_response
@@ -168,37 +167,32 @@ RESPONSES_EXAMPLE = OpenApiExample(
 )
 
 
+@generation_operation(
+    summary="Create a response (OpenAI Responses API)",
+    description=(
+        "The input (after `instructions` and the conversation of `previous_response_id`) is rendered with the "
+        "model's chat template. The answer is `application/json` unless `stream` is true; with `stream: true` "
+        "it is `text/event-stream`: `response.created`, `response.in_progress`, `response.output_item.added`, "
+        "`response.content_part.added`, one `response.output_text.delta` per piece of text, "
+        "`response.output_text.done`, `response.content_part.done`, `response.output_item.done`, then "
+        "`response.completed` (`response.incomplete` when `max_output_tokens` ended the text, "
+        "`response.failed` when the engine failed). The schema of the `text/event-stream` response is that "
+        "of one event. With `tools`, a call is a `function_call` item (streamed as "
+        "`response.function_call_arguments.delta` / `.done`), sent when the answer ends."
+    ),
+    responses=json_or_stream(
+        ResponseObjectSerializer, "The response.",
+        ResponsesStreamEventSerializer, "With `stream: true`: typed Server-Sent Events.",
+    ),
+    examples=[RESPONSES_EXAMPLE],
+)
 class ResponsesView(GenerationViewMixin, OpenAIView):
+    request_serializer = ResponsesRequestSerializer
     endpoint = "openai_responses"
     wire_fields = WIRE_FIELDS
 
-    @extend_schema(
-        summary="Create a response (OpenAI Responses API)",
-        description=(
-            "The input (after `instructions` and the conversation of `previous_response_id`) is rendered with the "
-            "model's chat template. The answer is `application/json` unless `stream` is true; with `stream: true` "
-            "it is `text/event-stream`: `response.created`, `response.in_progress`, `response.output_item.added`, "
-            "`response.content_part.added`, one `response.output_text.delta` per piece of text, "
-            "`response.output_text.done`, `response.content_part.done`, `response.output_item.done`, then "
-            "`response.completed` (`response.incomplete` when `max_output_tokens` ended the text, "
-            "`response.failed` when the engine failed). The schema of the `text/event-stream` response is that "
-            "of one event. With `tools`, a call is a `function_call` item (streamed as "
-            "`response.function_call_arguments.delta` / `.done`), sent when the answer ends."
-        ),
-        request=ResponsesRequestSerializer,
-        responses={
-            (200, "application/json"): OpenApiResponse(ResponseObjectSerializer, description="The response."),
-            (200, "text/event-stream"): OpenApiResponse(
-                ResponsesStreamEventSerializer, description="With `stream: true`: typed Server-Sent Events."
-            ),
-            **ERROR_RESPONSES,
-        },
-        parameters=ERROR_HEADERS,
-        examples=[RESPONSES_EXAMPLE],
-        tags=["openai"],
-    )
     async def post(self, request):
-        serializer = ResponsesRequestSerializer(data=request.data)
+        serializer = self.request_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         conversation = [*await self.previous_conversation(data, request.auth), *data["input"]]
@@ -313,27 +307,20 @@ def answer(generation: Generation, text: str) -> tuple[str | None, list[ToolCall
 NOT_FOUND = {404: "No stored response of this id for this API key (deleted, expired, or never stored)."}
 
 
+stored_operation = functools.partial(
+    operation, errors=error_responses(OpenAIErrorSerializer, (*LISTING_ERRORS, 404), NOT_FOUND), tags=["openai"]
+)
+
+
 class ResponseDetailView(OpenAIView):
-    @extend_schema(
-        summary="Retrieve a stored response (OpenAI Responses API)",
-        responses={
-            200: ResponseObjectSerializer,
-            **error_responses(OpenAIErrorSerializer, (*LISTING_ERRORS, 404), NOT_FOUND),
-        },
-        parameters=ERROR_HEADERS,
-        tags=["openai"],
+    @stored_operation(
+        summary="Retrieve a stored response (OpenAI Responses API)", responses={200: ResponseObjectSerializer}
     )
     def get(self, request, response_id: str):
         return Response(stored_response(response_id=response_id, api_key=request.auth).body)
 
-    @extend_schema(
-        summary="Delete a stored response (OpenAI Responses API)",
-        responses={
-            200: DeletedResponseSerializer,
-            **error_responses(OpenAIErrorSerializer, (*LISTING_ERRORS, 404), NOT_FOUND),
-        },
-        parameters=ERROR_HEADERS,
-        tags=["openai"],
+    @stored_operation(
+        summary="Delete a stored response (OpenAI Responses API)", responses={200: DeletedResponseSerializer}
     )
     def delete(self, request, response_id: str):
         delete_response(response_id=response_id, api_key=request.auth)

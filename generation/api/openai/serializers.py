@@ -1,20 +1,19 @@
-"""Request and response schemas of the OpenAI-compatible API (/v1/...).
+"""What the OpenAI-compatible endpoints share in their request and response schemas (/v1/...).
 
 The sampling parameters are the native API's (same ranges, same meaning); what differs
-is OpenAI's wire format: `stop` as a string or a list, `max_completion_tokens`,
-content parts, `stream_options`, `n` choices; and what the engine offers beyond the
-native API: presence and frequency penalties, `min_p`, `logit_bias`, logprobs, and
-structured output (`response_format` json_object / json_schema, a grammar the engine
-enforces token by token), and chat's tool calling (`tools`, `tool_choice`,
-`parallel_tool_calls`, assistant `tool_calls` and `tool` messages; generation.tool_calls).
-Parameters this service cannot honour (best_of > 1, legacy `functions`, echo...) are refused
-with a 400 that names them, never silently ignored; their neutral values (best_of = 1...)
-are accepted, since many clients send them.
+is OpenAI's wire format: `stop` as a string or a list, `stream_options`, `n` choices; and
+what the engine offers beyond the native API: presence and frequency penalties, `min_p`,
+`logit_bias`, and structured output (`response_format` json_object / json_schema, a grammar
+the engine enforces token by token). Parameters this service cannot honour (best_of > 1,
+legacy `functions`, echo...) are refused with a 400 that names them, never silently ignored;
+their neutral values (best_of = 1...) are accepted, since many clients send them.
+
+Each endpoint's own schemas: completions_serializers, chat_serializers (with tools_serializers),
+responses_serializers.
 """
 
 import json
 
-from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -25,25 +24,21 @@ from catalog.sampling_ranges import (
     MIN_P,
     PRESENCE_PENALTY,
     STOP_SEQUENCE_MAX_CHARS,
-    TOP_LOGPROBS,
 )
-from generation.api.native.serializers import (
-    BooleanField,
-    EventStreamSerializer,
-    IntegerField,
+from generation.api.fields import (
     NO_NUL_PATTERN,
-    MaxTokensField,
-    NumberField,
-    SamplingDefaultsSerializer,
-    SamplingRequestSchema,
-    SamplingSerializer,
-    TextField,
     TOKEN_ID_MAX,
+    BooleanField,
+    IntegerField,
+    NumberField,
+    TextField,
+    optional_within,
+    refuse_nul,
 )
+from generation.api.sampling import SamplingRequestSchema, SamplingSerializer
+from generation.api.summaries import SamplingDefaultsSerializer
 
 MAX_CHOICES = 8
-# Prompts of one /v1/completions request (LangChain's batch sends several): each a generation, one after the other.
-MAX_PROMPTS = 16
 
 # Parameter -> the values that mean "off", which are accepted as if absent.
 NEUTRAL_VALUES = {
@@ -65,17 +60,6 @@ NEUTRAL_SCHEMAS = {
     "tool_choice": {"type": "string", "enum": ["none"]},
 }
 assert set(NEUTRAL_SCHEMAS) == set(NEUTRAL_VALUES)
-
-
-def refuse_nul(text: str) -> str:
-    """The native API's rule (DRF's for every CharField), for the fields that take JSON values."""
-    if "\x00" in text:
-        raise serializers.ValidationError("Null characters are not allowed.")
-    return text
-
-
-# Roles of OpenAI's chat API -> the roles of the catalog's chat templates.
-ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
 
 
 @extend_schema_field(
@@ -202,18 +186,18 @@ class OpenAIRequestSerializer(SamplingSerializer):
         help_text=f"Choices to generate, 1 to {MAX_CHOICES}, one after the other (each a generation: counted, "
         "limited and charged to the API key as one); usage counts the prompt once. Default 1.",
     )
-    presence_penalty = NumberField(
-        required=False, min_value=PRESENCE_PENALTY[0], max_value=PRESENCE_PENALTY[1],
+    presence_penalty = optional_within(
+        NumberField, PRESENCE_PENALTY,
         help_text="Subtracted once from the logit of every token already in the text (positive: new topics); "
         "default 0.",
     )
-    frequency_penalty = NumberField(
-        required=False, min_value=FREQUENCY_PENALTY[0], max_value=FREQUENCY_PENALTY[1],
+    frequency_penalty = optional_within(
+        NumberField, FREQUENCY_PENALTY,
         help_text="Subtracted from a token's logit per time it is already in the text (positive: less "
         "repetition); default 0.",
     )
-    min_p = NumberField(
-        required=False, min_value=MIN_P[0], max_value=MIN_P[1],
+    min_p = optional_within(
+        NumberField, MIN_P,
         help_text="Only tokens at least this fraction as likely as the most likely one (an extension, as in "
         "vLLM and llama.cpp); default: none.",
     )
@@ -292,252 +276,6 @@ class OpenAIRequestSchema(SamplingRequestSchema):
         return schema
 
 
-@extend_schema_field(
-    {
-        "oneOf": [
-            {"type": "string", "minLength": 1, "pattern": NO_NUL_PATTERN},
-            {
-                "type": "array",
-                "items": {"type": "string", "minLength": 1, "pattern": NO_NUL_PATTERN},
-                "minItems": 1,
-                "maxItems": MAX_PROMPTS,
-            },
-        ]
-    }
-)
-class PromptField(serializers.JSONField):
-    """OpenAI's `prompt`: a string, or a list of up to MAX_PROMPTS (token arrays are not supported)."""
-
-
-@extend_schema_field(
-    {
-        "oneOf": [
-            {"type": "string", "pattern": NO_NUL_PATTERN},
-            {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "type": {"allOf": [{"type": "string", "enum": ["text"]}]},
-                        "text": {"type": "string", "pattern": NO_NUL_PATTERN},
-                    },
-                    "required": ["type", "text"],
-                },
-            },
-        ]
-    }
-)
-class ContentField(serializers.JSONField):
-    """A chat message's `content`: a string, or a list of text parts (no images)."""
-
-
-class CompletionRequestSerializer(OpenAIRequestSerializer):
-    prompt = PromptField(
-        help_text=f"A string, or a list of 1 to {MAX_PROMPTS} strings: one completion each (its `n` choices), "
-        "in the list's order (choice `index` = prompt's place × n + choice), one after the other. Token ids are "
-        "not supported."
-    )
-    logprobs = IntegerField(
-        required=False, min_value=0, max_value=5,
-        help_text="Each token's logprob, and the logprobs of this many most likely tokens at its place; "
-        "default: none.",
-    )
-
-    def validate_prompt(self, value) -> list[str]:
-        """The prompts, as a list."""
-        prompts = value if isinstance(value, list) else [value]
-        if not prompts or not all(isinstance(prompt, str) for prompt in prompts):
-            raise serializers.ValidationError(
-                f"Use a string or a list of 1 to {MAX_PROMPTS} strings (token ids are not supported)."
-            )
-        if len(prompts) > MAX_PROMPTS:
-            raise serializers.ValidationError(
-                f"{len(prompts)} prompts is over this service's limit of {MAX_PROMPTS} per request."
-            )
-        if not all(prompts):
-            raise serializers.ValidationError("A prompt is empty.")
-        return [refuse_nul(prompt) for prompt in prompts]
-
-
-@extend_schema_field({"type": "string", "enum": ["function"]})
-class FunctionTypeField(serializers.ChoiceField):
-    """The `type` of a tool, a call or a tool choice: function tools only."""
-
-    def __init__(self, **kwargs):
-        super().__init__(choices=["function"], **kwargs)
-
-
-class FunctionCallSerializer(serializers.Serializer):
-    name = TextField(min_length=1, max_length=64, trim_whitespace=False, help_text="The tool's name.")
-    arguments = TextField(trim_whitespace=False, allow_blank=True, help_text="Its arguments: JSON, as text.")
-
-
-class ToolCallSerializer(serializers.Serializer):
-    id = TextField(trim_whitespace=False, allow_blank=True, help_text='The call\'s id ("call_...").')
-    type = FunctionTypeField()
-    function = FunctionCallSerializer()
-
-
-class ChatMessageSerializer(serializers.Serializer):
-    role = serializers.ChoiceField(
-        choices=list(ROLES), help_text='"developer" is taken as "system"; "tool": a tool\'s result.'
-    )
-    content = ContentField(help_text="A string, or a list of text parts.", allow_null=True)
-    # Not trimmed: DRF would refuse a name of whitespace (U+001C is whitespace to Python) that the schema allows.
-    name = TextField(required=False, min_length=1, trim_whitespace=False, help_text="Accepted and ignored.")
-    tool_calls = ToolCallSerializer(
-        many=True, required=False, help_text="The calls an assistant message made (role assistant only)."
-    )
-    tool_call_id = TextField(
-        required=False, trim_whitespace=False, allow_blank=True,
-        help_text="With role tool: the call whose result this is.",
-    )
-
-    def validate(self, attrs):
-        if "tool_calls" in attrs and attrs["role"] != "assistant":
-            raise serializers.ValidationError({"tool_calls": "Only an assistant message has tool_calls."})
-        return attrs
-
-    def validate_content(self, value):
-        if value is None or isinstance(value, str):
-            return refuse_nul(value or "")
-        if isinstance(value, list) and all(isinstance(part, dict) and part.get("type") == "text" for part in value):
-            if all(isinstance(part.get("text"), str) for part in value):
-                return refuse_nul("".join(part["text"] for part in value))
-        raise serializers.ValidationError("Use a string or a list of {type: text, text} parts (text only).")
-
-    def validate_role(self, value):
-        return ROLES[value]
-
-
-class ChatMessageSchema(OpenApiSerializerExtension):
-    """What the fields alone do not say: `tool_calls` on an assistant message only."""
-
-    target_class = ChatMessageSerializer
-
-    def map_serializer(self, auto_schema, direction):
-        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
-        schema["anyOf"] = [
-            {"not": {"required": ["tool_calls"]}},
-            {"properties": {"role": {"allOf": [{"type": "string", "enum": ["assistant"]}]}}, "required": ["role"]},
-        ]
-        return schema
-
-
-class FunctionToolSerializer(serializers.Serializer):
-    name = TextField(min_length=1, max_length=64, trim_whitespace=False, help_text="The function's name.")
-    description = TextField(required=False, allow_blank=True, help_text="What it does, shown to the model.")
-    parameters = serializers.DictField(
-        required=False, help_text="A JSON Schema of its arguments (an object); none: no arguments."
-    )
-    strict = BooleanField(required=False, help_text="Always strict here when a call is required: enforced.")
-
-
-class ToolSerializer(serializers.Serializer):
-    type = FunctionTypeField(help_text="Function tools only.")
-    function = FunctionToolSerializer()
-
-
-class NamedFunctionSerializer(serializers.Serializer):
-    name = TextField(min_length=1, max_length=64, trim_whitespace=False, help_text="One of `tools`.")
-
-
-class NamedToolChoiceSerializer(serializers.Serializer):
-    type = FunctionTypeField()
-    function = NamedFunctionSerializer()
-
-
-TOOL_CHOICES = ("none", "auto", "required")
-
-
-@extend_schema_field(
-    {
-        "oneOf": [
-            {"type": "string", "enum": list(TOOL_CHOICES)},
-            {
-                "type": "object",
-                "properties": {
-                    "type": {"type": "string", "enum": ["function"]},
-                    "function": {
-                        "type": "object",
-                        "properties": {
-                            "name": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NO_NUL_PATTERN}
-                        },
-                        "required": ["name"],
-                    },
-                },
-                "required": ["type", "function"],
-            },
-        ]
-    }
-)
-class ToolChoiceField(serializers.Field):
-    """OpenAI's `tool_choice`: "none", "auto", "required", or {"type": "function", "function": {"name"}}."""
-
-    default_error_messages = {
-        # Braces doubled: DRF formats the message.
-        "invalid": 'Use "none", "auto", "required" or {{"type": "function", "function": {{"name": ...}}}}.'
-    }
-
-    def to_internal_value(self, data):
-        if isinstance(data, str) and data in TOOL_CHOICES:
-            return data
-        if not isinstance(data, dict):
-            self.fail("invalid")
-        named = NamedToolChoiceSerializer(data=data)
-        if not named.is_valid():
-            raise serializers.ValidationError(named.errors)
-        return {"name": named.validated_data["function"]["name"]}
-
-    def to_representation(self, value):
-        return value
-
-
-class ChatCompletionRequestSerializer(OpenAIRequestSerializer):
-    unsupported = tuple(name for name in NEUTRAL_VALUES if name not in ("tools", "tool_choice"))
-
-    messages = ChatMessageSerializer(
-        many=True, allow_empty=False, help_text="The conversation so far, oldest first."
-    )
-    tools = ToolSerializer(
-        many=True, required=False,
-        help_text="Functions the model may call. With a model whose chat template takes tools, the template shows "
-        "them and its calls are read from `<tool_call>{json}</tool_call>` blocks; otherwise a system message "
-        "describes them and the answer is JSON under a grammar (a call, or `{\"content\": text}` under "
-        "`auto`). See the README, \"Tool calling\".",
-    )
-    tool_choice = ToolChoiceField(
-        required=False,
-        help_text='"none": tools not shown, a plain answer; "auto" (the default with tools): a call or an answer; '
-        '"required": a call; a named function: a call of it. Required and named calls follow the tool\'s '
-        "parameters' schema (a grammar the engine enforces).",
-    )
-    parallel_tool_calls = BooleanField(
-        required=False,
-        help_text="true: one answer may hold several calls (at most 4). Unset or false: one call per answer "
-        "(small models allowed several repeat their call).",
-    )
-    max_completion_tokens = MaxTokensField()
-    logprobs = BooleanField(
-        default=False, help_text="Each token's logprob in `choices[].logprobs.content`; default false."
-    )
-    top_logprobs = IntegerField(
-        required=False, min_value=TOP_LOGPROBS[0], max_value=TOP_LOGPROBS[1],
-        help_text="Also this many most likely tokens at each place; only with `logprobs: true`. Default 0.",
-    )
-
-    needs_true = {**OpenAIRequestSerializer.needs_true, "top_logprobs": ("integer", "logprobs")}
-
-    def validate(self, attrs):
-        attrs = super().validate(attrs)
-        tools, choice = attrs.get("tools", []), attrs.get("tool_choice")
-        if isinstance(choice, dict) and choice["name"] not in {tool["function"]["name"] for tool in tools}:
-            raise serializers.ValidationError({"tool_choice": f"No tool named {choice['name']!r} in tools."})
-        if choice == "required" and not tools:
-            raise serializers.ValidationError({"tool_choice": "tool_choice required needs tools."})
-        return attrs
-
-
 # --- responses (for the OpenAPI schema) -------------------------------------------------
 
 
@@ -563,92 +301,12 @@ class ChunkChoiceSerializer(ChoiceSerializer):
     )
 
 
-# Chat's: also `tool_calls`, when the answer is calls (ChatFinishReasonEnum: settings/core.py).
-CHAT_FINISH_REASONS = ["stop", "length", "tool_calls"]
-
-
-class CompletionChoiceSerializer(ChoiceSerializer):
-    text = serializers.CharField()
-
-
-class CompletionChunkChoiceSerializer(ChunkChoiceSerializer):
-    text = serializers.CharField()
-
-
-class ChatMessageResponseSerializer(serializers.Serializer):
-    role = serializers.CharField(default="assistant")
-    content = serializers.CharField(allow_null=True, help_text="null when the answer is tool calls only.")
-    tool_calls = ToolCallSerializer(many=True, required=False, help_text="With tools: the calls the model made.")
-
-
-class ChatChoiceSerializer(ChoiceSerializer):
-    message = ChatMessageResponseSerializer()
-    finish_reason = serializers.ChoiceField(choices=CHAT_FINISH_REASONS)
-
-
 class ResponseSerializer(serializers.Serializer):
     id = serializers.CharField()
     object = serializers.CharField()
     created = serializers.IntegerField(help_text="Unix time.")
     model = serializers.CharField()
     usage = UsageSerializer()
-
-
-class CompletionResponseSerializer(ResponseSerializer):
-    object = serializers.CharField(default="text_completion")
-    choices = CompletionChoiceSerializer(many=True)
-
-
-class ChatCompletionResponseSerializer(ResponseSerializer):
-    object = serializers.CharField(default="chat.completion")
-    choices = ChatChoiceSerializer(many=True)
-
-
-class CompletionChunkSerializer(serializers.Serializer):
-    """A chunk of a streamed completion."""
-
-    id = serializers.CharField()
-    object = serializers.CharField(help_text='"text_completion"')
-    created = serializers.IntegerField(help_text="Unix time.")
-    model = serializers.CharField()
-    choices = CompletionChunkChoiceSerializer(many=True)
-    usage = UsageSerializer(
-        required=False,
-        allow_null=True,
-        help_text="With `stream_options.include_usage`: null on every chunk but the last, whose `choices` is empty.",
-    )
-
-
-class FunctionCallDeltaSerializer(serializers.Serializer):
-    name = serializers.CharField(required=False, help_text="In the call's first chunk.")
-    arguments = serializers.CharField(required=False, allow_blank=True, help_text="A fragment; joined by index.")
-
-
-class ToolCallDeltaSerializer(serializers.Serializer):
-    index = serializers.IntegerField(help_text="Which call of the answer this fragment belongs to.")
-    id = serializers.CharField(required=False, help_text="In the call's first chunk.")
-    type = FunctionTypeField(required=False, help_text="In the call's first chunk.")
-    function = FunctionCallDeltaSerializer()
-
-
-class ChatDeltaSerializer(serializers.Serializer):
-    role = serializers.CharField(required=False, help_text='"assistant", on the first chunk only.')
-    content = serializers.CharField(required=False)
-    tool_calls = ToolCallDeltaSerializer(many=True, required=False)
-
-
-class ChatChunkChoiceSerializer(ChunkChoiceSerializer):
-    delta = ChatDeltaSerializer()
-    finish_reason = serializers.ChoiceField(
-        choices=CHAT_FINISH_REASONS, allow_null=True, help_text="null until the chunk that ends the choice."
-    )
-
-
-class ChatCompletionChunkSerializer(CompletionChunkSerializer):
-    """A chunk of a streamed chat completion."""
-
-    object = serializers.CharField(help_text='"chat.completion.chunk"')
-    choices = ChatChunkChoiceSerializer(many=True)
 
 
 class OpenAIModelSerializer(serializers.Serializer):
@@ -678,14 +336,4 @@ class OpenAIErrorSerializer(serializers.Serializer):
     error = OpenAIErrorDetailSerializer()
 
 
-# --- Server-Sent Events (for the OpenAPI schema) ------------------------------------------
-
 STREAM_DATA = "JSON: a chunk, or an error after the stream started; the last event's data is `[DONE]` (not JSON)."
-
-
-class CompletionStreamEventSerializer(EventStreamSerializer):
-    events = (("message", STREAM_DATA, (CompletionChunkSerializer, OpenAIErrorSerializer)),)
-
-
-class ChatCompletionStreamEventSerializer(EventStreamSerializer):
-    events = (("message", STREAM_DATA, (ChatCompletionChunkSerializer, OpenAIErrorSerializer)),)

@@ -8,7 +8,7 @@ and chat's `logprobs` with `top_logprobs` its `top_logprobs`.
 import json
 
 from catalog.sampling import SamplingParams
-from generation.api.native.serializers import JSON_OBJECT_SCHEMA
+from generation.api.sampling import JSON_OBJECT_SCHEMA
 from generation.service import GenerationRequest
 from generation.tool_calls import AUTO, FUNCTION, ToolChoice
 

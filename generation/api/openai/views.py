@@ -1,4 +1,4 @@
-"""The OpenAI-compatible API: /v1/models, /v1/completions, /v1/chat/completions.
+"""The OpenAI-compatible API: /v1/completions, /v1/chat/completions (/v1/models: model_views).
 
 A thin translation onto the same generation core as the native API (catalog, allowlist,
 limits, engine): parse OpenAI's request, prepare a generation, shape OpenAI's response,
@@ -16,37 +16,29 @@ from collections.abc import AsyncIterator
 
 from adrf.views import APIView
 from django.conf import settings
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample
 from rest_framework.response import Response
 
-from access.selectors import model_ids_of_key
-from common.errors import ModelNotFound, ServiceError
+from common.errors import ServiceError
 from generation.api.errors import describe_exception, openai_error_body, render_openai
-from generation.engine.api import Finished, TextDelta, TokenLogprob
 from generation.api.generation_view import GenerationViewMixin
-from generation.api.native.views import (
-    ERROR_HEADERS,
-    GENERATION_ERRORS,
-    LISTING_ERRORS,
-    error_responses,
-    example_max_tokens,
-    model_summaries,
-)
-from generation.api.openai.serializers import (
+from generation.api.openai import translation
+from generation.api.openai.chat_serializers import (
     ChatCompletionRequestSerializer,
     ChatCompletionResponseSerializer,
     ChatCompletionStreamEventSerializer,
+)
+from generation.api.openai.completions_serializers import (
     CompletionRequestSerializer,
     CompletionResponseSerializer,
     CompletionStreamEventSerializer,
-    OpenAIErrorSerializer,
-    OpenAIModelListSerializer,
-    OpenAIModelSerializer,
 )
-from generation.api.openai import translation
-from generation.service import Generation, GenerationRequest, listed_models
-from generation.tool_calls import ToolCallsDelta, ToolPlan, as_openai, parse_output, stream_deltas
+from generation.api.openai.serializers import OpenAIErrorSerializer
+from generation.api.openapi import GENERATION_ERRORS, error_responses, example_max_tokens, json_or_stream, operation
 from generation.api.sse import KEEPALIVE, KEEPALIVE_COMMENT, event_stream_response, sse_event, with_keepalive
+from generation.engine.api import Finished, TextDelta, TokenLogprob
+from generation.service import Generation, GenerationRequest
+from generation.tool_calls import ToolCallsDelta, ToolPlan, as_openai, parse_output, stream_deltas
 
 DONE = sse_event("[DONE]")
 
@@ -223,8 +215,26 @@ STREAM_DESCRIPTION = (
     "`data: {error}` event. The schema of the `text/event-stream` response is that of one event. "
     "Errors before the stream starts are JSON."
 )
+generation_operation = functools.partial(operation, errors=ERROR_RESPONSES, tags=["openai"])
 
 
+def completion_operation(summary: str, description: str, answer: str, response, stream_event, example):
+    """The operation of a completions endpoint: its `answer` as JSON, or chunks with `stream: true`."""
+    return generation_operation(
+        summary=summary,
+        description=description + STREAM_DESCRIPTION,
+        responses=json_or_stream(
+            response, f"The {answer} (`stream` false or omitted).",
+            stream_event, "With `stream: true`: chunks, as Server-Sent Events.",
+        ),
+        examples=[example],
+    )
+
+
+@completion_operation(
+    "Completion (OpenAI-compatible)", "A raw continuation of the prompt (no chat template).", "completion",
+    CompletionResponseSerializer, CompletionStreamEventSerializer, COMPLETION_EXAMPLE,
+)
 class CompletionsView(OpenAIGenerationView):
     request_serializer = CompletionRequestSerializer
     translate = staticmethod(translation.to_generation_request)
@@ -255,27 +265,11 @@ class CompletionsView(OpenAIGenerationView):
             "text_offset": offsets,
         }
 
-    @extend_schema(
-        summary="Completion (OpenAI-compatible)",
-        description="A raw continuation of the prompt (no chat template)." + STREAM_DESCRIPTION,
-        request=CompletionRequestSerializer,
-        responses={
-            (200, "application/json"): OpenApiResponse(
-                CompletionResponseSerializer, description="The completion (`stream` false or omitted)."
-            ),
-            (200, "text/event-stream"): OpenApiResponse(
-                CompletionStreamEventSerializer, description="With `stream: true`: chunks, as Server-Sent Events."
-            ),
-            **ERROR_RESPONSES,
-        },
-        parameters=ERROR_HEADERS,
-        examples=[COMPLETION_EXAMPLE],
-        tags=["openai"],
-    )
-    async def post(self, request):
-        return await super().post(request)
 
-
+@completion_operation(
+    "Chat completion (OpenAI-compatible)", "The messages are rendered with the model's chat template.",
+    "chat completion", ChatCompletionResponseSerializer, ChatCompletionStreamEventSerializer, CHAT_EXAMPLE,
+)
 class ChatCompletionsView(OpenAIGenerationView):
     request_serializer = ChatCompletionRequestSerializer
     translate = staticmethod(translation.to_chat_generation_request)
@@ -292,7 +286,8 @@ class ChatCompletionsView(OpenAIGenerationView):
         return generation
 
     def first_chunk_choices(self, index):
-        return [{"index": index, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}]
+        delta = {"role": "assistant", "content": ""}
+        return [{"index": index, "delta": delta, "logprobs": None, "finish_reason": None}]
 
     def choice(self, index, text, finish_reason, logprobs):
         message = {"role": "assistant", "content": text}
@@ -340,90 +335,3 @@ class ChatCompletionsView(OpenAIGenerationView):
                 for logprob in logprobs
             ]
         }
-
-    @extend_schema(
-        summary="Chat completion (OpenAI-compatible)",
-        description="The messages are rendered with the model's chat template." + STREAM_DESCRIPTION,
-        request=ChatCompletionRequestSerializer,
-        responses={
-            (200, "application/json"): OpenApiResponse(
-                ChatCompletionResponseSerializer, description="The chat completion (`stream` false or omitted)."
-            ),
-            (200, "text/event-stream"): OpenApiResponse(
-                ChatCompletionStreamEventSerializer, description="With `stream: true`: chunks, as Server-Sent Events."
-            ),
-            **ERROR_RESPONSES,
-        },
-        parameters=ERROR_HEADERS,
-        examples=[CHAT_EXAMPLE],
-        tags=["openai"],
-    )
-    async def post(self, request):
-        return await super().post(request)
-
-
-def listed_for_key(api_key) -> list:
-    """The models GET /v1/models lists: those the service serves, less those the API key may not use."""
-    allowed = model_ids_of_key(api_key=api_key)
-    return [entry for entry in listed_models() if allowed is None or entry.model_id in allowed]
-
-
-def openai_models(models: list) -> list[dict]:
-    """Catalog entries as OpenAI's model objects."""
-    return [
-        {
-            "id": entry.model_id,
-            "object": "model",
-            "created": int(entry.created_at.timestamp()),
-            "owned_by": entry.model_id.split("/")[0] if "/" in entry.model_id else "local",
-            # Beyond OpenAI's fields, as vLLM and llama-server add theirs.
-            "aliases": summary["aliases"],
-            "context_length": summary["context_length"],
-            "max_tokens_limit": summary["max_tokens_limit"],
-            "defaults": summary["defaults"],
-        }
-        for entry, summary in zip(models, model_summaries(models))
-    ]
-
-
-class ModelsView(OpenAIView):
-    @extend_schema(
-        summary="List the models (OpenAI-compatible)",
-        description="The models this service serves (with an API key limited to some models, only those), each "
-        "once by its id, with its `aliases`: a request may send either as `model`.",
-        responses={200: OpenAIModelListSerializer, **error_responses(OpenAIErrorSerializer, LISTING_ERRORS)},
-        parameters=ERROR_HEADERS,
-        tags=["openai"],
-    )
-    def get(self, request):
-        return Response({"object": "list", "data": openai_models(listed_for_key(request.auth))})
-
-
-class ModelView(OpenAIView):
-    @extend_schema(
-        summary="Retrieve a model (OpenAI-compatible)",
-        operation_id="v1_model_retrieve",  # the list's is v1_models_retrieve
-        description="One model of GET /v1/models, by its id (which may hold a `/`: the rest of the path) or one "
-        "of its aliases; the answer's `id` is the model's id. "
-        "404 `model_not_found` for a model that list does not show (unknown, disabled, or not allowed to "
-        "the API key).",
-        responses={
-            200: OpenAIModelSerializer,
-            **error_responses(
-                OpenAIErrorSerializer, (*LISTING_ERRORS, 404), {404: "No such model among those GET /v1/models lists."}
-            ),
-        },
-        parameters=[
-            OpenApiParameter(
-                "model", str, OpenApiParameter.PATH,
-                description="A model's id, `/` included (e.g. `google/gemma-3-270m`), or one of its aliases.",
-            ),
-            *ERROR_HEADERS,
-        ],
-        tags=["openai"],
-    )
-    def get(self, request, model: str):
-        entries = [entry for entry in listed_for_key(request.auth) if model in (entry.model_id, *entry.aliases)]
-        if not entries:
-            raise ModelNotFound(f"The model {model!r} does not exist or is not available.", field="model")
-        return Response(openai_models(entries)[0])

@@ -43,9 +43,13 @@ from common.log_context import VALID_ID, current_request_id, request_id_from
 from generation.api import json_input
 from generation.api.errors import describe_exception, error_body
 from generation.engine.api import TextDelta
-from generation.api.native.serializers import ChatRequestSerializer, GenerateRequestSerializer
-from generation.api.native.translation import WIRE_FIELDS, to_generation_request
-from generation.api.native.views import usage_fields
+from generation.api.native_format import (
+    WIRE_FIELDS,
+    ChatRequestSerializer,
+    GenerateRequestSerializer,
+    to_generation_request,
+    usage_fields,
+)
 from generation.observation import refused_before_core
 from generation.service import GenerationRequest, prepare_generation
 
