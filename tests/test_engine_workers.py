@@ -29,7 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from common.errors import ModelUnavailable
 from generation.engine import model_files
 from generation.engine.cache import EngineCache
-from generation.engine.client import parse_worker_line
+from generation.engine.logs import parse_worker_line
 from tests.support.admin_forms import admin_session, change_form
 from tests.support.server import ADMIN_PASSWORD, ADMIN_USER, start_server, stop_server
 from tests.support.processes import alive, rss_mb, total_rss_mb, worker_pids

@@ -17,7 +17,7 @@ from catalog.models import ServiceSettings
 from catalog.selectors import servable_model
 from common.errors import ServiceError
 from generation.api.errors import error_body
-from generation.engine.api import Finished, TextDelta
+from generation.engine.types import Finished, TextDelta
 from generation.api.generation_view import GenerationViewMixin
 from generation.api.native.serializers import (
     ChatRequestSerializer,

@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from access.selectors import model_ids_of_key
 from common.errors import ModelNotFound, ServiceError
 from generation.api.errors import describe_exception, openai_error_body, render_openai
-from generation.engine.api import Finished, TextDelta, TokenLogprob
+from generation.engine.types import Finished, TextDelta, TokenLogprob
 from generation.api.generation_view import GenerationViewMixin
 from generation.api.native.views import (
     ERROR_HEADERS,

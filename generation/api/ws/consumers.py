@@ -41,7 +41,7 @@ from access.authentication import authenticate_bearer
 from common.errors import InvalidRequest, ServiceError, Unauthorized
 from generation.api import json_input
 from generation.api.errors import describe_exception, error_body
-from generation.engine.api import TextDelta
+from generation.engine.types import TextDelta
 from generation.log_context import VALID_ID, current_request_id, request_id_from
 from generation.api.native.serializers import ChatRequestSerializer, GenerateRequestSerializer
 from generation.api.native.translation import WIRE_FIELDS, to_generation_request
