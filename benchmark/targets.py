@@ -17,7 +17,7 @@ import httpx
 from httpx_sse import EventSource, ServerSentEvent, SSEError
 
 from catalog.sampling import SamplingParams
-from generation.engine.api import Finished, TextDelta
+from generation.engine.types import Finished, TextDelta
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ class DirectEngineTarget:
 
     `engine` is a generation.engine.runner.LoadedEngine: it submits what a worker submits
     for a raw continuation, with the same workarounds (the prefill gate, the leading space
-    restored), after counting the prompt's tokens as the service does, one thread per
+    restored), after admitting the prompt as a worker does (its tokens counted), one thread per
     stream: the floor that the service's overhead is measured against, and the design
     before the engine moved to worker processes.
     """
@@ -181,12 +181,9 @@ class DirectEngineTarget:
         tokens = None
         prompt = self._bos_token + prompt
         try:
+            prompt_tokens, sampling = self._engine.admit(prompt, SamplingParams(max_tokens=max_tokens, temperature=0))
             for event in self._engine.generate(
-                prompt,
-                SamplingParams(max_tokens=max_tokens, temperature=0),
-                prompt_tokens=self._engine.count_tokens(prompt),
-                keep_leading_whitespace=True,
-                cancelled=threading.Event(),
+                prompt, sampling, prompt_tokens=prompt_tokens, keep_leading_whitespace=True, cancelled=threading.Event()
             ):
                 if isinstance(event, TextDelta):
                     timing.text(event.text)
@@ -221,14 +218,11 @@ class WorkerEngineTarget:
         tokens = None
         prompt = self._bos_token + prompt
         try:
-            async for event in self._cache.stream(
-                self._worker,
-                prompt,
-                SamplingParams(max_tokens=max_tokens, temperature=0),
-                prompt_tokens=await self._worker.count_tokens(prompt),
-                keep_leading_whitespace=True,
+            stream = await self._worker.stream(
+                prompt, SamplingParams(max_tokens=max_tokens, temperature=0), keep_leading_whitespace=True,
                 released=lambda: None,
-            ):
+            )
+            async for event in stream.events():
                 if isinstance(event, TextDelta):
                     timing.text(event.text)
                 else:

@@ -71,3 +71,14 @@ class ShuttingDown(ServiceError):
 
     status = 503
     code = "shutting_down"
+
+
+def error_from_code(code: str, message: str, *, field: str | None = None) -> ServiceError:
+    """The domain error of this `code` (the inverse of `error.code`), for one that crossed a
+    process boundary as data; an unknown code is an internal error."""
+    kinds = [ServiceError]
+    for kind in kinds:
+        if kind.code == code:
+            return kind(message, field=field)
+        kinds.extend(kind.__subclasses__())
+    return ServiceError(message, field=field)

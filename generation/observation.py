@@ -17,7 +17,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from catalog.sampling import SamplingParams
 from common.errors import ServiceError
 from generation import metrics
-from generation.engine.api import Finished
+from generation.engine.types import Finished
 
 logger = logging.getLogger("generation")
 tracer = trace.get_tracer("generation")

@@ -35,9 +35,9 @@ from catalog.sampling import SamplingParams
 from catalog.selectors import ServableModel, allowed_models, engine_config, resolve_model
 from catalog.snapshot import Catalog
 from common.errors import InvalidRequest, PromptTooLong, ServiceError
-from generation.engine.api import ChatFormat, Finished, TextDelta, TokenLogprob
 from generation.engine.cache import EngineCache
-from generation.engine.client import ModelWorker
+from generation.engine.channel import GenerationStream, ModelWorker
+from generation.engine.types import ChatFormat, Finished, TextDelta, TokenLogprob
 from generation.limiter import ConcurrencyLimiter
 from generation.observation import Observation
 from generation.runtime import current
@@ -81,46 +81,53 @@ class GenerationRequest:
         return self.messages is not None
 
 
+class _Slot:
+    """A request's concurrency slot, given back once: by its preparation if that fails before the
+    engine has the request; once the engine has it, by the engine, when it has really let the
+    request go (a client that leaves during a prefill does not free the engine before it ends)."""
+
+    def __init__(self, held_by: ConcurrencyLimiter):
+        self._limiter = held_by
+        self._lock = threading.Lock()
+        self._held = True
+        self.with_engine = False
+
+    def release(self) -> None:
+        with self._lock:
+            held, self._held = self._held, False
+        if held:
+            self._limiter.release()
+
+
 class Generation:
-    """A generation that holds a concurrency slot until its events are consumed or it is dropped."""
+    """A generation its engine admitted: its concurrency slot is held until the engine lets it go,
+    after its events are consumed, or once it is dropped."""
 
     def __init__(
         self,
         *,
-        model: ModelWorker,
-        prompt: str,
-        prompt_tokens: int,
-        sampling: SamplingParams,
-        is_chat: bool,
+        model_id: str,
+        stream: GenerationStream,
         observation: Observation,
         api_key=None,
         admission: Admission | None = None,
         client_stops: bool = False,
         tool_plan: ToolPlan | None = None,
     ):
-        self.model_id = model.config.model_id
-        self.prompt_tokens = prompt_tokens
-        self._model = model
-        self._prompt = prompt
-        self._sampling = sampling
-        self._is_chat = is_chat
+        self.model_id = model_id
+        self.prompt_tokens = stream.prompt_tokens
+        self._stream = stream
         self._observation = observation
         self._api_key = api_key
         self._admission = admission  # its key's rate window, with max_tokens reserved until it ends
         # Whether the request set stop sequences: the native API's "eos" is a "stop" without them.
         self.client_stops = client_stops
-        self._released = threading.Event()
         self.tool_plan = tool_plan  # how to read tool calls in the text (generation.tool_calls.parse_output)
 
-    def release(self) -> None:
-        """Give the concurrency slot back, once; called by the engine when it let the request go."""
-        if not self._released.is_set():
-            self._released.set()
-            limiter().release()
-
     def __del__(self):
-        # A response that never started streaming must not keep its slot, nor leave its span open.
-        self.release()
+        # A response that never started streaming cancels its generation (the engine gives its
+        # slot back once it let it go), and must not leave its span open.
+        self._stream.close()
         self._observation.end()
 
     async def events(self) -> AsyncIterator[TextDelta | Finished]:
@@ -129,16 +136,7 @@ class Generation:
         finished = False
         error = None
         try:
-            # The slot is released by the engine, when it has really let the request go: a
-            # client that leaves during a prefill does not free the engine before it ends.
-            async for event in engine_cache().stream(
-                self._model,
-                self._prompt,
-                self._sampling,
-                prompt_tokens=self.prompt_tokens,
-                keep_leading_whitespace=not self._is_chat,
-                released=self.release,
-            ):
+            async for event in self._stream.events():
                 if isinstance(event, TextDelta):
                     deltas += 1
                     observation.first_token()
@@ -369,10 +367,12 @@ async def prepare_generation(request: GenerationRequest) -> Generation:
         # The slot is taken before the model is loaded: a load is work for the engine too.
         with observation.waiting_for_slot():
             await limiter().acquire()
+        slot = _Slot(held_by=limiter())
         try:
-            return await _admit(request, observation, model, sampling, prompt)
+            return await _admit(request, observation, model, sampling, prompt, slot)
         except BaseException:
-            limiter().release()
+            if not slot.with_engine:
+                slot.release()
             raise
     except ServiceError as exc:
         observation.refused(exc)
@@ -388,8 +388,10 @@ async def _admit(
     model: ServableModel,
     sampling: SamplingParams,
     prompt: str | None,
+    slot: _Slot,
 ) -> Generation:
-    """With a concurrency slot held: load the model, check the prompt's length and the key's limits."""
+    """With a concurrency slot held: load the model, have its engine admit the prompt (its length
+    against the context), and count it against the key's limits."""
     loaded = await engine_cache().get(model.engine)
     check_logit_bias(model.model_id, sampling, loaded.vocab_size)
     if prompt is None:
@@ -398,22 +400,30 @@ async def _admit(
     if tool_plan is not None and tool_plan.schema is not None:
         # The tools' grammar takes the place of any response_format.
         sampling = dataclasses.replace(sampling, json_schema=json.dumps(tool_plan.schema))
-    prompt_tokens = await loaded.count_tokens(prompt)
-    context = loaded.context_length
-    if context and prompt_tokens >= context:
-        raise PromptTooLong(
-            f"The prompt is {prompt_tokens} tokens; model {model.model_id!r} has a context of {context} tokens.",
-            field="messages" if request.is_chat else "prompt",
+    # One message to the engine: it counts the prompt's tokens and answers before any output,
+    # admitted (with max_tokens fitted to the context) or refused; from then on, it gives the
+    # slot back.
+    slot.with_engine = True
+    try:
+        stream = await loaded.stream(
+            prompt, sampling, keep_leading_whitespace=not request.is_chat, released=slot.release
         )
-    if context:
-        sampling = dataclasses.replace(sampling, max_tokens=min(sampling.max_tokens, context - prompt_tokens))
+    except PromptTooLong as exc:  # the engine does not know which field held the prompt
+        raise PromptTooLong(exc.message, field="messages" if request.is_chat else "prompt") from None
+    prompt_tokens = stream.prompt_tokens
+    sampling = dataclasses.replace(sampling, max_tokens=stream.max_tokens)
     admission = None
     if request.api_key is not None:
         # Counts this request, its prompt and its max_tokens (given back unused when it ends)
-        # against the key's per-minute limits, or raises RateLimited.
-        admission = await sync_to_async(admit_request)(
-            api_key=request.api_key, prompt_tokens=prompt_tokens, max_tokens=sampling.max_tokens
-        )
+        # against the key's per-minute limits, or raises RateLimited (and the generation is
+        # cancelled): before any of its output reaches the client.
+        try:
+            admission = await sync_to_async(admit_request)(
+                api_key=request.api_key, prompt_tokens=prompt_tokens, max_tokens=sampling.max_tokens
+            )
+        except BaseException:
+            stream.close()
+            raise
     observation.started(
         model_id=model.model_id,
         operation="chat" if request.is_chat else "text_completion",
@@ -422,11 +432,8 @@ async def _admit(
         sampling=sampling,
     )
     return Generation(
-        model=loaded,
-        prompt=prompt,
-        prompt_tokens=prompt_tokens,
-        sampling=sampling,
-        is_chat=request.is_chat,
+        model_id=model.model_id,
+        stream=stream,
         observation=observation,
         api_key=request.api_key,
         admission=admission,

@@ -13,7 +13,7 @@ from rest_framework import serializers
 from catalog.sampling import SamplingParams
 from generation.api.fields import TextField
 from generation.api.sampling import JSON_OBJECT_SCHEMA, SamplingSerializer
-from generation.engine.api import Finished
+from generation.engine.types import Finished
 from generation.service import Generation, GenerationRequest
 
 

@@ -1,15 +1,16 @@
 """The engine behind one small interface.
 
 The rest of the service asks for "a stream of text deltas for this prompt on this
-model" (`EngineCache.get`, then `EngineCache.stream`) and never touches `mistralrs`
+model" (`EngineCache.get`, then the worker's `stream`) and never touches `mistralrs`
 types. Each loaded model runs in a worker process of its own, so that a load freezes
 nothing in the web process, unloading gives the memory back, and a crash ends only that
 model's streams:
 
-- api: the values both sides exchange (text deltas, the end of a generation; the
+- types: the values both sides exchange (text deltas, the end of a generation; the
   configuration and the sampling parameters are the catalog's EngineConfig and SamplingParams);
 - cache: the process-wide cache of workers (start, LRU stop, restart, load failures);
-- client: one worker seen from the web process (its channel, streams, death);
+- channel: one worker seen from the web process (its requests over the channel, streams, death);
+- process: a worker's process (start, stop, kill, reap); logs: what it writes, logged;
 - protocol: the messages on the channel;
 - worker: the worker process;
 - runner: the engine in the process that imports mistral.rs, with its workarounds

@@ -25,15 +25,13 @@ import threading
 import time
 import weakref
 from collections import Counter, OrderedDict
-from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from catalog.engine_settings import EngineConfig
-from catalog.sampling import SamplingParams
 from common.errors import ModelUnavailable
-from generation.engine.api import Finished, TextDelta
-from generation.engine.client import ModelWorker, WorkerSettings
+from generation.engine.channel import ModelWorker
+from generation.engine.process import WorkerSettings
 from generation.engine.watchdog import HEARTBEAT_SECONDS, HangLimits
 
 # A loaded model's worker silent this long is reported "unresponsive" (before the watchdog's
@@ -147,7 +145,9 @@ class EngineCache:
 
     def _begin(self, config: EngineConfig) -> _Start:
         """With the lock held: start a worker for this configuration."""
-        worker = ModelWorker(config, self.worker_settings, on_exit=self._worker_ended)
+        worker = ModelWorker(
+            config, self.worker_settings, on_exit=self._worker_ended, on_released=self._replace_if_over_memory
+        )
         self._all_workers.add(worker)
         start = _Start(config=config, worker=worker)
         self._starting[config.model_id] = start
@@ -300,40 +300,9 @@ class EngineCache:
 
     # --- generation ------------------------------------------------------------------
 
-    def stream(
-        self,
-        model: ModelWorker,
-        prompt: str,
-        sampling: SamplingParams,
-        *,
-        prompt_tokens: int,
-        keep_leading_whitespace: bool,
-        released: Callable[[], None],
-    ) -> AsyncIterator[TextDelta | Finished]:
-        """Generate from a rendered prompt of `prompt_tokens` tokens (as `count_tokens` counts
-        them): text deltas, then one Finished.
-
-        Closing the iterator early (a client went away) cancels the generation: a request
-        still waiting at the prefill gate is never submitted, and one in prefill is
-        dropped at its first token (mistral.rs 0.9.5 cannot interrupt a prefill).
-        `released` is called once, from any thread, when the engine has let the request
-        go: only then is the work it caused over. Engine failures, the worker's death
-        included, raise EngineFailed.
-        """
-        def released_and_checked() -> None:
-            released()
-            self._replace_if_over_memory(model)
-
-        return model.stream(
-            prompt,
-            sampling,
-            prompt_tokens=prompt_tokens,
-            keep_leading_whitespace=keep_leading_whitespace,
-            released=released_and_checked,
-        )
-
     def _replace_if_over_memory(self, model: ModelWorker) -> None:
-        """Stop a worker whose memory passed the limit; the model's next request starts a new one.
+        """After a generation: stop a worker whose memory passed the limit; the model's next
+        request starts a new one.
 
         Its other generations finish first, as for any unload.
         """

@@ -6,7 +6,8 @@ this code base, started by the web process itself: nothing else can reach the so
 
 web process -> worker: Load once, first; then Generate, Cancel, Tokenize, Detokenize, and Stop.
 worker -> web process: Ready or LoadFailed in answer to Load; then, for each generation,
-its Output messages, Failed if the engine failed, and Released once the engine has let
+Admitted (its prompt's token count) or Failed (a refusal: the prompt is over the context),
+then its Output messages, Failed if the engine failed, and Released once the engine has let
 it go (every Generate gets exactly one Released); TokenIds or Failed for a Tokenize,
 DetokenizedText or Failed for a Detokenize; and a Heartbeat every second, from Ready on
 (generation.engine.watchdog tells a hung worker by them).
@@ -18,7 +19,8 @@ from pathlib import Path
 
 from catalog.engine_settings import EngineConfig
 from catalog.sampling import SamplingParams
-from generation.engine.api import ChatFormat, Finished, TextDelta
+from common.errors import EngineFailed
+from generation.engine.types import ChatFormat, Finished, TextDelta
 
 # --- web process -> worker ------------------------------------------------------------
 
@@ -33,9 +35,11 @@ class Load:
 
 @dataclass(frozen=True)
 class Generate:
+    """A rendered prompt to generate from: all the worker needs to admit it (its tokens are counted
+    there, and `sampling.max_tokens` fitted to the context) and to start it, in one message."""
+
     id: int
     prompt: str
-    prompt_tokens: int
     sampling: SamplingParams
     keep_leading_whitespace: bool
 
@@ -86,6 +90,15 @@ class Heartbeat:
 
 
 @dataclass(frozen=True)
+class Admitted:
+    """A generation that fits the context, before any Output: what its key's limits are counted with."""
+
+    id: int
+    prompt_tokens: int
+    max_tokens: int  # the request's, lowered to what the context leaves after the prompt
+
+
+@dataclass(frozen=True)
 class Output:
     id: int
     event: TextDelta | Finished
@@ -95,7 +108,7 @@ class Output:
 class Failed:
     id: int
     message: str  # for clients, as Output's events are
-    invalid_request: bool = False  # the request's fault (e.g. a JSON schema the engine cannot compile)
+    code: str = EngineFailed.code  # a domain error's (common.errors), rebuilt as that error on the web side
     field: str | None = None
 
 

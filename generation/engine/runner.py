@@ -26,6 +26,7 @@ measure the engine without the service.
   builds for an accelerator carry a local version, e.g. 0.9.5+cuda130.sm90.
 """
 
+import dataclasses
 import importlib.metadata
 import json
 import logging
@@ -41,9 +42,9 @@ from mistralrs import ChatCompletionRequest, Runner, Which
 
 from catalog.engine_settings import EngineConfig
 from catalog.sampling import SamplingParams
-from common.errors import EngineFailed, InvalidRequest
+from common.errors import EngineFailed, InvalidRequest, PromptTooLong
 from generation.engine import model_files
-from generation.engine.api import ChatFormat, Finished, TextDelta, TokenLogprob
+from generation.engine.types import ChatFormat, Finished, TextDelta, TokenLogprob
 from generation.engine.json_schema_bounds import with_default_bounds
 
 logger = logging.getLogger(__name__)
@@ -123,6 +124,12 @@ class LoadedEngine:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
 
+    def admit(self, prompt: str, sampling: SamplingParams) -> tuple[int, SamplingParams]:
+        """The prompt's token count, and the sampling with max_tokens fitted to what the context
+        leaves; PromptTooLong for a prompt that does not fit."""
+        prompt_tokens = self.count_tokens(prompt)
+        return prompt_tokens, fit_to_context(self.config.model_id, prompt_tokens, self.context_length, sampling)
+
     def generate(
         self,
         prompt: str,
@@ -134,7 +141,7 @@ class LoadedEngine:
     ) -> Iterator[TextDelta | Finished]:
         """Text deltas of a rendered prompt, then one Finished; nothing once `cancelled` is set.
 
-        `prompt_tokens` is the prompt's length as `count_tokens` gives it (the key of the
+        `prompt_tokens` is the prompt's length as `admit` counts it (the key of the
         prefill gate). Blocks while it waits at the prefill gate and for each token: run it
         in a thread of its own. Returning (or closing the iterator) drops the engine's stream, and the
         engine drops the sequence at its next step. Engine errors are raised.
@@ -230,6 +237,18 @@ def _token_logprob(reported) -> TokenLogprob | None:
         # The engine gives each alternative's id and its text (as `bytes`).
         top=tuple((top.bytes if top.bytes is not None else "", _finite(top.logprob)) for top in reported.top_logprobs),
     )
+
+
+def fit_to_context(model_id: str, prompt_tokens: int, context: int | None, sampling: SamplingParams) -> SamplingParams:
+    """The sampling with max_tokens fitted to what a context of `context` tokens leaves after the
+    prompt; PromptTooLong for a prompt that does not fit (no limit where the context is unknown)."""
+    if not context:
+        return sampling
+    if prompt_tokens >= context:
+        raise PromptTooLong(
+            f"The prompt is {prompt_tokens} tokens; model {model_id!r} has a context of {context} tokens."
+        )
+    return dataclasses.replace(sampling, max_tokens=min(sampling.max_tokens, context - prompt_tokens))
 
 
 def load_engine(config: EngineConfig, cache_dir: Path) -> LoadedEngine:

@@ -1,6 +1,6 @@
 """A model's worker process: `python -m generation.engine.worker CHANNEL_FD PARENT_PID`.
 
-Started by the web process (generation.engine.client), one per loaded model, like
+Started by the web process (generation.engine.process), one per loaded model, like
 Ollama's runner per model or vLLM's engine core process. Here the engine may hold the
 GIL for a whole load, abort, or keep memory it never gives back: the web process stays
 responsive, loses only this model's streams, and gets the memory back by ending the
@@ -26,9 +26,9 @@ import threading
 import time
 from multiprocessing.connection import Connection
 
-from common.errors import EngineFailed, InvalidRequest
+from common.errors import ServiceError
 from generation.engine import protocol
-from generation.engine.api import engine_error_summary
+from generation.engine.types import engine_error_summary
 from generation.engine.runner import LoadedEngine, load_engine
 from generation.engine.watchdog import HEARTBEAT_SECONDS
 
@@ -117,20 +117,25 @@ class Worker:
         ).start()
 
     def _generate(self, request: protocol.Generate, cancelled: threading.Event) -> None:
+        """Admit the request (count its prompt's tokens, fit it to the context), then generate.
+
+        On this generation's own thread, so that the receiving loop never waits for the
+        tokenizer (which waits for the engine's step under way).
+        """
         try:
+            prompt_tokens, sampling = self.engine.admit(request.prompt, request.sampling)
+            self.send(protocol.Admitted(request.id, prompt_tokens, sampling.max_tokens))
             events = self.engine.generate(
                 request.prompt,
-                request.sampling,
-                prompt_tokens=request.prompt_tokens,
+                sampling,
+                prompt_tokens=prompt_tokens,
                 keep_leading_whitespace=request.keep_leading_whitespace,
                 cancelled=cancelled,
             )
             for event in events:
                 self.send(protocol.Output(request.id, event))
-        except InvalidRequest as exc:
-            self.send(protocol.Failed(request.id, exc.message, invalid_request=True, field=exc.field))
-        except EngineFailed as exc:
-            self.send(protocol.Failed(request.id, exc.message))
+        except ServiceError as exc:  # a refusal (the prompt over the context), a JSON schema the engine refused...
+            self.send(protocol.Failed(request.id, exc.message, code=exc.code, field=exc.field))
         except Exception as exc:  # engine errors end this generation only
             logger.exception("generation failed")
             self.send(protocol.Failed(request.id, f"The engine failed: {engine_error_summary(exc)}"))

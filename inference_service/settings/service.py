@@ -77,7 +77,7 @@ LLM_MODEL_CACHE_DIR = Path(env_str("LLM_MODEL_CACHE_DIR") or Path(HF_HOME) / "ll
 HF_HUB_OFFLINE = env_bool("HF_HUB_OFFLINE", True)
 # The one write to the environment, and on purpose: huggingface_hub (in this process, for the
 # admin's model checks and downloads) and the engine in the workers (which inherit these through
-# generation.engine.client's WORKER_ENVIRONMENT) read them from the environment only, and
+# generation.engine.process's WORKER_ENVIRONMENT) read them from the environment only, and
 # HF_HUB_OFFLINE's default here (on) is not theirs (off).
 os.environ["HF_HOME"] = HF_HOME
 os.environ["HF_HUB_OFFLINE"] = "1" if HF_HUB_OFFLINE else "0"

@@ -4,6 +4,7 @@ processes as the service uses them. tests/e2e/test_engine_workers.py has the pro
 behaviour (a load that freezes nothing, memory, crashes) through a real server."""
 
 import asyncio
+import contextlib
 import dataclasses
 import threading
 import time
@@ -13,7 +14,7 @@ import pytest
 from common.errors import EngineFailed, ModelUnavailable
 from catalog.engine_settings import EngineConfig
 from catalog.sampling import SamplingParams
-from generation.engine.api import Finished, TextDelta
+from generation.engine.types import Finished, TextDelta
 from generation.engine.cache import EngineCache
 from generation.engine.runner import load_engine
 
@@ -24,22 +25,19 @@ def nothing() -> None:
     pass
 
 
-async def open_stream(cache, model, prompt, sampling, *, keep_leading_whitespace=True, released=nothing):
-    """A stream as the service opens it: the prompt's tokens counted first."""
-    prompt_tokens = await model.count_tokens(prompt)
-    return cache.stream(
-        model, prompt, sampling, prompt_tokens=prompt_tokens,
-        keep_leading_whitespace=keep_leading_whitespace, released=released,
-    )
+async def open_stream(model, prompt, sampling, *, keep_leading_whitespace=True, released=nothing):
+    """A stream's events as the service opens it: once the worker has admitted it."""
+    stream = await model.stream(prompt, sampling, keep_leading_whitespace=keep_leading_whitespace, released=released)
+    return stream.events()
 
 
-async def generate(cache, model, prompt, *, keep_leading_whitespace=True, released=nothing, **sampling):
+async def generate(model, prompt, *, keep_leading_whitespace=True, released=nothing, **sampling):
     parts, finished = [], None
     sampling = SamplingParams(**{"max_tokens": 16, **GREEDY, **sampling})
-    stream = await open_stream(
-        cache, model, prompt, sampling, keep_leading_whitespace=keep_leading_whitespace, released=released
+    events = await open_stream(
+        model, prompt, sampling, keep_leading_whitespace=keep_leading_whitespace, released=released
     )
-    async for event in stream:
+    async for event in events:
         if isinstance(event, TextDelta):
             parts.append(event.text)
         else:
@@ -65,45 +63,45 @@ def direct_completion(engine, prompt, max_tokens):
     return response.choices[0].text
 
 
-async def test_greedy_generation_is_deterministic(engine_cache, bundled_model):
-    first = await generate(engine_cache, bundled_model, "<bos>Once upon a time", max_tokens=24)
-    second = await generate(engine_cache, bundled_model, "<bos>Once upon a time", max_tokens=24)
+async def test_greedy_generation_is_deterministic(bundled_model):
+    first = await generate(bundled_model, "<bos>Once upon a time", max_tokens=24)
+    second = await generate(bundled_model, "<bos>Once upon a time", max_tokens=24)
     assert first == second
     assert first[1].completion_tokens == 24
 
 
-async def test_raw_continuation_keeps_leading_whitespace(engine_cache, bundled_model, in_process_engine):
+async def test_raw_continuation_keeps_leading_whitespace(bundled_model, in_process_engine):
     """Streamed text equals the engine's completion path, leading space included."""
     prompt = "<bos>The capital of France is"
-    text, finished = await generate(engine_cache, bundled_model, prompt, max_tokens=12)
+    text, finished = await generate(bundled_model, prompt, max_tokens=12)
     assert text.startswith(" ")
     assert text == direct_completion(in_process_engine, prompt, 12)
     assert finished.prompt_tokens == 6
 
 
-async def test_whitespace_only_first_token_is_kept(engine_cache, bundled_model, in_process_engine):
+async def test_whitespace_only_first_token_is_kept(bundled_model, in_process_engine):
     prompt = "<bos>def fib(n):\n"
-    text, _ = await generate(engine_cache, bundled_model, prompt, max_tokens=10)
+    text, _ = await generate(bundled_model, prompt, max_tokens=10)
     assert text.startswith("    ")  # the indentation the engine's chat path would drop
     assert text == direct_completion(in_process_engine, prompt, 10)
 
 
-async def test_chat_output_is_not_given_leading_whitespace(engine_cache, bundled_model):
+async def test_chat_output_is_not_given_leading_whitespace(bundled_model):
     text, _ = await generate(
-        engine_cache, bundled_model, "<bos>The capital of France is", max_tokens=6, keep_leading_whitespace=False
+        bundled_model, "<bos>The capital of France is", max_tokens=6, keep_leading_whitespace=False
     )
     assert not text.startswith(" ")
 
 
-async def test_stop_sequence_ends_generation(engine_cache, bundled_model):
-    text, finished = await generate(engine_cache, bundled_model, "<bos>def fib(n):\n", max_tokens=40, stop=("return",))
+async def test_stop_sequence_ends_generation(bundled_model):
+    text, finished = await generate(bundled_model, "<bos>def fib(n):\n", max_tokens=40, stop=("return",))
     assert finished.finish_reason == "stop"
     assert "return" not in text
     assert finished.completion_tokens < 40
 
 
-async def test_max_tokens_bounds_generation(engine_cache, bundled_model):
-    text, finished = await generate(engine_cache, bundled_model, "<bos>Once upon a time", max_tokens=5)
+async def test_max_tokens_bounds_generation(bundled_model):
+    text, finished = await generate(bundled_model, "<bos>Once upon a time", max_tokens=5)
     assert finished == Finished(finish_reason="length", prompt_tokens=5, completion_tokens=5)
     assert text
 
@@ -117,25 +115,22 @@ def prompts_of_equal_lengths(lengths: int, each: int) -> list[str]:
     ]
 
 
-async def test_sixteen_concurrent_streams_of_four_lengths_complete_with_the_same_text_as_alone(
-    engine_cache, bundled_model
-):
+async def test_sixteen_concurrent_streams_of_four_lengths_complete_with_the_same_text_as_alone(bundled_model):
     """Without the runner lock, concurrent submits fail ("Already borrowed"); without the
     prefill gate, prompts of the same length are prefilled in one step, which crashes
     ("input tensor is not contiguous"). Prompts of different lengths go in together."""
     prompts = prompts_of_equal_lengths(4, 4)
     counts = [await bundled_model.count_tokens(p) for p in prompts]
     assert [len(set(counts[i : i + 4])) for i in range(0, 16, 4)] == [1, 1, 1, 1] and len(set(counts)) == 4
-    together = await asyncio.gather(*(generate(engine_cache, bundled_model, p, max_tokens=12) for p in prompts))
+    together = await asyncio.gather(*(generate(bundled_model, p, max_tokens=12) for p in prompts))
     assert all(finished.finish_reason == "length" for _, finished in together)
-    alone = [await generate(engine_cache, bundled_model, p, max_tokens=12) for p in prompts[::5]]
+    alone = [await generate(bundled_model, p, max_tokens=12) for p in prompts[::5]]
     assert [text for text, _ in together[::5]] == [text for text, _ in alone]
 
 
-async def test_closing_a_stream_frees_the_engine(engine_cache, bundled_model):
+async def test_closing_a_stream_frees_the_engine(bundled_model):
     released = threading.Event()
     stream = await open_stream(
-        engine_cache,
         bundled_model,
         "<bos>1, 2, 3, 4, 5, 6, 7, 8, 9, 10,",
         SamplingParams(max_tokens=1000, temperature=0.0),
@@ -147,7 +142,7 @@ async def test_closing_a_stream_frees_the_engine(engine_cache, bundled_model):
     # The worker drops the engine's iterator at its next token, and says so.
     assert await asyncio.to_thread(released.wait, 5)
     started = time.monotonic()
-    text, _ = await generate(engine_cache, bundled_model, "<bos>Hello", max_tokens=2)
+    text, _ = await generate(bundled_model, "<bos>Hello", max_tokens=2)
     assert time.monotonic() - started < 5
 
 
@@ -156,25 +151,28 @@ def long_prompt(seed: int) -> str:
     return "<bos>" + " ".join(f"item {seed}-{index} is number {index * 7}." for index in range(60))
 
 
-async def test_a_request_cancelled_at_the_prefill_gate_is_never_submitted(engine_cache, bundled_model):
+async def test_a_request_cancelled_at_the_prefill_gate_is_never_submitted(bundled_model):
     """Four long prompts of one length abandoned while the first is in prefill: the engine
-    is released for the three that waited at once, and for the first only when its
-    prefill is over."""
+    is released for the three that waited (for their count, which waits for the engine's
+    step, or at the gate) at once, and for the first only when its prefill is over."""
     released = {}
     clock = time.monotonic
     assert len({await bundled_model.count_tokens(long_prompt(seed)) for seed in range(4)}) == 1
 
-    async def abandon(index: int):
-        stream = await open_stream(
-            engine_cache, bundled_model, long_prompt(index), SamplingParams(max_tokens=8, temperature=0.0),
+    async def first_event(index: int):
+        events = await open_stream(
+            bundled_model, long_prompt(index), SamplingParams(max_tokens=8, temperature=0.0),
             released=lambda: released.setdefault(index, clock()),
         )
-        first = asyncio.ensure_future(anext(stream))
+        async with contextlib.aclosing(events):
+            await anext(events)
+
+    async def abandon(index: int):
+        first = asyncio.ensure_future(first_event(index))
         await asyncio.sleep(0.3)
         first.cancel()
         with pytest.raises(asyncio.CancelledError):
             await first
-        await stream.aclose()
 
     abandoned_at = clock()
     await asyncio.gather(*(abandon(index) for index in range(4)))
@@ -231,7 +229,7 @@ async def test_a_changed_configuration_reloads_and_the_least_recently_used_is_ev
     )
     copy = await fresh_cache.get(other)
     assert fresh_cache.loaded_model_ids() == ["local/gemma-copy"]  # max_loaded=1: the bundled one went
-    text, finished = await generate(fresh_cache, copy, "<bos>The capital of France is", max_tokens=4)
+    text, finished = await generate(copy, "<bos>The capital of France is", max_tokens=4)
     assert finished.completion_tokens == 4
 
     changed = dataclasses.replace(other, max_seqs=2)
@@ -248,7 +246,7 @@ async def test_a_load_failure_is_a_clear_error_and_other_models_keep_serving(eng
     with pytest.raises(ModelUnavailable, match="nope.gguf"):
         await engine_cache.get(missing)
     assert "local/missing" in engine_cache.failures
-    text, finished = await generate(engine_cache, bundled_model, "<bos>Hello", max_tokens=2)
+    text, finished = await generate(bundled_model, "<bos>Hello", max_tokens=2)
     assert finished.completion_tokens == 2
 
 
@@ -277,21 +275,20 @@ async def test_after_a_mix_that_makes_the_engine_panic_the_next_request_is_serve
     counts = [await bundled_model.count_tokens(prompt) for prompt in prompts]
     assert counts == [357, 357, 857]
 
-    async def attempt(prompt, prompt_tokens):  # submitted together, their tokens counted before
-        stream = engine_cache.stream(
-            bundled_model, prompt, SamplingParams(max_tokens=8, **GREEDY), prompt_tokens=prompt_tokens,
-            keep_leading_whitespace=True, released=nothing,
-        )
+    async def attempt(prompt):  # submitted together
         try:
-            return [event async for event in stream]
+            stream = await bundled_model.stream(
+                prompt, SamplingParams(max_tokens=8, **GREEDY), keep_leading_whitespace=True, released=nothing
+            )
+            return [event async for event in stream.events()]
         except EngineFailed as exc:
             return exc
 
-    outcomes = await asyncio.gather(*(attempt(prompt, count) for prompt, count in zip(prompts, counts)))
+    outcomes = await asyncio.gather(*(attempt(prompt) for prompt in prompts))
     failed = [outcome for outcome in outcomes if isinstance(outcome, Exception)]
     print(f"\n{len(failed)} of {len(prompts)} streams failed: {[str(error) for error in failed]}")
     assert all(error.message.startswith("The engine failed:") for error in failed)
-    text, finished = await generate(engine_cache, bundled_model, "<bos>The capital of France is", max_tokens=4)
+    text, finished = await generate(bundled_model, "<bos>The capital of France is", max_tokens=4)
     assert finished.completion_tokens == 4 and text
     assert (await engine_cache.get(bundled_model.config)).pid == pid
 
@@ -305,7 +302,7 @@ async def test_a_worker_over_its_memory_limit_is_replaced_after_its_generation(b
     try:
         first = await cache.get(bundled_config)
         assert first.rss_mb() > 100
-        text, finished = await generate(cache, first, "<bos>Hello", max_tokens=2)
+        text, finished = await generate(first, "<bos>Hello", max_tokens=2)
         assert finished.completion_tokens == 2
         deadline = time.monotonic() + 60
         while cache.loaded_model_ids() and time.monotonic() < deadline:
@@ -313,6 +310,6 @@ async def test_a_worker_over_its_memory_limit_is_replaced_after_its_generation(b
         assert cache.loaded_model_ids() == []
         second = await cache.get(bundled_config)
         assert second.pid != first.pid
-        assert (await generate(cache, second, "<bos>Hello", max_tokens=2))[0] == text
+        assert (await generate(second, "<bos>Hello", max_tokens=2))[0] == text
     finally:
         cache.unload(bundled_config.model_id)

@@ -1,7 +1,7 @@
 """A fake engine worker, for contract tests of the APIs in the test process: no worker
 process, no model.
 
-`FakeWorker` has the public interface of generation.engine.client.ModelWorker, the one the
+`FakeWorker` has the public interface of generation.engine.channel.ModelWorker, the one the
 engine cache and the generation core use; `FakeEngine` makes the fakes and is scripted per
 test: what each generation emits (`Script`: its tokens, finish reason, logprobs, prompt
 token count, a domain error, a hang, a crash), which models fail to load, which stop
@@ -26,9 +26,10 @@ from catalog.sampling import SamplingParams
 from common.errors import EngineFailed, ServiceError
 from generation import runtime
 from generation.engine import cache as engine_cache_module
-from generation.engine.api import ChatFormat, Finished, TextDelta, TokenLogprob
+from generation.engine.types import ChatFormat, Finished, TextDelta, TokenLogprob
 from generation.engine.cache import EngineCache
-from generation.engine.client import WorkerLoadError, WorkerSettings
+from generation.engine.process import WorkerLoadError, WorkerSettings
+from generation.engine.runner import fit_to_context
 from generation.limiter import ConcurrencyLimiter
 
 # The model file's own chat template, for an entry that has none (the bundled SmolLM2's).
@@ -48,7 +49,7 @@ class Script:
 
     tokens: tuple[str, ...] = ("Hello", ",", " world")
     finish_reason: str = "length"
-    prompt_tokens: int | None = None  # what Finished reports; None: the count the service sent
+    prompt_tokens: int | None = None  # what Finished reports; None: the count the worker admitted
     failure: ServiceError | None = None
     hang: bool = False
     crash: bool = False
@@ -100,8 +101,8 @@ class FakeEngine:
     def next_script(self) -> Script:
         return self._scripts.popleft() if self._scripts else self.default
 
-    def worker(self, config: EngineConfig, settings: WorkerSettings, *, on_exit) -> "FakeWorker":
-        worker = FakeWorker(self, config, on_exit=on_exit)
+    def worker(self, config: EngineConfig, settings: WorkerSettings, *, on_exit, on_released) -> "FakeWorker":
+        worker = FakeWorker(self, config, on_exit=on_exit, on_released=on_released)
         self.workers.append(worker)
         return worker
 
@@ -130,7 +131,7 @@ _pids = itertools.count(90001)
 class FakeWorker:
     """ModelWorker's public interface, acting out its engine's scripts."""
 
-    def __init__(self, engine: FakeEngine, config: EngineConfig, *, on_exit: Callable):
+    def __init__(self, engine: FakeEngine, config: EngineConfig, *, on_exit: Callable, on_released: Callable):
         self.engine = engine
         self.config = config
         self.ready: concurrent.futures.Future = concurrent.futures.Future()
@@ -143,6 +144,7 @@ class FakeWorker:
         self.hang: str | None = None
         self.ended: str | None = None
         self._on_exit = on_exit
+        self._on_released = on_released
         if config.model_id in engine.load_failures:
             self.ready.set_exception(WorkerLoadError(engine.load_failures[config.model_id]))
         else:
@@ -173,39 +175,23 @@ class FakeWorker:
         return len(await self.tokenize(text))
 
     async def stream(
-        self,
-        prompt: str,
-        sampling: SamplingParams,
-        *,
-        prompt_tokens: int,
-        keep_leading_whitespace: bool,
-        released: Callable[[], None],
-    ) -> AsyncIterator[TextDelta | Finished]:
-        call = GenerateCall(self.config.model_id, prompt, sampling, prompt_tokens, keep_leading_whitespace)
-        self.engine.calls.append(call)
-        script = self.engine.next_script()
+        self, prompt: str, sampling: SamplingParams, *, keep_leading_whitespace: bool, released: Callable[[], None],
+    ) -> "FakeStream":
+        """Admit the prompt as the worker does (its count against the context), then act out the script."""
+        def release() -> None:
+            released()
+            self._on_released(self)
+
         try:
             self._check_open()
-            for token in script.tokens:
-                await asyncio.sleep(script.delay)
-                yield TextDelta(token, token_logprob(token) if sampling.top_logprobs is not None else None)
-            await asyncio.sleep(script.delay)
-            if script.crash:
-                self._crash()
-            if script.failure is not None:
-                raise script.failure
-            if script.hang:
-                await asyncio.Event().wait()  # until the client leaves
-            reported = script.prompt_tokens if script.prompt_tokens is not None else prompt_tokens
-            finished = Finished(script.finish_reason, reported, len(script.tokens))
-            call.finished = True
-            yield finished
-        except (GeneratorExit, asyncio.CancelledError):
-            call.cancelled = not call.finished  # the client left: the real worker drops the generation
+            prompt_tokens = await self.count_tokens(prompt)
+            sampling = fit_to_context(self.config.model_id, prompt_tokens, self.context_length, sampling)
+        except BaseException:
+            release()  # refused: the engine owes it nothing
             raise
-        finally:
-            call.released = True
-            released()
+        call = GenerateCall(self.config.model_id, prompt, sampling, prompt_tokens, keep_leading_whitespace)
+        self.engine.calls.append(call)
+        return FakeStream(self, call, self.engine.next_script(), release)
 
     def _crash(self) -> None:
         """The process died (as ModelWorker reports it): the cache forgets it, its generation fails."""
@@ -215,3 +201,49 @@ class FakeWorker:
 
     def abort_generations(self, error: Exception) -> None:
         """Not acted out: no contract test shuts the server down."""
+
+
+class FakeStream:
+    """GenerationStream's interface: the admitted counts, `events()` acting out the script, `close()`."""
+
+    def __init__(self, worker: FakeWorker, call: GenerateCall, script: Script, release: Callable[[], None]):
+        self.prompt_tokens = call.prompt_tokens
+        self.max_tokens = call.sampling.max_tokens
+        self._worker = worker
+        self._call = call
+        self._script = script
+        self._release = release
+        self._over = False
+
+    async def events(self) -> AsyncIterator[TextDelta | Finished]:
+        call, script = self._call, self._script
+        try:
+            for token in script.tokens:
+                await asyncio.sleep(script.delay)
+                yield TextDelta(token, token_logprob(token) if call.sampling.top_logprobs is not None else None)
+            await asyncio.sleep(script.delay)
+            if script.crash:
+                self._worker._crash()
+            if script.failure is not None:
+                raise script.failure
+            if script.hang:
+                await asyncio.Event().wait()  # until the client leaves
+            reported = script.prompt_tokens if script.prompt_tokens is not None else call.prompt_tokens
+            call.finished = True
+            yield Finished(script.finish_reason, reported, len(script.tokens))
+        except Exception:
+            self._end(cancelled=False)  # failed: over, not cancelled
+            raise
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """The client left (or the stream ended): the real worker drops the generation and lets it go."""
+        self._end(cancelled=not self._call.finished)
+
+    def _end(self, *, cancelled: bool) -> None:
+        if not self._over:
+            self._over = True
+            self._call.cancelled = cancelled
+            self._call.released = True
+            self._release()

@@ -4,7 +4,7 @@ tests/e2e/test_engine.py)."""
 
 import threading
 
-from generation.engine.api import engine_error_summary
+from generation.engine.types import engine_error_summary
 from generation.engine.runner import PrefillGate, restore_leading_whitespace
 
 

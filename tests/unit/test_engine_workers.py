@@ -4,7 +4,7 @@ tests/e2e/test_engine_workers.py)."""
 import json
 import logging
 
-from generation.engine.client import parse_worker_line
+from generation.engine.logs import parse_worker_line
 
 
 def test_a_workers_lines_keep_their_level():

@@ -5,7 +5,7 @@ import asyncio
 import json
 
 from common.errors import EngineFailed
-from generation.engine.api import Finished, TextDelta
+from generation.engine.types import Finished, TextDelta
 from generation.api.native.views import native_error_event, native_sse
 from generation.api.sse import KEEPALIVE, ending_in_error_events, sse_event, with_keepalive
 from tests.support.sse_client import parse_events

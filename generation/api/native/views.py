@@ -40,7 +40,7 @@ from generation.api.openapi import (
 )
 from generation.api.sse import KEEPALIVE, KEEPALIVE_COMMENT, event_stream_response, sse_event, with_keepalive
 from generation.api.summaries import model_summaries
-from generation.engine.api import TextDelta
+from generation.engine.types import TextDelta
 from generation.service import Generation, listed_models
 
 SSE_DESCRIPTION = (

@@ -34,7 +34,7 @@ from generation.api.openai.serializers import OpenAIErrorSerializer
 from generation.api.openai.views import OpenAIView, generation_operation
 from generation.api.openapi import LISTING_ERRORS, error_responses, example_max_tokens, json_or_stream, operation
 from generation.api.sse import KEEPALIVE, KEEPALIVE_COMMENT, event_stream_response, sse_event, with_keepalive
-from generation.engine.api import Finished, TextDelta
+from generation.engine.types import Finished, TextDelta
 from generation.responses_store import ResponseNotFound, delete_response, store_response, stored_response
 from generation.service import Generation
 from generation.tool_calls import ToolCall, parse_output

@@ -36,7 +36,7 @@ from generation.api.openai.completions_serializers import (
 from generation.api.openai.serializers import OpenAIErrorSerializer
 from generation.api.openapi import GENERATION_ERRORS, error_responses, example_max_tokens, json_or_stream, operation
 from generation.api.sse import KEEPALIVE, KEEPALIVE_COMMENT, event_stream_response, sse_event, with_keepalive
-from generation.engine.api import Finished, TextDelta, TokenLogprob
+from generation.engine.types import Finished, TextDelta, TokenLogprob
 from generation.service import Generation, GenerationRequest
 from generation.tool_calls import ToolCallsDelta, ToolPlan, as_openai, parse_output, stream_deltas
 

@@ -42,7 +42,7 @@ from common.errors import InvalidRequest, ServiceError, Unauthorized
 from common.log_context import VALID_ID, current_request_id, request_id_from
 from generation.api import json_input
 from generation.api.errors import describe_exception, error_body
-from generation.engine.api import TextDelta
+from generation.engine.types import TextDelta
 from generation.api.native_format import (
     WIRE_FIELDS,
     ChatRequestSerializer,

@@ -1,10 +1,12 @@
-"""A model's worker process, seen from the web process.
+"""A model's worker process, seen from the web process: its requests over one channel.
 
-`ModelWorker` starts the process (generation.engine.worker), sends it its Load, and then
+`ModelWorker` starts the process (generation.engine.process), sends it its Load, and then
 speaks for it: `stream()` is "a stream of text deltas for this prompt on this model",
-`tokenize()` and `detokenize()` ask the engine's tokenizer. Nothing here blocks the event loop
-or holds one of its threads: a writer thread sends, a reader thread receives and hands each
-answer to the event loop that waits for it, a third thread logs what the process writes.
+`tokenize()` and `detokenize()` ask the engine's tokenizer. Many requests share the
+channel, each under its own id. Nothing here blocks the event loop or holds one of its
+threads: a writer thread sends, a reader thread receives and hands each answer to the
+event loop that waits for it, a third thread logs what the process writes
+(generation.engine.logs).
 
 When the process dies (a crash, an OOM kill, kill -9), its channel closes: the reader
 notices at once, ends each of its generations with EngineFailed (and releases its
@@ -18,105 +20,72 @@ for longer than its work can take) is killed, and ends as a worker that died doe
 import asyncio
 import concurrent.futures
 import itertools
-import json
 import logging
-import os
 import queue
-import re
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from pathlib import Path
 
 from catalog.engine_settings import EngineConfig
 from catalog.sampling import SamplingParams
-from common.errors import EngineFailed, InvalidRequest
+from common.errors import EngineFailed, error_from_code
 from generation.engine import protocol
-from generation.engine.api import ChatFormat, Finished, TextDelta, engine_error_summary
-from generation.engine.watchdog import HEARTBEAT_SECONDS, HangLimits, Watchdog
+from generation.engine.logs import forward_logs
+from generation.engine.process import WorkerLoadError, WorkerProcess, WorkerSettings, spawner
+from generation.engine.types import ChatFormat, Finished, TextDelta, engine_error_summary
+from generation.engine.watchdog import HEARTBEAT_SECONDS, Watchdog
 
 logger = logging.getLogger(__name__)
-worker_logger = logging.getLogger("generation.engine.worker")
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-# After its channel closed, how long a process may take to exit before it is killed.
-EXIT_GRACE_SECONDS = 5
-# The environment a worker gets from the web process: what the engine, its libraries and
-# Python read (threads, caches, the hub, CUDA, locale), never the service's secrets
-# (DJANGO_SECRET_KEY, DATABASE_URL, REDIS_URL...).
-WORKER_ENVIRONMENT = re.compile(
-    r"PATH|HOME|USER|LANG|LC_\w+|TZ|TMPDIR|PYTHON\w*|LD_LIBRARY_PATH|SSL_CERT_\w+|XDG_CACHE_HOME"
-    r"|HF_\w+|HUGGINGFACE_\w+|RAYON_\w+|OMP_\w+|MKL_\w+|OPENBLAS_\w+|CUDA_\w+|NVIDIA_\w+|MISTRALRS_\w+|RUST_\w+"
-)
-
-_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
-_ENGINE_LINE = re.compile(r"^\S+\s+(TRACE|DEBUG|INFO|WARN|ERROR)\s+(.*)$")  # mistral.rs: time, level, text
-_LEVELS = {"TRACE": logging.DEBUG, "WARN": logging.WARNING, **logging.getLevelNamesMapping()}
-
-
-class WorkerLoadError(Exception):
-    """The worker did not become ready; the message is for clients (no server paths)."""
-
-
-class _Spawner:
-    """Starts worker processes from one thread that lives as long as the web process.
-
-    Linux sends a worker its parent-death signal when the thread that forked it ends,
-    not only when the web process does: a worker forked from a passing thread (a
-    start-up load's, the event loop's executor's) would be killed with that thread.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._jobs = None
-
-    def submit(self, function: Callable[[], None]) -> None:
-        with self._lock:
-            if self._jobs is None:
-                self._jobs = queue.SimpleQueue()
-                threading.Thread(target=self._run, name="engine spawner", daemon=True).start()
-            self._jobs.put(function)
-
-    def _run(self) -> None:
-        while True:
-            self._jobs.get()()
-
-
-_spawner = _Spawner()
-
-
-@dataclass(frozen=True)
-class WorkerSettings:
-    """How the web process runs its workers."""
-
-    cache_dir: Path  # where model files are prepared
-    log_level: str = "INFO"
-    stop_timeout: float = 30.0  # seconds a stopped worker has to finish its generations
-    # Below the web process's CPU priority: while an engine computes on every core, the web
-    # process still gets the CPU at once for what it has to do (health probes, other
-    # streams, a slow client). The engine loses almost nothing: the web process needs
-    # little CPU. (Measured /health/live p99 during 4 streams on 2 cores: 45 ms at the
-    # same priority, 30 ms with the worker at 10.)
-    nice: int = 10
-    # A worker whose resident memory passed this many MB after a generation is replaced
-    # (0: never). mistral.rs 0.9.5's prefix cache grows without bound (about 18 MB per
-    # generation), and a process gives its memory back only when it ends.
-    max_rss_mb: int = 0
-    hang_limits: HangLimits = HangLimits()
 
 
 @dataclass(eq=False)
 class _Generation:
     loop: asyncio.AbstractEventLoop
-    events: asyncio.Queue  # TextDelta, Finished, or the error that ends it
+    events: asyncio.Queue  # Admitted first, then TextDelta, Finished, or the error that ends it
     released: Callable[[], None]
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0  # once admitted
+
+
+class GenerationStream:
+    """A generation its worker admitted: the prompt's token count, the max_tokens it generates
+    at most (fitted to the context), and `events()`.
+
+    Closing it (or dropping it unread) cancels the generation: a request still waiting at
+    the prefill gate is never submitted, one in prefill is dropped at its first token
+    (mistral.rs 0.9.5 cannot interrupt a prefill).
+    """
+
+    def __init__(self, outbox: queue.SimpleQueue, generation_id: int, events: asyncio.Queue,
+                 admitted: protocol.Admitted):
+        self.prompt_tokens = admitted.prompt_tokens
+        self.max_tokens = admitted.max_tokens
+        self._outbox = outbox
+        self._id = generation_id
+        self._events = events
+        self._over = False
+
+    async def events(self) -> AsyncIterator[TextDelta | Finished]:
+        """Text deltas, then one Finished; engine failures, the worker's death included, raise EngineFailed."""
+        try:
+            while not self._over:
+                item = await self._events.get()
+                self._over = isinstance(item, (Finished, Exception))
+                if isinstance(item, Exception):
+                    raise item
+                yield item
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Cancel the generation unless it is over: the worker drops it, or never submits it."""
+        if not self._over:
+            self._over = True
+            self._outbox.put(protocol.Cancel(self._id))  # SimpleQueue: safe from __del__
+
+    def __del__(self):
+        self.close()
 
 
 class ModelWorker:
@@ -124,10 +93,12 @@ class ModelWorker:
 
     `on_exit(worker, how)` is called once, from the reader thread, when a worker that was
     ready has ended (stopped or died); a worker that never got ready reports through `ready`.
+    `on_released(worker)` is called after each generation the worker has let go.
     """
 
     def __init__(
-        self, config: EngineConfig, settings: WorkerSettings, *, on_exit: Callable[["ModelWorker", str], None]
+        self, config: EngineConfig, settings: WorkerSettings, *, on_exit: Callable[["ModelWorker", str], None],
+        on_released: Callable[["ModelWorker"], None] = lambda worker: None,
     ):
         self.config = config
         self.ready: concurrent.futures.Future = concurrent.futures.Future()
@@ -142,8 +113,9 @@ class ModelWorker:
         self._hang_limits = settings.hang_limits
         self._watchdog: Watchdog | None = None  # from Ready on
         self._on_exit = on_exit
+        self._on_released = on_released
         self._lock = threading.Lock()
-        self._process: subprocess.Popen | None = None
+        self._process = WorkerProcess()
         self._connection: Connection | None = None
         self._outbox: queue.SimpleQueue = queue.SimpleQueue()  # messages for the writer thread; None ends it
         self._writer: threading.Thread | None = None
@@ -154,7 +126,7 @@ class ModelWorker:
         self._outbox.put(
             protocol.Load(config=config, cache_dir=settings.cache_dir, log_level=settings.log_level, nice=settings.nice)
         )
-        _spawner.submit(self._spawn)
+        spawner.submit(self._spawn)
 
     # --- the process ----------------------------------------------------------------
 
@@ -165,7 +137,8 @@ class ModelWorker:
                 failure = "the model was unloaded before its engine started"
             else:
                 try:
-                    self._start_process()
+                    self._connection = self._process.start()
+                    self.pid = self._process.pid
                     failure = None
                 except OSError as exc:
                     logger.exception("could not start the engine process of %s", self.config.model_id)
@@ -173,35 +146,19 @@ class ModelWorker:
         if failure is not None:
             self.ready.set_exception(WorkerLoadError(failure))
             return
-        logger.info("started the engine process of %s (pid %d)", self.config.model_id, self.pid,
-                    extra={"model": self.config.model_id, "worker_pid": self.pid})
+        model_id = self.config.model_id
+        logger.info("started the engine process of %s (pid %d)", model_id, self.pid,
+                    extra={"model": model_id, "worker_pid": self.pid})
         threads = [
-            threading.Thread(target=target, name=f"engine {name} {self.config.model_id}", daemon=True)
+            threading.Thread(target=target, name=f"engine {name} {model_id}", daemon=True)
             for target, name in ((self._write, "send"), (self._read, "receive"), (self._forward_logs, "logs"))
         ]
         self._writer = threads[0]
         for thread in threads:
             thread.start()
 
-    def _start_process(self) -> None:
-        """The process, with its end of the channel (a socket pair: framed messages both ways)."""
-        ours, theirs = socket.socketpair()
-        try:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "generation.engine.worker", str(theirs.fileno()), str(os.getpid())],
-                pass_fds=(theirs.fileno(),),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                env=_worker_environment(),
-            )
-        except OSError:
-            ours.close()
-            raise
-        finally:
-            theirs.close()  # the worker's now: its channel closes when the worker ends
-        self.pid = self._process.pid
-        self._connection = Connection(ours.detach())
+    def _forward_logs(self) -> None:
+        forward_logs(self._process.output, model_id=self.config.model_id, pid=self.pid)
 
     def stop(self) -> None:
         """Let the generations under way finish, then end the process (killed after the stop timeout).
@@ -212,10 +169,10 @@ class ModelWorker:
             if self.stopping:
                 return
             self.stopping = True
-            if self._process is None:
+            if not self._process.started:
                 return  # not started yet: _spawn will not start it
         if not self.ready.done():
-            self._kill()
+            self._process.kill()
             return
         self._outbox.put(protocol.Stop())
         timer = threading.Timer(self._stop_timeout, self._kill_if_running)
@@ -223,27 +180,14 @@ class ModelWorker:
         timer.start()
 
     def _kill_if_running(self) -> None:
-        if self._process.poll() is None:
+        if self._process.running():
             logger.warning("the engine process of %s (pid %d) did not stop within %s s: killing it",
                            self.config.model_id, self.pid, self._stop_timeout)
-            self._kill()
-
-    def _kill(self) -> None:
-        if self._process.poll() is None:
             self._process.kill()
 
-    def _exited(self) -> str:
-        """Reap the process once its channel has closed; how it ended, in words."""
-        try:
-            code = self._process.wait(timeout=EXIT_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            self._kill()
-            code = self._process.wait()
-        if self.hang is not None:
-            return f"hung: {self.hang}; killed"
-        if code < 0:
-            return f"killed by {signal.Signals(-code).name}"
-        return f"exit code {code}"
+    def rss_mb(self) -> float:
+        """The worker process's resident memory (Linux; 0 elsewhere, or once it has ended)."""
+        return self._process.rss_mb()
 
     # --- the channel ------------------------------------------------------------------
 
@@ -264,8 +208,9 @@ class ModelWorker:
             pass
         except Exception:  # a message this side cannot take: the worker cannot be trusted any more
             logger.exception("unreadable message from the engine process of %s: killing it", self.config.model_id)
-            self._kill()
-        self._end(self._exited())
+            self._process.kill()
+        how = self._process.reap()
+        self._end(f"hung: {self.hang}; killed" if self.hang is not None else how)
 
     def _watch(self) -> None:
         """Kill the process if it hangs: its channel then closes, and `_read` ends it as a worker that died."""
@@ -279,7 +224,7 @@ class ModelWorker:
             self.hang = reason
             logger.error("the engine process of %s (pid %d) hangs (%s): killing it", self.config.model_id, self.pid,
                          reason, extra={"model": self.config.model_id, "worker_pid": self.pid})
-            self._kill()
+            self._process.kill()
 
     def silent_seconds(self) -> float:
         """How long the ready worker has sent nothing, not even a heartbeat (0 before it is ready)."""
@@ -295,18 +240,25 @@ class ModelWorker:
         match message:
             case protocol.Output(id=generation_id, event=event):
                 self._deliver(self._generations.get(generation_id), event)
+            case protocol.Admitted(id=generation_id, prompt_tokens=prompt_tokens):
+                with self._lock:
+                    generation = self._generations.get(generation_id)
+                    if generation is not None:
+                        generation.prompt_tokens = prompt_tokens
+                self._deliver(generation, message)
             case protocol.Released(id=generation_id):
                 with self._lock:
                     generation = self._generations.pop(generation_id, None)
                 if generation is not None:
                     generation.released()
+                    self._on_released(self)
             case protocol.TokenIds(id=request_id, tokens=result) | protocol.DetokenizedText(id=request_id, text=result):
                 with self._lock:
                     waiting = self._tokenizer_requests.pop(request_id, None)
                 if waiting is not None:
                     _answer(waiting, result=result)
-            case protocol.Failed(id=request_id, message=text, invalid_request=invalid_request, field=field):
-                error = InvalidRequest(text, field=field) if invalid_request else EngineFailed(text)
+            case protocol.Failed(id=request_id, message=text, code=code, field=field):
+                error = error_from_code(code, text, field=field)
                 with self._lock:
                     waiting = self._tokenizer_requests.pop(request_id, None)
                 if waiting is not None:
@@ -389,48 +341,42 @@ class ModelWorker:
         """The text of token ids."""
         return await self._ask(lambda request_id: protocol.Detokenize(request_id, tuple(tokens)))
 
-    def rss_mb(self) -> float:
-        """The worker process's resident memory (Linux; 0 elsewhere, or once it has ended)."""
-        try:
-            with open(f"/proc/{self.pid}/statm") as statm:
-                return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-        except (OSError, ValueError, IndexError):
-            return 0.0
-
     async def count_tokens(self, text: str) -> int:
         """Tokens of a rendered prompt, as the engine counts them."""
         return len(await self.tokenize(text))
 
     async def stream(
-        self,
-        prompt: str,
-        sampling: SamplingParams,
-        *,
-        prompt_tokens: int,
-        keep_leading_whitespace: bool,
-        released: Callable[[], None],
-    ) -> AsyncIterator[TextDelta | Finished]:
-        """Text deltas of a rendered prompt, then one Finished. See EngineCache.stream."""
+        self, prompt: str, sampling: SamplingParams, *, keep_leading_whitespace: bool, released: Callable[[], None],
+    ) -> GenerationStream:
+        """Start generating from a rendered prompt: one message to the worker, which counts the
+        prompt's tokens and admits it, or refuses it (PromptTooLong: over the context), before
+        its first token. Returns once admitted; its events follow.
+
+        `released` is called once, from any thread, when the engine has let the request go
+        (admitted or not, cancelled or not): only then is the work it caused over.
+        """
         events: asyncio.Queue = asyncio.Queue()
         try:
-            generation_id = self._open(
-                self._generations, _Generation(asyncio.get_running_loop(), events, released, prompt_tokens)
-            )
+            generation_id = self._open(self._generations, _Generation(asyncio.get_running_loop(), events, released))
         except BaseException:
             released()  # the engine never saw it
             raise
-        self._outbox.put(protocol.Generate(generation_id, prompt, prompt_tokens, sampling, keep_leading_whitespace))
-        over = False
+        self._outbox.put(protocol.Generate(generation_id, prompt, sampling, keep_leading_whitespace))
         try:
-            while not over:
-                item = await events.get()
-                over = isinstance(item, (Finished, Exception))
-                if isinstance(item, Exception):
-                    raise item
-                yield item
-        finally:
-            if not over:  # the client left: the worker drops it, or never submits it
-                self._outbox.put(protocol.Cancel(generation_id))
+            answer = await events.get()
+        except BaseException:
+            # The client left before the answer, which can wait for a whole prefill under way (the
+            # engine's tokenizer waits for its step): the worker will find it cancelled before
+            # its prefill gate and never submit it, so the engine owes it nothing from now on.
+            self._outbox.put(protocol.Cancel(generation_id))
+            with self._lock:
+                forgotten = self._generations.pop(generation_id, None)
+            if forgotten is not None:
+                released()
+            raise
+        if isinstance(answer, Exception):
+            raise answer  # a refusal, or the worker's death: either way, it is over
+        return GenerationStream(self._outbox, generation_id, events, answer)
 
     def abort_generations(self, error: Exception) -> None:
         """End each generation under way with `error` now; the worker drops them at their next token.
@@ -443,17 +389,6 @@ class ModelWorker:
             self._outbox.put(protocol.Cancel(generation_id))
             self._deliver(generation, error)
 
-    # --- the process's own output -----------------------------------------------------
-
-    def _forward_logs(self) -> None:
-        """Log each line the process writes (its JSON records, the engine's text), tagged with the model."""
-        fields = {"model": self.config.model_id, "worker_pid": self.pid}
-        with self._process.stdout as output:
-            for raw in output:
-                level, text = parse_worker_line(raw.decode(errors="replace"))
-                if text:
-                    worker_logger.log(level, "[%s] %s", self.config.model_id, text, extra=fields)
-
 
 def _answer(waiting: concurrent.futures.Future, *, result=None, error: Exception | None = None) -> None:
     """Settle a tokenizer request's future, unless its caller left (which cancels it) meanwhile."""
@@ -462,28 +397,3 @@ def _answer(waiting: concurrent.futures.Future, *, result=None, error: Exception
             waiting.set_exception(error)
         else:
             waiting.set_result(result)
-
-
-def _worker_environment() -> dict:
-    """What the worker needs of the web process's environment (WORKER_ENVIRONMENT), with this
-    project importable whatever the working directory."""
-    path = os.pathsep.join(filter(None, (str(PROJECT_ROOT), os.environ.get("PYTHONPATH"))))
-    inherited = {name: value for name, value in os.environ.items() if WORKER_ENVIRONMENT.fullmatch(name)}
-    return {**inherited, "PYTHONPATH": path}
-
-
-def parse_worker_line(line: str) -> tuple[int, str]:
-    """The level and text of a line from a worker: one of its JSON records, or the engine's own line.
-
-    Anything else a worker writes (a Rust panic, a traceback that escaped logging) is a warning.
-    """
-    line = _ANSI_ESCAPE.sub("", line).rstrip()
-    if line.startswith("{"):
-        try:
-            record = json.loads(line)
-            return _LEVELS.get(record["level"], logging.INFO), record["message"]
-        except (ValueError, KeyError, TypeError):
-            pass
-    if match := _ENGINE_LINE.match(line):
-        return _LEVELS[match.group(1)], match.group(2)
-    return logging.WARNING, line
