@@ -35,6 +35,10 @@ class ApiKey(models.Model):
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
 
+    @property
+    def has_rate_limits(self) -> bool:
+        return self.requests_per_minute is not None or self.tokens_per_minute is not None
+
     @cached_property
     def allowed_model_ids(self) -> frozenset[str]:
         """The ids of the models this key may use (empty: every model); read once per instance.

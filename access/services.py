@@ -131,16 +131,36 @@ def _count_in_window(*, api_key: ApiKey, tokens: int, reserved: int, now: dateti
         under_limits = under_limits.filter(tokens__lte=tpm - tokens)
     if not under_limits.update(requests=F("requests") + 1, tokens=F("tokens") + tokens):
         window.refresh_from_db()
-        which = (
-            f"{rpm} requests per minute"
-            if rpm is not None and window.requests >= rpm
-            else f"{tpm} tokens per minute ({window.tokens} used)"
-        )
-        raise RateLimited(
-            f"This API key is over its limit of {which}. Retry after the minute ends.",
-            retry_after=_seconds_left(minute, now),
-        )
+        raise _over_limit(api_key, window, now)
     return Admission(api_key=api_key, minute=minute, reserved_tokens=reserved)
+
+
+def check_window_open(*, api_key: ApiKey, now: datetime | None = None) -> None:
+    """Raise RateLimited if the key's window of this minute is already full (its requests, or its
+    tokens), counting nothing: checked before a generation reaches its engine, so that a key over
+    its limits costs no prefill. `admit_request` counts the request once its prompt is counted."""
+    if not api_key.has_rate_limits:
+        return
+    rpm, tpm = api_key.requests_per_minute, api_key.tokens_per_minute
+    now = now or timezone.now()
+    window = RateWindow.objects.filter(api_key=api_key, minute=now.replace(second=0, microsecond=0)).first()
+    if window is not None and (
+        (rpm is not None and window.requests >= rpm) or (tpm is not None and window.tokens >= tpm)
+    ):
+        raise _over_limit(api_key, window, now)
+
+
+def _over_limit(api_key: ApiKey, window: RateWindow, now: datetime) -> RateLimited:
+    rpm, tpm = api_key.requests_per_minute, api_key.tokens_per_minute
+    which = (
+        f"{rpm} requests per minute"
+        if rpm is not None and window.requests >= rpm
+        else f"{tpm} tokens per minute ({window.tokens} used)"
+    )
+    return RateLimited(
+        f"This API key is over its limit of {which}. Retry after the minute ends.",
+        retry_after=_seconds_left(window.minute, now),
+    )
 
 
 def settle_tokens(*, admission: Admission, used_tokens: int) -> None:

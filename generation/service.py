@@ -23,6 +23,7 @@ from access.services import (
     Admission,
     GenerationUsage,
     admit_request,
+    check_window_open,
     admit_tokenizer_request,
     check_model_allowed,
     record_usage,
@@ -403,6 +404,8 @@ async def _admit(
     # One message to the engine: it counts the prompt's tokens and answers before any output,
     # admitted (with max_tokens fitted to the context) or refused; from then on, it gives the
     # slot back.
+    if request.api_key is not None and request.api_key.has_rate_limits:
+        await sync_to_async(check_window_open)(api_key=request.api_key)
     slot.with_engine = True
     try:
         stream = await loaded.stream(

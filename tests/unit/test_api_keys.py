@@ -70,3 +70,23 @@ def test_the_authenticated_key_brings_its_models_so_the_check_needs_no_query(dja
         check_model_allowed(api_key=every_model_key, model_id="HuggingFaceTB/SmolLM2-135M-Instruct")
         with pytest.raises(ModelNotAllowed, match="may not use model 'HuggingFaceTB/SmolLM2-135M-Instruct'"):
             check_model_allowed(api_key=limited_key, model_id="HuggingFaceTB/SmolLM2-135M-Instruct")
+
+
+@pytest.mark.django_db
+def test_a_full_window_is_refused_before_counting_and_an_open_one_counts_nothing():
+    from access.models import RateWindow
+    from access.services import admit_request, check_window_open, create_api_key
+    from common.errors import RateLimited
+
+    by_requests, _ = create_api_key(name="by requests", requests_per_minute=2)
+    check_window_open(api_key=by_requests)  # no window yet
+    admit_request(api_key=by_requests, prompt_tokens=1)
+    check_window_open(api_key=by_requests)  # one request of two: open, and still one counted
+    assert RateWindow.objects.get(api_key=by_requests).requests == 1
+    admit_request(api_key=by_requests, prompt_tokens=1)
+    with pytest.raises(RateLimited, match="2 requests per minute"):
+        check_window_open(api_key=by_requests)
+    by_tokens, _ = create_api_key(name="by tokens", tokens_per_minute=10)
+    admit_request(api_key=by_tokens, prompt_tokens=4, max_tokens=6)
+    with pytest.raises(RateLimited, match=r"10 tokens per minute \(10 used\)"):
+        check_window_open(api_key=by_tokens)

@@ -379,3 +379,14 @@ async def test_ready_is_503_while_a_start_up_model_fails_and_while_draining(api,
     assert ready.status_code == 503 and ready.json()["status"] == "error" and "boom" in ready.json()["errors"][BASE]
     runtime.current().draining.set()
     assert (await api.client.get("/health/ready")).json()["status"] == "draining"
+
+
+async def test_a_key_over_its_limit_is_refused_before_its_prompt_reaches_the_engine(api, engine):
+    """The engine admits a prompt (and starts its prefill, which mistral.rs cannot interrupt) before
+    the key's tokens are counted: a key whose minute is already full must cost the engine nothing."""
+    _, secret = await sync_to_async(create_api_key)(name="spent", requests_per_minute=1)
+    key = {"authorization": f"Bearer {secret}"}
+    assert (await api.post("/api/generate", {"prompt": "x"}, **key)).status_code == 200
+    for _ in range(3):
+        api.error(await api.post("/api/generate", {"prompt": "x"}, **key), 429, "rate_limited")
+    assert len(engine.calls) == 1
