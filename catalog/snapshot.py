@@ -8,9 +8,9 @@ the catalog changes:
   admin's, on this process): forgotten at once and again when its transaction commits
   (forget_now_and_when_committed, connected by catalog.apps);
 - the same in another process (another replica, `manage.py shell`): forgotten at once
-  where Redis is the channel layer (generation.catalog_events tells every process), and
+  where Redis is the channel layer (generation.lifecycle.catalog_events tells every process), and
   otherwise at this process's next heartbeat, which compares the catalog's version
-  (generation.load_state; LLM_HEARTBEAT_SECONDS, 5 s by default).
+  (generation.lifecycle.load_state; LLM_HEARTBEAT_SECONDS, 5 s by default).
 
 Writes that send no signal (`QuerySet.update`, raw SQL) are noticed by the version only
 when they change `updated_at` or the number of entries.

@@ -10,7 +10,7 @@ class GenerationConfig(AppConfig):
         # The runtime's receivers of the catalog's signals (after the catalog's own, which
         # forget its snapshot: the catalog app is ready first), in the order they run.
         from catalog.models import ModelEntry, ServiceSettings
-        from generation import runtime
+        from generation.lifecycle import runtime
 
         for model in (ModelEntry, ServiceSettings):
             for signal, event in ((post_save, "saved"), (post_delete, "deleted")):

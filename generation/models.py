@@ -1,7 +1,7 @@
 """Where each server process's models stand, and the admin's commands to every process.
 
 Each server process (each replica, each pod) has a `ServerProcess` row, kept fresh by its
-heartbeat (generation.load_state), and one `ModelLoadState` row per model it has loaded
+heartbeat (generation.lifecycle.load_state), and one `ModelLoadState` row per model it has loaded
 or tried to. `ModelCommand` rows are the admin's "load now", "unload" and "reload": every
 process applies each one issued after it started, once.
 """

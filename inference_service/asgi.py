@@ -1,6 +1,6 @@
 """ASGI entry point: HTTP through Django, WebSocket through Channels.
 
-Served by `manage.py serve`, which also starts the process's runtime (generation.runtime).
+Served by `manage.py serve`, which also starts the process's runtime (generation.lifecycle.runtime).
 """
 
 import os
@@ -36,4 +36,4 @@ application = ProtocolTypeRouter(
     }
 )
 # The process-wide state (loaded models, start-up loads, heartbeat...) is not started here,
-# at import: `manage.py serve` builds and starts it (generation.runtime) before Daphne serves.
+# at import: `manage.py serve` builds and starts it (generation.lifecycle.runtime) before Daphne serves.

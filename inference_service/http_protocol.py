@@ -1,7 +1,7 @@
 """Daphne as this service runs it: what the HTTP protocol refuses before a request reaches
 Django (a body over LLM_MAX_REQUEST_BYTES, a client too slow to send its request, a
 connection past LLM_MAX_CONNECTIONS), and a graceful drain before the server stops
-(`Server` below, `generation.shutdown`).
+(`Server` below, `generation.lifecycle.shutdown`).
 
 The body limit. Twisted's `http.Request`, which Daphne's `WebRequest` extends, receives
 the whole body (into a temporary file once it is large) before Daphne starts the ASGI
@@ -73,7 +73,7 @@ from twisted.web import http
 from twisted.web.http_headers import Headers
 
 from generation.api.errors import ApiError, error_body_for_path
-from generation.shutdown import drain
+from generation.lifecycle.shutdown import drain
 
 logger = logging.getLogger(__name__)
 
@@ -312,7 +312,7 @@ class Server(daphne_server.Server):
     On SIGTERM (or SIGINT) Twisted runs its "before shutdown" triggers and waits for the
     Deferreds they return while it still serves connections. Daphne's trigger,
     `kill_all_applications`, cancels every request at once; here it first waits for
-    `generation.shutdown.drain` (LLM_SHUTDOWN_GRACE_SECONDS at most).
+    `generation.lifecycle.shutdown.drain` (LLM_SHUTDOWN_GRACE_SECONDS at most).
     """
 
     def kill_all_applications(self):

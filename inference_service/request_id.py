@@ -11,7 +11,7 @@ import logging
 import time
 
 from common.log_context import current_request_id, request_id_from
-from generation.observation import CLIENT_CLOSED
+from generation.core.observation import CLIENT_CLOSED
 from inference_service.middleware import HybridMiddleware
 
 HEADER = "X-Request-ID"

@@ -1,5 +1,5 @@
 """OpenTelemetry traces: a span per HTTP request (opentelemetry-instrumentation-django) and a
-span per generation (generation.service), exported over OTLP.
+span per generation (generation.core.service), exported over OTLP.
 
 Tracing is set up only when OTEL_EXPORTER_OTLP_ENDPOINT is set. Otherwise nothing is
 installed: no middleware runs, and the generation spans go to OpenTelemetry's no-op

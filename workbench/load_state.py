@@ -11,7 +11,7 @@
 
 An action is applied by every server process, not only by the one that got the request:
 it is a command row that each process's heartbeat picks up (at once with Redis), see
-generation.load_state and generation.runtime. The state shown is what the processes
+generation.lifecycle.load_state and generation.lifecycle.runtime. The state shown is what the processes
 wrote at their last heartbeat. Actions need the change permission, and are POSTs
 (CSRF-checked by the admin).
 """
@@ -26,9 +26,9 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from generation.load_state import load_state_summary, model_load_states
+from generation.lifecycle.load_state import load_state_summary, model_load_states
 from generation.models import ModelCommand, ModelLoadState
-from generation.runtime import current
+from generation.lifecycle.runtime import current
 
 STATE_ORDER = (
     ModelLoadState.State.LOADED,

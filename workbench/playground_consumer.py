@@ -24,7 +24,7 @@ from django.urls import path
 
 from common.errors import Unauthorized
 from generation.api.ws.consumers import GenerationConsumer
-from generation.service import GenerationRequest
+from generation.core.request import GenerationRequest
 from workbench.playground import may_try_disabled, may_use_playground
 
 

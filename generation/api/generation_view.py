@@ -1,8 +1,9 @@
 """What every HTTP generation view shares, whatever its wire format."""
 
 from common.errors import ServiceError
-from generation.observation import refused_before_core
-from generation.service import Generation, GenerationRequest, prepare_generation
+from generation.core.observation import refused_before_core
+from generation.core.service import Generation, prepare_generation
+from generation.core.request import GenerationRequest
 
 
 class GenerationViewMixin:

@@ -14,7 +14,7 @@ from rest_framework import serializers
 
 from catalog.models import ServiceSettings
 from catalog.selectors import startup_engine_configs
-from generation.runtime import current
+from generation.lifecycle.runtime import current
 
 logger = logging.getLogger(__name__)
 

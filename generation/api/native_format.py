@@ -14,7 +14,8 @@ from catalog.sampling import SamplingParams
 from generation.api.fields import TextField
 from generation.api.sampling import JSON_OBJECT_SCHEMA, SamplingSerializer
 from generation.engine.types import Finished
-from generation.service import Generation, GenerationRequest
+from generation.core.service import Generation
+from generation.core.request import GenerationRequest
 
 
 @extend_schema_field(

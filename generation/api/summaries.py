@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from catalog.models import ModelEntry, ServiceSettings
 from catalog.selectors import servable_model
-from generation.service import engine_cache
+from generation.core.service import engine_cache
 
 # The catalog's capability names as the original service's clients know them.
 WIRE_CAPABILITIES = {ModelEntry.Capability.GENERATE: "text-generation", ModelEntry.Capability.CHAT: "chat"}

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 
 from generation.api.fields import IntegerField, ModelIdField, TextField, TOKEN_ID_MAX
 from generation.api.openapi import ERROR_RESPONSES, operation
-from generation.service import detokenize, tokenize
+from generation.core.tokenization import detokenize, tokenize
 
 
 class TokenizeRequestSerializer(serializers.Serializer):

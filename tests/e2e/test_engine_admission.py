@@ -12,9 +12,10 @@ from access.models import RateWindow
 from access.services import create_api_key
 from catalog.sampling import SamplingParams
 from common.errors import PromptTooLong, RateLimited
-from generation.limiter import ConcurrencyLimiter
-from generation.runtime import Runtime, install
-from generation.service import GenerationRequest, prepare_generation
+from generation.core.limiter import ConcurrencyLimiter
+from generation.lifecycle.runtime import Runtime, install
+from generation.core.service import prepare_generation
+from generation.core.request import GenerationRequest
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 

@@ -193,7 +193,7 @@ def test_a_failed_model_load_is_counted(tmp_path):
     from prometheus_client import REGISTRY
 
     from common.errors import ModelUnavailable
-    from generation import metrics
+    from generation.core import metrics
     from catalog.engine_settings import EngineConfig
     from generation.engine.cache import EngineCache
 

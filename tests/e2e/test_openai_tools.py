@@ -1,6 +1,6 @@
 """Tool calling in /v1/chat/completions, driven by the clients people use: the `openai` SDK,
 LangChain, instructor and the OpenAI Agents SDK, against a real Daphne process with the real
-bundled models (neither of whose templates takes tools: the grammar path of generation.tool_calls).
+bundled models (neither of whose templates takes tools: the grammar path of generation.core.tool_calls).
 
 Most tests use Gemma 3 270M, a base model: a required or named call is valid whatever the model,
 and Gemma prefills the tools' system message faster than SmolLM2, whose calls are better (the

@@ -1,4 +1,4 @@
-"""The process-wide state has one owner, `generation.runtime.Runtime`: built and started by
+"""The process-wide state has one owner, `generation.lifecycle.runtime.Runtime`: built and started by
 `manage.py serve`, never at import; tests install their own."""
 
 import json
@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 from generation.engine.cache import EngineCache
-from generation.limiter import ConcurrencyLimiter
-from generation.runtime import Runtime, current, install
-from generation.service import engine_cache, limiter
+from generation.core.limiter import ConcurrencyLimiter
+from generation.lifecycle.runtime import Runtime, current, install
+from generation.core.service import engine_cache, limiter
 from tests.support.server import ROOT, server_environment
 
 

@@ -15,8 +15,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from generation.limiter import ConcurrencyLimiter
-from generation.runtime import Runtime, install
+from generation.core.limiter import ConcurrencyLimiter
+from generation.lifecycle.runtime import Runtime, install
 from inference_service.telemetry import configure_tracing, uninstrument_django
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]

@@ -6,7 +6,7 @@ engine cache and the generation core use; `FakeEngine` makes the fakes and is sc
 test: what each generation emits (`Script`: its tokens, finish reason, logprobs, prompt
 token count, a domain error, a hang, a crash), which models fail to load, which stop
 answering. `FakeEngine.installed()` makes it the engine of the process: the engine cache
-of a runtime installed with generation.runtime.install starts FakeWorkers instead of
+of a runtime installed with generation.lifecycle.runtime.install starts FakeWorkers instead of
 processes.
 
 Its tokenizer is one token per character (the token id is the code point), so that
@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from catalog.engine_settings import EngineConfig
 from catalog.sampling import SamplingParams
 from common.errors import EngineFailed, ServiceError
-from generation import runtime
+from generation.lifecycle import runtime
 from generation.engine import cache as engine_cache_module
 from generation.engine.types import ChatFormat, Finished, TextDelta, TokenLogprob
 from generation.engine.cache import EngineCache
 from generation.engine.process import WorkerLoadError, WorkerSettings
 from generation.engine.runner import fit_to_context
-from generation.limiter import ConcurrencyLimiter
+from generation.core.limiter import ConcurrencyLimiter
 
 # The model file's own chat template, for an entry that has none (the bundled SmolLM2's).
 CHAT_FORMAT = ChatFormat(

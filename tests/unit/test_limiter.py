@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from common.errors import Overloaded
-from generation.limiter import ConcurrencyLimiter
+from generation.core.limiter import ConcurrencyLimiter
 
 
 async def test_slots_then_queue_then_refusal():

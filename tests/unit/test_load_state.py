@@ -10,10 +10,10 @@ from django.utils import timezone
 
 from catalog.models import ModelEntry
 from generation.engine.cache import EngineCache
-from generation.limiter import ConcurrencyLimiter
-from generation.load_state import RETENTION, LoadStateReporter, load_state_summary, model_load_states
+from generation.core.limiter import ConcurrencyLimiter
+from generation.lifecycle.load_state import RETENTION, LoadStateReporter, load_state_summary, model_load_states
 from generation.models import ModelCommand, ModelLoadState, ServerProcess
-from generation.runtime import Runtime, install
+from generation.lifecycle.runtime import Runtime, install
 from workbench.load_state import load_state_text
 
 pytestmark = pytest.mark.django_db

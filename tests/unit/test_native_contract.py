@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 from access.services import create_api_key
 from catalog.models import ModelEntry
 from common.errors import EngineFailed
-from generation import runtime
+from generation.lifecycle import runtime
 from tests.support.fake_worker import Script
 from tests.unit.conftest import BASE, CHAT
 

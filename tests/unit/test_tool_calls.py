@@ -1,10 +1,10 @@
-"""generation.tool_calls, the plain functions behind tool calling: plans, grammars, parsing, streaming."""
+"""generation.core.tool_calls, the plain functions behind tool calling: plans, grammars, parsing, streaming."""
 
 import json
 
 import jsonschema
 
-from generation.tool_calls import (
+from generation.core.tool_calls import (
     AUTO,
     FUNCTION,
     MAX_PARALLEL_CALLS,

@@ -12,7 +12,7 @@ from channels.testing import WebsocketCommunicator
 
 from access.services import create_api_key
 from common.errors import EngineFailed
-from generation import runtime
+from generation.lifecycle import runtime
 from generation.api.ws.routing import websocket_urlpatterns
 from tests.support.fake_worker import Script
 from tests.unit.conftest import BASE, CHAT

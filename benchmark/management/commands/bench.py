@@ -160,7 +160,7 @@ class Command(BaseCommand):
                 DirectEngineTarget(options["direct"], engine, bos_token=servable.bos_token, max_streams=max_streams)
             )
         if options["worker"]:
-            from generation.service import engine_cache
+            from generation.core.service import engine_cache
 
             self.stderr.write(f"loading {model} in a worker process...")
             cache = engine_cache()

@@ -41,7 +41,7 @@ from generation.api.openapi import (
 from generation.api.sse import KEEPALIVE, KEEPALIVE_COMMENT, event_stream_response, sse_event, with_keepalive
 from generation.api.summaries import model_summaries
 from generation.engine.types import TextDelta
-from generation.service import Generation, listed_models
+from generation.core.service import Generation, listed_models
 
 SSE_DESCRIPTION = (
     "Server-Sent Events (`text/event-stream`). Each text delta is one event whose data is the text itself "

@@ -10,7 +10,7 @@ from generation.api.openai.serializers import OpenAIErrorSerializer, OpenAIModel
 from generation.api.openai.views import OpenAIView
 from generation.api.openapi import LISTING_ERRORS, error_responses, operation
 from generation.api.summaries import model_summaries
-from generation.service import listed_models
+from generation.core.service import listed_models
 
 
 def listed_for_key(api_key) -> list:

@@ -2,12 +2,12 @@
 
 The same translation onto the generation core as chat completions: the input (after the
 instructions, and the conversation of `previous_response_id`) becomes chat messages, its
-tools chat's (generation.tool_calls). The answer is a response object whose `output` holds
+tools chat's (generation.core.tool_calls). The answer is a response object whose `output` holds
 an assistant message and/or `function_call` items; streamed, it is OpenAI's typed events
 (`event: response.output_text.delta`, `data: {type, ..., sequence_number}`), ending with
 `response.completed` (or `.incomplete` at `max_output_tokens`, `.failed` if the engine
 failed). With `store` (the default) the response is kept in the database
-(generation.responses_store), seen only by the API key that made it.
+(generation.core.responses_store), seen only by the API key that made it.
 """
 
 import functools
@@ -35,9 +35,9 @@ from generation.api.openai.views import OpenAIView, generation_operation
 from generation.api.openapi import LISTING_ERRORS, error_responses, example_max_tokens, json_or_stream, operation
 from generation.api.sse import KEEPALIVE, KEEPALIVE_COMMENT, event_stream_response, sse_event, with_keepalive
 from generation.engine.types import Finished, TextDelta
-from generation.responses_store import ResponseNotFound, delete_response, store_response, stored_response
-from generation.service import Generation
-from generation.tool_calls import ToolCall, parse_output
+from generation.core.responses_store import ResponseNotFound, delete_response, store_response, stored_response
+from generation.core.service import Generation
+from generation.core.tool_calls import ToolCall, parse_output
 
 # The core's names of request fields -> the Responses API's, for the `param` of an error.
 WIRE_FIELDS = {"json_schema": "text.format", "max_tokens": "max_output_tokens", "messages": "input"}

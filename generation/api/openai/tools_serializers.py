@@ -1,4 +1,4 @@
-"""The schemas of tool calling in chat completions (generation.tool_calls): the tools of a request,
+"""The schemas of tool calling in chat completions (generation.core.tool_calls): the tools of a request,
 its `tool_choice`, the calls of an assistant message, and their deltas in a stream."""
 
 from drf_spectacular.utils import extend_schema_field

@@ -9,8 +9,8 @@ import json
 
 from catalog.sampling import SamplingParams
 from generation.api.sampling import JSON_OBJECT_SCHEMA
-from generation.service import GenerationRequest
-from generation.tool_calls import AUTO, FUNCTION, ToolChoice
+from generation.core.request import GenerationRequest
+from generation.core.tool_calls import AUTO, FUNCTION, ToolChoice
 
 
 def wire_fields(validated: dict) -> dict[str, str]:

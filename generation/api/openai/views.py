@@ -37,8 +37,9 @@ from generation.api.openai.serializers import OpenAIErrorSerializer
 from generation.api.openapi import GENERATION_ERRORS, error_responses, example_max_tokens, json_or_stream, operation
 from generation.api.sse import KEEPALIVE, KEEPALIVE_COMMENT, event_stream_response, sse_event, with_keepalive
 from generation.engine.types import Finished, TextDelta, TokenLogprob
-from generation.service import Generation, GenerationRequest
-from generation.tool_calls import ToolCallsDelta, ToolPlan, as_openai, parse_output, stream_deltas
+from generation.core.service import Generation
+from generation.core.request import GenerationRequest
+from generation.core.tool_calls import ToolCallsDelta, ToolPlan, as_openai, parse_output, stream_deltas
 
 DONE = sse_event("[DONE]")
 

@@ -50,8 +50,9 @@ from generation.api.native_format import (
     to_generation_request,
     usage_fields,
 )
-from generation.observation import refused_before_core
-from generation.service import GenerationRequest, prepare_generation
+from generation.core.observation import refused_before_core
+from generation.core.service import prepare_generation
+from generation.core.request import GenerationRequest
 
 logger = logging.getLogger(__name__)
 

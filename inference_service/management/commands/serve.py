@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 
-from generation.runtime import Runtime, install
+from generation.lifecycle.runtime import Runtime, install
 
 # Daphne's command line, with what its HTTP protocol refuses before Django: a body over the
 # limit, a client too slow to send its request, a connection past LLM_MAX_CONNECTIONS.

@@ -11,42 +11,37 @@ import dataclasses
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import TypeVar
+from collections.abc import AsyncIterator
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.db import DatabaseError, connections
 
 from access.services import (
     Admission,
     GenerationUsage,
     admit_request,
-    check_window_open,
-    admit_tokenizer_request,
     check_model_allowed,
+    check_window_open,
     record_usage,
-    settle_tokens,
 )
 from catalog import snapshot
-from catalog.chat_templates import ChatTemplateError, render_chat_template, takes_tools
 from catalog.models import ModelEntry
 from catalog.sampling import SamplingParams
 from catalog.selectors import ServableModel, allowed_models, engine_config, resolve_model
 from catalog.snapshot import Catalog
 from common.errors import InvalidRequest, PromptTooLong, ServiceError
+from generation.core.limiter import ConcurrencyLimiter
+from generation.core.observation import Observation
+from generation.core.prompts import RenderedPrompt, needs_the_files_template, render_prompt
+from generation.core.request import GenerationRequest
+from generation.core.tool_calls import ToolPlan
 from generation.engine.cache import EngineCache
-from generation.engine.channel import GenerationStream, ModelWorker
-from generation.engine.types import ChatFormat, Finished, TextDelta, TokenLogprob
-from generation.limiter import ConcurrencyLimiter
-from generation.observation import Observation
-from generation.runtime import current
-from generation.tool_calls import ToolChoice, ToolPlan, messages_for_template, plan
+from generation.engine.channel import GenerationStream
+from generation.engine.types import Finished, TextDelta, TokenLogprob
+from generation.lifecycle.runtime import current
 
 logger = logging.getLogger(__name__)
 
-Result = TypeVar("Result")
 
 
 def engine_cache() -> EngineCache:
@@ -57,29 +52,6 @@ def engine_cache() -> EngineCache:
 def limiter() -> ConcurrencyLimiter:
     """This process's concurrency limiter (its runtime's)."""
     return current().limiter
-
-
-@dataclass(frozen=True)
-class GenerationRequest:
-    """One request, as its API's translation made it (generation.api.<format>.translation)."""
-
-    model: str | None = None
-    prompt: str | None = None  # a raw continuation...
-    # ...or a chat, {"role", "content"} each; with tools, an assistant's may hold "tool_calls"
-    # ({"id", "name", "arguments"} each) and a "tool" message its "tool_call_id".
-    messages: tuple[dict, ...] | None = None
-    tools: ToolChoice | None = None  # tools the model may call (generation.tool_calls), for a chat
-    sampling: SamplingParams = SamplingParams()  # those not set take the model's defaults
-    # Which API asked ("generate", "chat_stream", "openai_chat", "ws"...), for metrics and traces.
-    endpoint: str = ""
-    # The caller's API key (DRF's request.auth), when the request carried one.
-    api_key: object | None = None
-    # A disabled catalog entry may serve it: only the admin's playground (staff) asks for this.
-    include_disabled: bool = False
-
-    @property
-    def is_chat(self) -> bool:
-        return self.messages is not None
 
 
 class _Slot:
@@ -123,7 +95,7 @@ class Generation:
         self._admission = admission  # its key's rate window, with max_tokens reserved until it ends
         # Whether the request set stop sequences: the native API's "eos" is a "stop" without them.
         self.client_stops = client_stops
-        self.tool_plan = tool_plan  # how to read tool calls in the text (generation.tool_calls.parse_output)
+        self.tool_plan = tool_plan  # how to read tool calls in the text (generation.core.tool_calls.parse_output)
 
     def __del__(self):
         # A response that never started streaming cancels its generation (the engine gives its
@@ -204,76 +176,9 @@ def _in_background(function, **kwargs) -> None:
     threading.Thread(target=run, name=function.__name__, daemon=True).start()
 
 
-async def _catalog() -> Catalog:
+async def current_catalog() -> Catalog:
     """The catalog, from memory unless it changed (no thread hop then: catalog.snapshot)."""
     return snapshot.cached() or await sync_to_async(snapshot.load)()
-
-
-async def _counted_tokenizer_request(
-    model_id: str | None,
-    api_key,
-    *,
-    estimate: int,
-    work: Callable[[ServableModel], Awaitable[Result]],
-    count: Callable[[Result], int],
-) -> Result:
-    """`work` on the model, allowed for the key and counted against its limits like a
-    generation's prompt: one request, `estimate` tokens reserved before the work and its
-    `count` counted after (nothing, if it failed)."""
-    model = resolve_model(await _catalog(), model_id=model_id)
-    if api_key is None:
-        return await work(model)
-    check_model_allowed(api_key=api_key, model_id=model.model_id)  # no query: active_key loaded its models
-    admission = await sync_to_async(admit_tokenizer_request)(api_key=api_key, estimate=estimate)
-    used = 0
-    try:
-        result = await work(model)
-        used = count(result)
-        return result
-    finally:
-        if admission is not None:
-            await sync_to_async(settle_tokens)(admission=admission, used_tokens=used)
-
-
-async def _tokenizer_of(model: ServableModel) -> ModelWorker:
-    """The loaded model for a tokenizer request, loaded within a concurrency slot."""
-    await limiter().acquire()  # a load, if the model is not loaded yet, is work for the engine
-    try:
-        return await engine_cache().get(model.engine)
-    finally:
-        limiter().release()
-
-
-async def tokenize(model_id: str | None, text: str, *, api_key=None) -> tuple[str, tuple[int, ...]]:
-    """The model's id and the token ids of `text` (no BOS added; special tokens written as text
-    parsed), its characters reserved against the key's tokens per minute and its tokens counted."""
-    limit = settings.LLM_TOKENIZE_MAX_CHARS
-    if len(text) > limit:
-        raise InvalidRequest(
-            f"The text is {len(text)} characters, over this service's limit of {limit} characters.", field="text"
-        )
-    return await _counted_tokenizer_request(
-        model_id, api_key, estimate=len(text), work=lambda model: _tokenize(model, text),
-        count=lambda result: len(result[1]),
-    )
-
-
-async def _tokenize(model: ServableModel, text: str) -> tuple[str, tuple[int, ...]]:
-    loaded = await _tokenizer_of(model)
-    return loaded.config.model_id, await loaded.tokenize(text)
-
-
-async def detokenize(model_id: str | None, tokens: list[int], *, api_key=None) -> tuple[str, str]:
-    """The model's id and the text of `tokens`, counted against the key's limits like a prompt."""
-    return await _counted_tokenizer_request(
-        model_id, api_key, estimate=len(tokens), work=lambda model: _detokenize(model, tokens),
-        count=lambda _: len(tokens),
-    )
-
-
-async def _detokenize(model: ServableModel, tokens: list[int]) -> tuple[str, str]:
-    loaded = await _tokenizer_of(model)
-    return loaded.config.model_id, await loaded.detokenize(tuple(tokens))
 
 
 def listed_models() -> list[ModelEntry]:
@@ -281,49 +186,6 @@ def listed_models() -> list[ModelEntry]:
     is waiting for its next try."""
     cache = engine_cache()
     return [entry for entry in allowed_models() if cache.failure(engine_config(entry)) is None]
-
-
-def render_prompt(model: ServableModel, request: GenerationRequest, file_format: ChatFormat | None = None) -> str:
-    """The prompt the engine gets: a raw prompt after the BOS token, or the chat rendered with
-    the catalog entry's template, else with the model file's own (`file_format`, known once
-    the model is loaded)."""
-    if not request.is_chat:
-        return model.bos_token + request.prompt
-    chat_format = _chat_format(model, file_format)
-    tool_plan = _tool_plan(request, chat_format)
-    try:
-        return render_chat_template(
-            chat_format.template, messages_for_template(list(request.messages), tool_plan),
-            bos_token=chat_format.bos_token, eos_token=chat_format.eos_token,
-            tools=tool_plan.template_tools if tool_plan else None,
-        )
-    except ChatTemplateError as exc:
-        raise InvalidRequest(str(exc), field="messages") from exc
-
-
-def _chat_format(model: ServableModel, file_format: ChatFormat | None) -> ChatFormat:
-    if ModelEntry.Capability.CHAT not in model.capabilities:
-        raise InvalidRequest(f"Model {model.model_id!r} does not support chat.", field="model")
-    if model.chat_template:
-        return ChatFormat(model.chat_template, model.bos_token, model.eos_token)
-    if file_format is not None:
-        return file_format
-    raise InvalidRequest(f"Model {model.model_id!r} has no chat template, nor does its file.", field="model")
-
-
-def _tool_plan(request: GenerationRequest, chat_format: ChatFormat) -> ToolPlan | None:
-    """How the request's tools reach the model through its template, or None without tools."""
-    if request.tools is None:
-        return None
-    try:
-        template_takes_tools = takes_tools(chat_format.template)
-    except ChatTemplateError as exc:
-        raise InvalidRequest(str(exc), field="messages") from exc
-    return plan(request.tools, template_takes_tools=template_takes_tools)
-
-
-def needs_the_files_template(model: ServableModel, request: GenerationRequest) -> bool:
-    return request.is_chat and not model.chat_template
 
 
 def effective_sampling(model: ServableModel, request: GenerationRequest) -> SamplingParams:
@@ -356,7 +218,7 @@ async def prepare_generation(request: GenerationRequest) -> Generation:
     observation = Observation(endpoint=request.endpoint, requested_model=request.model)
     try:
         model = resolve_model(
-            await _catalog(), model_id=request.model, chat=request.is_chat, include_disabled=request.include_disabled
+            await current_catalog(), model_id=request.model, chat=request.is_chat, include_disabled=request.include_disabled
         )
         observation.model_id = model.model_id
         if request.api_key is not None:
@@ -388,7 +250,7 @@ async def _admit(
     observation: Observation,
     model: ServableModel,
     sampling: SamplingParams,
-    prompt: str | None,
+    prompt: RenderedPrompt | None,
     slot: _Slot,
 ) -> Generation:
     """With a concurrency slot held: load the model, have its engine admit the prompt (its length
@@ -397,7 +259,7 @@ async def _admit(
     check_logit_bias(model.model_id, sampling, loaded.vocab_size)
     if prompt is None:
         prompt = render_prompt(model, request, loaded.chat_format)
-    tool_plan = _tool_plan(request, _chat_format(model, loaded.chat_format)) if request.is_chat else None
+    tool_plan = prompt.tool_plan
     if tool_plan is not None and tool_plan.schema is not None:
         # The tools' grammar takes the place of any response_format.
         sampling = dataclasses.replace(sampling, json_schema=json.dumps(tool_plan.schema))
@@ -409,7 +271,7 @@ async def _admit(
     slot.with_engine = True
     try:
         stream = await loaded.stream(
-            prompt, sampling, keep_leading_whitespace=not request.is_chat, released=slot.release
+            prompt.text, sampling, keep_leading_whitespace=not request.is_chat, released=slot.release
         )
     except PromptTooLong as exc:  # the engine does not know which field held the prompt
         raise PromptTooLong(exc.message, field="messages" if request.is_chat else "prompt") from None
@@ -430,7 +292,7 @@ async def _admit(
     observation.started(
         model_id=model.model_id,
         operation="chat" if request.is_chat else "text_completion",
-        prompt=prompt,
+        prompt=prompt.text,
         prompt_tokens=prompt_tokens,
         sampling=sampling,
     )

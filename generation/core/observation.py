@@ -1,7 +1,7 @@
 """What one generation reports while it runs: Prometheus metrics, an OpenTelemetry span
 with the GenAI semantic-convention attributes, and its log lines.
 
-generation.service drives it (prepare_generation and Generation.events), so every API
+generation.core.service drives it (prepare_generation and Generation.events), so every API
 gets the same observation under its own `endpoint` name.
 """
 
@@ -16,7 +16,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from catalog.sampling import SamplingParams
 from common.errors import ServiceError
-from generation import metrics
+from generation.core import metrics
 from generation.engine.types import Finished
 
 logger = logging.getLogger("generation")

@@ -3,7 +3,7 @@
 Request metrics are labelled by `model` (the resolved catalog id; empty when the request
 failed before a model was resolved, so that unknown ids sent by clients cannot grow the
 label set) and `endpoint` (the API that asked: "generate", "chat_stream", "openai_chat"...).
-They are recorded by generation.service, so every API gets them without code of its own.
+They are recorded by generation.core.service, so every API gets them without code of its own.
 """
 
 from prometheus_client import Counter, Enum, Gauge, Histogram

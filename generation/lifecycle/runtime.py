@@ -20,12 +20,13 @@ from django.db import transaction
 from catalog import snapshot
 from catalog.models import ModelEntry
 from catalog.selectors import engine_config
-from generation import catalog_events, load_state, metrics
+from generation.lifecycle import catalog_events, load_state
+from generation.core import metrics
 from generation.engine.cache import EngineCache
 from generation.engine.watchdog import HangLimits
-from generation.limiter import ConcurrencyLimiter
+from generation.core.limiter import ConcurrencyLimiter
 from generation.models import ModelCommand
-from generation.startup import StartupLoads
+from generation.lifecycle.startup import StartupLoads
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 
 from common.errors import ShuttingDown
-from generation.runtime import current
+from generation.lifecycle.runtime import current
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ channel layer.
 
 A catalog change is seen at once by the process that saved it: it forgets the catalog it
 kept in memory (catalog.snapshot), and unloads a model that was disabled or deleted (the
-runtime's receivers of the catalog's signals, generation.runtime). Other processes (other
+runtime's receivers of the catalog's signals, generation.lifecycle.runtime). Other processes (other
 replicas, other pods) would see it only at their next heartbeat, which compares the
 catalog's version, and keep a withdrawn model's engine in memory until it is evicted. With
 Redis as the channel layer (REDIS_URL), each change is also sent to a group that every

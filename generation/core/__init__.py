@@ -1,0 +1,1 @@
+"""The generation core: the request path from admission to the last event."""
