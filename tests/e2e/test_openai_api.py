@@ -166,25 +166,10 @@ def test_disabled_model_is_permission_denied(live_server, client):
 @pytest.mark.parametrize(
     "parameters, param",
     [
+        # Each case's status and field: tests/unit/test_openai_contract.py; here, that the SDK reads them.
         ({"temperature": 2.5}, "temperature"),
-        ({"top_p": -0.1}, "top_p"),
-        ({"max_tokens": 0}, "max_tokens"),
-        ({"max_tokens": 5000}, "max_tokens"),
-        ({"n": 9}, "n"),
-        ({"best_of": 2}, "best_of"),
-        ({"logprobs": 6}, "logprobs"),
-        ({"echo": True}, "echo"),
-        ({"presence_penalty": 2.5}, "presence_penalty"),
-        ({"frequency_penalty": -3}, "frequency_penalty"),
-        ({"logit_bias": {"abc": 1}}, "logit_bias"),
         ({"logit_bias": {"12": 101}}, "logit_bias"),
-
-        ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
-        ({"prompt": ""}, "prompt"),
         ({"prompt": ["one"] * 17}, "prompt"),
-        ({"prompt": ["one", ""]}, "prompt"),
-        ({"prompt": [[1, 2], [3]]}, "prompt"),
-        ({"prompt": [1, 2, 3]}, "prompt"),
     ],
 )
 def test_bad_completion_parameters_are_bad_requests(client, parameters, param):

@@ -11,19 +11,10 @@ import openai
 import pytest
 
 from tests.support.keys import new_key
+from tests.support.responses_events import TEXT_EVENTS
 
 CHAT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 GREEDY = {"model": CHAT_MODEL, "temperature": 0}
-EVENTS = [
-    "response.created",
-    "response.in_progress",
-    "response.output_item.added",
-    "response.content_part.added",
-    "response.output_text.delta",
-    "response.output_text.done",
-    "response.content_part.done",
-    "response.output_item.done",
-]
 ANSWER_SCHEMA = {
     "type": "object",
     "properties": {"answer": {"type": "string", "enum": ["yes", "no"]}},
@@ -57,7 +48,7 @@ def test_a_response_and_its_stream_agree(client):
     types = [event.type for event in events]
     deltas = types.count("response.output_text.delta")
     assert deltas >= 1
-    assert types == EVENTS[:4] + ["response.output_text.delta"] * deltas + EVENTS[5:] + [f"response.{response.status}"]
+    assert types == TEXT_EVENTS[:4] + ["response.output_text.delta"] * deltas + TEXT_EVENTS[5:] + [f"response.{response.status}"]
     assert [event.sequence_number for event in events] == list(range(len(events)))
     text = "".join(event.delta for event in events if event.type == "response.output_text.delta")
     assert text == response.output_text

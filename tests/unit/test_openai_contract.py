@@ -210,6 +210,13 @@ async def test_a_tool_result_in_the_history_reaches_the_prompt(api, engine):
     "parameters, param",
     [
         ({"temperature": 2.5}, "temperature"),
+        ({"top_p": -0.1}, "top_p"),
+        ({"presence_penalty": 2.5}, "presence_penalty"),
+        ({"frequency_penalty": -3}, "frequency_penalty"),
+        ({"logit_bias": {"12": 101}}, "logit_bias"),
+        ({"prompt": ["one"] * 17}, "prompt"),
+        ({"prompt": ["one", ""]}, "prompt"),
+        ({"prompt": [[1, 2], [3]]}, "prompt"),
         ({"max_tokens": 0}, "max_tokens"),
         ({"max_tokens": 5000}, "max_tokens"),
         ({"n": 9}, "n"),

@@ -11,20 +11,11 @@ from asgiref.sync import sync_to_async
 
 from access.services import create_api_key
 from tests.support.fake_worker import Script
+from tests.support.responses_events import TEXT_EVENTS
 from tests.unit.conftest import CHAT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-TEXT_EVENTS = [
-    "response.created",
-    "response.in_progress",
-    "response.output_item.added",
-    "response.content_part.added",
-    "response.output_text.delta",
-    "response.output_text.done",
-    "response.content_part.done",
-    "response.output_item.done",
-]
 WEATHER = {
     "type": "function", "name": "get_weather", "description": "The weather in a city.",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
