@@ -9,6 +9,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from access.models import RateWindow
+from access.selectors import active_key
 from access.services import create_api_key
 from catalog.sampling import SamplingParams
 from common.errors import PromptTooLong, RateLimited
@@ -74,7 +75,8 @@ async def test_a_prompt_over_the_context_is_refused_with_the_counts_and_frees_it
 async def test_a_keys_tokens_are_reserved_before_output_and_a_refusal_after_admission_frees_everything(
     one_slot, sent_to_workers
 ):
-    key, _ = await sync_to_async(create_api_key)(name="limited", requests_per_minute=1, tokens_per_minute=1000)
+    _, secret = await sync_to_async(create_api_key)(name="limited", tokens_per_minute=15)
+    key = await sync_to_async(active_key)(secret=secret)  # as authentication loads it
     generation = await prepare_generation(
         GenerationRequest(prompt="The capital of France is", sampling=GREEDY, api_key=key)
     )
@@ -82,7 +84,9 @@ async def test_a_keys_tokens_are_reserved_before_output_and_a_refusal_after_admi
     assert (window.requests, window.tokens) == (1, 6 + 4)  # the prompt and max_tokens, before any output
     await generation.collect()
 
-    # Over its requests per minute: refused once the worker has admitted the prompt, which is cancelled.
+    # Room left in the window (10 of 15 tokens), but not for this prompt and its max_tokens (6 + 4):
+    # refused once the worker has admitted and counted the prompt, which is cancelled. (A window
+    # already full is refused before the engine: tests/unit/test_native_contract.py.)
     with pytest.raises(RateLimited):
         await prepare_generation(GenerationRequest(prompt="The capital of Italy is", sampling=GREEDY, api_key=key))
     generation = await prepare_generation(GenerationRequest(prompt="Hello", sampling=GREEDY))  # the slot came back
