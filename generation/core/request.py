@@ -8,7 +8,8 @@ from generation.core.tool_calls import ToolChoice
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One request, as its API's translation made it (generation.api.native_format, generation.api.openai.translation)."""
+    """One request, as its API's translation made it (generation.api.native_format,
+    generation.api.openai.translation)."""
 
     model: str | None = None
     prompt: str | None = None  # a raw continuation...

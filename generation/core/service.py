@@ -218,7 +218,8 @@ async def prepare_generation(request: GenerationRequest) -> Generation:
     observation = Observation(endpoint=request.endpoint, requested_model=request.model)
     try:
         model = resolve_model(
-            await current_catalog(), model_id=request.model, chat=request.is_chat, include_disabled=request.include_disabled
+            await current_catalog(), model_id=request.model, chat=request.is_chat,
+            include_disabled=request.include_disabled,
         )
         observation.model_id = model.model_id
         if request.api_key is not None:

@@ -190,19 +190,6 @@ def test_max_tokens_over_the_limit_names_the_limit(client):
     assert "4096" in error["message"]
 
 
-@pytest.mark.parametrize(
-    "messages, field",
-    [
-        ([], "messages"),
-        ([{"role": "wizard", "content": "hi"}], "messages[0].role"),
-        ([{"content": "hi"}], "messages[0].role"),
-        ("hello", "messages"),
-    ],
-)
-def test_chat_rejects_bad_messages(client, messages, field):
-    assert_error(client.post("/api/chat", json={"messages": messages}), 400, "invalid_request", field)
-
-
 def test_malformed_json_is_400(client):
     response = client.post("/api/generate", content=b'{"prompt": ', headers={"content-type": "application/json"})
     assert_error(response, 400, "parse_error")

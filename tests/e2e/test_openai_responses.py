@@ -48,7 +48,8 @@ def test_a_response_and_its_stream_agree(client):
     types = [event.type for event in events]
     deltas = types.count("response.output_text.delta")
     assert deltas >= 1
-    assert types == TEXT_EVENTS[:4] + ["response.output_text.delta"] * deltas + TEXT_EVENTS[5:] + [f"response.{response.status}"]
+    deltas_events = ["response.output_text.delta"] * deltas
+    assert types == TEXT_EVENTS[:4] + deltas_events + TEXT_EVENTS[5:] + [f"response.{response.status}"]
     assert [event.sequence_number for event in events] == list(range(len(events)))
     text = "".join(event.delta for event in events if event.type == "response.output_text.delta")
     assert text == response.output_text
@@ -117,25 +118,13 @@ def test_a_stored_response_is_retrieved_then_deleted(client, live_server):
 @pytest.mark.parametrize(
     "body, param",
     [
+        # The status and param of the cases the service checks itself: tests/unit/test_responses_contract.py;
+        # here, that the SDK reads them, and schemas only the engine's grammar compiler refuses.
         ({}, "input"),
-        ({"input": ""}, "input"),
-        ({"input": []}, "input"),
         ({"input": [{"role": "robot", "content": "Hi"}]}, "input[0].role"),
-        ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]}, "input[0].content"),
-        ({"input": [{"type": "input_image", "image_url": "x"}]}, "input[0].type"),
-        ({"input": [{"type": "function_call", "call_id": "c", "name": "", "arguments": "{}"}]}, "input[0].name"),
-        ({"input": "Hi", "text": {"format": {"type": "json_schema", "name": "x"}}}, "text.format.schema"),
         ({"input": "Hi", "text": {"format": {"type": "json_schema", "name": "x", "schema": {"type": 5}}}},
          "text.format"),
-        ({"input": "Hi", "tools": [{"type": "web_search", "name": "search"}]}, "tools[0].type"),
         ({"input": "Hi", "tools": [{"type": "function", "name": "f", "parameters": {"type": 5}}]}, "tools"),
-        ({"input": "Hi", "tool_choice": "required"}, "tool_choice"),
-        ({"input": "Hi", "tools": [{"type": "function", "name": "f"}],
-          "tool_choice": {"type": "function", "name": "g"}}, "tool_choice"),
-        ({"input": "Hi", "background": True}, "background"),
-        ({"input": "Hi", "max_output_tokens": 100_000}, "max_output_tokens"),
-        ({"input": "Hi", "temperature": "0.5"}, "temperature"),
-        ({"input": "Hi", "stream": "true"}, "stream"),
     ],
 )
 def test_bad_input_is_a_400_in_openais_shape(live_server, body, param):

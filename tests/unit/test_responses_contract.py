@@ -176,6 +176,8 @@ async def test_an_engine_failure_mid_stream_ends_with_response_failed_and_is_not
         ({"input": "Hi", "text": {"format": {"type": "json_schema", "name": "x"}}}, "text.format.schema"),
         ({"input": "Hi", "tools": [{"type": "web_search", "name": "search"}]}, "tools[0].type"),
         ({"input": "Hi", "tool_choice": "required"}, "tool_choice"),
+        ({"input": "Hi", "tools": [{"type": "function", "name": "f"}],
+          "tool_choice": {"type": "function", "name": "g"}}, "tool_choice"),
         ({"input": "Hi", "background": True}, "background"),
         ({"input": "Hi", "max_output_tokens": 100_000}, "max_output_tokens"),
         ({"input": "Hi", "temperature": "0.5"}, "temperature"),
