@@ -11,7 +11,8 @@ import threading
 import time
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.metrics import metric
 
 
 ABANDONED = 6
@@ -20,17 +21,6 @@ ABANDONED = 6
 def long_prompt(seed: int) -> str:
     # About 2,500 tokens, different for each request.
     return " ".join(f"item {seed}-{index} is number {index * 7 + seed}." for index in range(165))
-
-
-def metric(url: str, name: str, **labels) -> float:
-    """The sum of the samples of `name` whose labels include `labels`."""
-    text = httpx.get(f"{url}/metrics", timeout=10).text
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name and labels.items() <= sample.labels.items()
-    )
 
 
 def abandon_after(url: str, prompt: str, seconds: float) -> None:

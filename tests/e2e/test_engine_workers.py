@@ -21,11 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 from django.conf import settings
-from prometheus_client.parser import text_string_to_metric_families
 
 from common.errors import ModelUnavailable
 from generation.engine.cache import EngineCache
 from tests.support.admin_forms import admin_session
+from tests.support.metrics import metric
 from tests.support.server import ADMIN_PASSWORD, ADMIN_USER, start_server, stop_server, superuser
 from tests.support.processes import alive, worker_pids
 from tests.support.sse_client import parse_events
@@ -37,16 +37,6 @@ ENDLESS = {"prompt": "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,", "temperature": 0}
 STOP_TIMEOUT = 3
 HANG_SECONDS = 15  # the default LLM_ENGINE_HANG_SECONDS
 LIVE_P99_BOUND = 0.1
-
-
-def metric(url: str, name: str, **labels) -> float:
-    text = httpx.get(f"{url}/metrics", timeout=30).text
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name and labels.items() <= sample.labels.items()
-    )
 
 
 PROBE = """
