@@ -17,6 +17,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from catalog.sampling import SamplingParams
 from common.errors import ServiceError
 from generation.core import metrics
+from generation.engine.tracing import traceparent
 from generation.engine.types import Finished
 
 logger = logging.getLogger("generation")
@@ -47,6 +48,10 @@ class Observation:
         self._span = None
         self._submitted_at: float | None = None  # the prompt handed to the engine
         self._first_token_at: float | None = None
+
+    def traceparent(self) -> str | None:
+        """The request's span as a W3C traceparent, for the engine worker's spans; None untraced."""
+        return traceparent(self._parent)
 
     def _labels(self) -> dict:
         return {"model": self.model_id, "endpoint": self.endpoint}

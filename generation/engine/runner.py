@@ -44,6 +44,7 @@ from catalog.engine_settings import EngineConfig
 from catalog.sampling import SamplingParams
 from common.errors import EngineFailed, InvalidRequest, PromptTooLong
 from generation.engine import model_files
+from generation.engine.tracing import GenerationPhases
 from generation.engine.types import ChatFormat, Finished, TextDelta, TokenLogprob
 from generation.engine.json_schema_bounds import with_default_bounds
 
@@ -138,13 +139,15 @@ class LoadedEngine:
         prompt_tokens: int,
         keep_leading_whitespace: bool,
         cancelled: threading.Event,
+        phases: GenerationPhases | None = None,
     ) -> Iterator[TextDelta | Finished]:
         """Text deltas of a rendered prompt, then one Finished; nothing once `cancelled` is set.
 
         `prompt_tokens` is the prompt's length as `admit` counts it (the key of the
         prefill gate). Blocks while it waits at the prefill gate and for each token: run it
         in a thread of its own. Returning (or closing the iterator) drops the engine's stream, and the
-        engine drops the sequence at its next step. Engine errors are raised.
+        engine drops the sequence at its next step. Engine errors are raised. `phases` (when
+        traced) is told when the prompt is submitted and when its first chunk comes.
         """
         request = ChatCompletionRequest(
             messages=[{"role": "user", "content": prompt}],
@@ -169,10 +172,14 @@ class LoadedEngine:
         if not self._prefill_gate.enter(prompt_tokens, cancelled):
             logger.debug("not submitted to %s: cancelled while it waited", self.config.model_id)
             return
+        if phases is not None:
+            phases.submitted()
         try:
             with self._runner_lock:
                 chunks = self.runner.send_chat_completion_request(request)
             chunk = next(chunks, None)  # the prefill
+            if phases is not None:
+                phases.first_token()
         except ValueError as exc:
             if sampling.json_schema is None:
                 raise

@@ -70,6 +70,7 @@ class GenerateCall:
     sampling: SamplingParams
     prompt_tokens: int
     keep_leading_whitespace: bool
+    traceparent: str | None = None  # the request's span, as the real worker would get it
     finished: bool = False
     cancelled: bool = False  # the client left before its end
     released: bool = False
@@ -176,6 +177,7 @@ class FakeWorker:
 
     async def stream(
         self, prompt: str, sampling: SamplingParams, *, keep_leading_whitespace: bool, released: Callable[[], None],
+        traceparent: str | None = None,
     ) -> "FakeStream":
         """Admit the prompt as the worker does (its count against the context), then act out the script."""
         def release() -> None:
@@ -189,7 +191,7 @@ class FakeWorker:
         except BaseException:
             release()  # refused: the engine owes it nothing
             raise
-        call = GenerateCall(self.config.model_id, prompt, sampling, prompt_tokens, keep_leading_whitespace)
+        call = GenerateCall(self.config.model_id, prompt, sampling, prompt_tokens, keep_leading_whitespace, traceparent)
         self.engine.calls.append(call)
         return FakeStream(self, call, self.engine.next_script(), release)
 
