@@ -123,10 +123,8 @@ class ModelWorker:
         self._generations: dict[int, _Generation] = {}
         self._tokenizer_requests: dict[int, concurrent.futures.Future] = {}
         self._ended: str | None = None  # how the process ended, once it has
-        self._outbox.put(
-            protocol.Load(config=config, cache_dir=settings.cache_dir, log_level=settings.log_level, nice=settings.nice,
-                          trace_export=settings.trace_export)
-        )
+        load = protocol.Load(config, settings.cache_dir, settings.log_level, settings.nice, settings.trace_export)
+        self._outbox.put(load)
         spawner.submit(self._spawn)
 
     # --- the process ----------------------------------------------------------------

@@ -204,10 +204,12 @@ class LoadedEngine:
                 yield TextDelta(text, logprob)
             if choice.finish_reason is not None:
                 usage = chunk.usage
+                details = usage.prompt_tokens_details if usage else None  # None when nothing was cached
                 yield Finished(
                     finish_reason=choice.finish_reason,
                     prompt_tokens=usage.prompt_tokens if usage else 0,
                     completion_tokens=usage.completion_tokens if usage else 0,
+                    cached_prompt_tokens=(details.cached_tokens or 0) if details else 0,
                 )
                 return
             chunk = next(chunks, None)

@@ -13,7 +13,9 @@ told to Stop (once the generations under way are over), when the channel closes,
 on Linux, when the web process dies, even by kill -9 (PR_SET_PDEATHSIG).
 
 Its log records go to standard error as JSON lines; the engine writes its own lines to
-standard output. The web process reads both and logs them, tagged with the model id.
+standard output. The web process reads both and logs them, tagged with the model id. When
+tracing is on, it exports the spans of each traced generation's phases itself
+(generation.engine.tracing).
 """
 
 import ctypes

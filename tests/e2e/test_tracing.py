@@ -81,7 +81,7 @@ def traced(bundled_config):
     app = ASGIHandler()  # built after tracing was set up, as asgi.py does
     yield app, memory, receiver, provider
     install(previous)
-    cache.unload(bundled_config.model_id)  # its process ends: the memory is given back
+    cache.unload(MODEL)  # its process ends: the memory is given back
     uninstrument_django()
     provider.shutdown()  # flushes to the receiver while it still listens
     receiver.shutdown()
@@ -144,6 +144,7 @@ async def test_a_generation_span_under_the_request_span(call, traced):
     assert attributes["gen_ai.usage.input_tokens"] == body["prompt_tokens"] == 6
     assert attributes["gen_ai.usage.output_tokens"] == body["tokens_generated"] == 3
     assert attributes["gen_ai.response.finish_reasons"] == (body["finish_reason"],)
+    assert attributes["gen_ai.usage.cache_read.input_tokens"] == 0  # the prefix cache is off
     assert attributes["llm.endpoint"] == "generate"
     assert generation_span.status.status_code != StatusCode.ERROR
 
@@ -222,3 +223,4 @@ async def test_the_engine_worker_traces_queue_prefill_and_decode_under_the_reque
     attributes = {name: {a.key: a.value for a in span.attributes} for name, (_, span) in phases.items()}
     assert attributes["queue"]["gen_ai.usage.input_tokens"].int_value == response.json()["prompt_tokens"]
     assert attributes["decode"]["gen_ai.usage.output_tokens"].int_value == response.json()["tokens_generated"] == 3
+

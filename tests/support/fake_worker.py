@@ -54,6 +54,7 @@ class Script:
     hang: bool = False
     crash: bool = False
     delay: float = 0.0  # seconds before each token (and before the end)
+    cached_prompt_tokens: int = 0  # what Finished reports the engine's prefix cache gave
 
     @classmethod
     def text(cls, text: str, size: int = 4, **kwargs) -> "Script":
@@ -232,7 +233,7 @@ class FakeStream:
                 await asyncio.Event().wait()  # until the client leaves
             reported = script.prompt_tokens if script.prompt_tokens is not None else call.prompt_tokens
             call.finished = True
-            yield Finished(script.finish_reason, reported, len(script.tokens))
+            yield Finished(script.finish_reason, reported, len(script.tokens), script.cached_prompt_tokens)
         except Exception:
             self._end(cancelled=False)  # failed: over, not cancelled
             raise
