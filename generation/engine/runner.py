@@ -151,7 +151,7 @@ class LoadedEngine:
         prefill gate). Blocks while it waits at the prefill gate and for each token: run it
         in a thread of its own. Returning (or closing the iterator) drops the engine's stream, and the
         engine drops the sequence at its next step. Engine errors are raised. `phases` (when
-        traced) is told when the prompt is submitted and when its first chunk comes.
+        traced) is told when the prompt is submitted, when its first chunk comes, and when its last does.
         """
         request = ChatCompletionRequest(
             messages=[{"role": "user", "content": prompt}],
@@ -205,12 +205,15 @@ class LoadedEngine:
             if choice.finish_reason is not None:
                 usage = chunk.usage
                 details = usage.prompt_tokens_details if usage else None  # None when nothing was cached
-                yield Finished(
+                finished = Finished(
                     finish_reason=choice.finish_reason,
                     prompt_tokens=usage.prompt_tokens if usage else 0,
                     completion_tokens=usage.completion_tokens if usage else 0,
                     cached_prompt_tokens=(details.cached_tokens or 0) if details else 0,
                 )
+                if phases is not None:
+                    phases.finished(finished)
+                yield finished
                 return
             chunk = next(chunks, None)
         if cancelled.is_set():

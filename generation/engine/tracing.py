@@ -80,15 +80,22 @@ class GenerationPhases:
         self._span.end()
         self._span = self._start("decode")
 
-    def end(self, last_event, *, error: str | None = None) -> None:
-        """The generation is over: `last_event` is its Finished, else it was cancelled or failed (`error`)."""
-        if isinstance(last_event, Finished):
-            self._span.set_attributes({
-                "gen_ai.usage.output_tokens": last_event.completion_tokens,
-                "gen_ai.response.finish_reasons": [last_event.finish_reason],
-            })
-        elif error is not None:
+    def finished(self, event: Finished) -> None:
+        """The engine's last chunk came: decode ends, before the web process hears of it."""
+        self._span.set_attributes({
+            "gen_ai.usage.output_tokens": event.completion_tokens,
+            "gen_ai.response.finish_reasons": [event.finish_reason],
+        })
+        self._span.end()
+        self._span = None
+
+    def end(self, *, error: str | None = None) -> None:
+        """The generation is over: if it did not finish, it failed (`error`) or was cancelled."""
+        if self._span is None:
+            return
+        if error is not None:
             self._span.set_status(Status(StatusCode.ERROR, error))
         else:
             self._span.set_attribute("error.type", "cancelled")
         self._span.end()
+        self._span = None

@@ -129,7 +129,7 @@ class Worker:
         On this generation's own thread, so that the receiving loop never waits for the
         tokenizer (which waits for the engine's step under way).
         """
-        event = error = None
+        error = None
         try:
             prompt_tokens, sampling = self.engine.admit(request.prompt, request.sampling)
             self.send(protocol.Admitted(request.id, prompt_tokens, sampling.max_tokens))
@@ -154,7 +154,7 @@ class Worker:
             self.send(protocol.Failed(request.id, error))
         finally:
             if phases is not None:
-                phases.end(event, error=error)  # the last event: Finished, unless it ended early
+                phases.end(error=error)  # unless it finished
             # The engine's stream is dropped: the engine lets the sequence go at its next step.
             self.send(protocol.Released(request.id))
             del self._cancelled[request.id]

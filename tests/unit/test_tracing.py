@@ -17,7 +17,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, StatusCode, Trace
 from catalog.sampling import SamplingParams
 from generation.engine import protocol
 from generation.engine.tracing import GenerationPhases, traceparent
-from generation.engine.types import Finished, TextDelta
+from generation.engine.types import Finished
 from inference_service.telemetry import configure_tracing
 
 pytestmark = pytest.mark.django_db
@@ -58,7 +58,8 @@ def test_the_request_span_travels_with_generate_and_parents_the_workers_phase_sp
     phases.admitted(6)
     phases.submitted()
     phases.first_token()
-    phases.end(Finished(finish_reason="length", prompt_tokens=6, completion_tokens=3))
+    phases.finished(Finished(finish_reason="length", prompt_tokens=6, completion_tokens=3))
+    phases.end()  # the worker's, once the engine let the generation go: it had finished
 
     queue, prefill, decode = memory.get_finished_spans()
     assert [span.name for span in (queue, prefill, decode)] == ["queue m", "prefill m", "decode m"]
@@ -77,11 +78,11 @@ def test_a_failed_or_cancelled_generation_marks_the_phase_it_ended_in():
     provider.add_span_processor(SimpleSpanProcessor(memory))
     tracer = provider.get_tracer("worker")
     failed = GenerationPhases(tracer, traceparent(request_context()), model_id="m")
-    failed.end(None, error="The prompt is too long")
+    failed.end(error="The prompt is too long")
     cancelled = GenerationPhases(tracer, traceparent(request_context()), model_id="m")
     cancelled.submitted()
     cancelled.first_token()
-    cancelled.end(TextDelta("x"))
+    cancelled.end()
     queue, *_, decode = memory.get_finished_spans()
     assert (queue.name, queue.status.status_code, queue.status.description) == (
         "queue m", StatusCode.ERROR, "The prompt is too long")
