@@ -9,6 +9,7 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
 from catalog.chat_templates import ChatTemplateError, validate_chat_template
+from catalog.engine_settings import KV_CACHE_BLOCK_SIZES, memory_goal
 from catalog.sampling_ranges import REPETITION_PENALTY, TEMPERATURE, TOP_K, TOP_P
 
 
@@ -18,6 +19,13 @@ def in_range(bounds: tuple) -> list:
 
 # A Windows drive ("C:"): huggingface_hub refuses it in any part of a file name, as it does ".." and backslashes.
 WINDOWS_DRIVE = re.compile(r"[A-Za-z]:")
+
+
+def validate_kv_cache_memory(value: str) -> None:
+    try:
+        memory_goal(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
 
 
 def validate_file_name(value: str) -> None:
@@ -148,6 +156,24 @@ class ModelEntry(models.Model):
         "a chat's earlier turns: on CPU, a 600-token chat's second turn began in 0.1 s instead of 3.6 s. 0 turns "
         "it off, the default: mistral.rs 0.9.5 does not bound its memory (with 4, about 18 MB more per "
         "generation, still growing after 80); LLM_ENGINE_WORKER_MAX_RSS_MB bounds it.",
+    )
+    kv_cache_memory = models.CharField(
+        "KV-cache memory",
+        max_length=20,
+        blank=True,
+        validators=[validate_kv_cache_memory],
+        help_text="GPU only (the engine's paged attention; a CPU build leaves it out, with a warning in the log). "
+        "A KV-cache capacity (8GiB, 512MiB, 65536tokens: about 1 GiB per 8k-token sequence of a 7-8B model in "
+        "16 bits) or the fraction of the GPU's memory for the weights and KV cache together (0.45). Set it when "
+        "models share a GPU: each one is a process of its own. Empty: LLM_ENGINE_KV_CACHE_MEMORY, else the "
+        "engine's own sizing.",
+    )
+    kv_cache_block_size = models.PositiveSmallIntegerField(
+        "KV-cache block size",
+        null=True,
+        blank=True,
+        choices=[(size, f"{size} tokens") for size in KV_CACHE_BLOCK_SIZES],
+        help_text="GPU only: tokens per block of the paged KV cache. Empty: the engine's (32).",
     )
 
     default_temperature = models.FloatField(

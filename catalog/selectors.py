@@ -78,6 +78,8 @@ def engine_config(entry: ModelEntry) -> EngineConfig:
         max_seqs=entry.max_seqs,
         seed=entry.seed,
         prefix_cache_n=entry.prefix_cache_n,
+        kv_cache_memory=entry.kv_cache_memory or settings.LLM_ENGINE_KV_CACHE_MEMORY,
+        kv_cache_block_size=entry.kv_cache_block_size,
     )
 
 

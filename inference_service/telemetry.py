@@ -1,5 +1,6 @@
 """OpenTelemetry traces: a span per HTTP request (opentelemetry-instrumentation-django) and a
-span per generation (generation.core.service), exported over OTLP.
+span per generation (generation.core.service), exported over OTLP; the engine workers export
+the spans of each generation's phases the same way (generation.engine.tracing).
 
 Tracing is set up only when OTEL_EXPORTER_OTLP_ENDPOINT is set. Otherwise nothing is
 installed: no middleware runs, and the generation spans go to OpenTelemetry's no-op
@@ -13,6 +14,7 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.django import DjangoInstrumentor
 from opentelemetry.instrumentation.django.middleware.otel_middleware import _DjangoMiddleware
 
+from generation.engine.tracing import TraceExport, otlp_tracer_provider
 from inference_service.middleware import EventLoopHooks
 
 LIBRARY_MIDDLEWARE = "opentelemetry.instrumentation.django.middleware.otel_middleware._DjangoMiddleware"
@@ -49,13 +51,6 @@ def configure_tracing() -> None:
     """Export traces over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set; else do nothing."""
     if not settings.OTEL_EXPORTER_OTLP_ENDPOINT:
         return
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-    provider = TracerProvider(resource=Resource.create({"service.name": settings.OTEL_SERVICE_NAME}))
-    endpoint = settings.OTEL_EXPORTER_OTLP_ENDPOINT.rstrip("/") + "/v1/traces"  # as the OTLP spec appends it
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    provider = otlp_tracer_provider(TraceExport(settings.OTEL_EXPORTER_OTLP_ENDPOINT, settings.OTEL_SERVICE_NAME))
     trace.set_tracer_provider(provider)
     instrument_django(provider)

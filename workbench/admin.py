@@ -39,7 +39,9 @@ class ModelEntryAdmin(LoadStateAdmin, admin.ModelAdmin):
             "fields": ("source", "location", "filename", "tokenizer_json", "context_length", "file_metadata"),
         }),
         ("Chat", {"fields": ("chat_template", "bos_token", "eos_token", "chat_stop_sequences")}),
-        ("Engine", {"fields": ("in_situ_quant", "max_seqs", "seed", "load_at_startup")}),
+        ("Engine", {
+            "fields": ("in_situ_quant", "max_seqs", "kv_cache_memory", "kv_cache_block_size", "seed", "load_at_startup"),
+        }),
         (
             "Default sampling",
             {

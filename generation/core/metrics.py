@@ -24,6 +24,13 @@ requests_total = Counter(
 )
 prompt_tokens_total = Counter("llm_prompt_tokens_total", "Prompt tokens of started generations.", REQUEST_LABELS)
 generated_tokens_total = Counter("llm_generated_tokens_total", "Tokens generated.", REQUEST_LABELS)
+# vllm:prefix_cache_hits (in tokens); llm_prompt_tokens_total is vllm:prefix_cache_queries.
+prompt_tokens_cached_total = Counter(
+    "llm_prompt_tokens_cached_total",
+    "Prompt tokens of finished generations that the engine took from its prefix cache instead of prefilling "
+    "them (0 unless the model's prefix cache is on).",
+    REQUEST_LABELS,
+)
 time_to_first_token = Histogram(
     "llm_time_to_first_token_seconds",
     "From the request reaching the generation core (queueing included) to the first text.",

@@ -17,6 +17,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from catalog.sampling import SamplingParams
 from common.errors import ServiceError
 from generation.core import metrics
+from generation.engine.tracing import traceparent
 from generation.engine.types import Finished
 
 logger = logging.getLogger("generation")
@@ -47,6 +48,10 @@ class Observation:
         self._span = None
         self._submitted_at: float | None = None  # the prompt handed to the engine
         self._first_token_at: float | None = None
+
+    def traceparent(self) -> str | None:
+        """The request's span as a W3C traceparent, for the engine worker's spans; None untraced."""
+        return traceparent(self._parent)
 
     def _labels(self) -> dict:
         return {"model": self.model_id, "endpoint": self.endpoint}
@@ -115,6 +120,7 @@ class Observation:
         metrics.requests_total.labels(**labels, status="200").inc()
         metrics.prompt_tokens_total.labels(**labels).inc(prompt_tokens)
         metrics.generated_tokens_total.labels(**labels).inc(event.completion_tokens)
+        metrics.prompt_tokens_cached_total.labels(**labels).inc(event.cached_prompt_tokens)
         metrics.generation_duration.labels(**labels).observe(duration)
         if self._first_token_at is not None:
             decode = time.perf_counter() - self._first_token_at
@@ -127,6 +133,7 @@ class Observation:
                 "gen_ai.response.finish_reasons": [event.finish_reason],
                 "gen_ai.usage.input_tokens": prompt_tokens,
                 "gen_ai.usage.output_tokens": event.completion_tokens,
+                "gen_ai.usage.cache_read.input_tokens": event.cached_prompt_tokens,
             }
         )
         fields = {"model": self.model_id, "endpoint": self.endpoint, "prompt_tokens": prompt_tokens,

@@ -272,7 +272,8 @@ async def _admit(
     slot.with_engine = True
     try:
         stream = await loaded.stream(
-            prompt.text, sampling, keep_leading_whitespace=not request.is_chat, released=slot.release
+            prompt.text, sampling, keep_leading_whitespace=not request.is_chat, released=slot.release,
+            traceparent=observation.traceparent(),
         )
     except PromptTooLong as exc:  # the engine does not know which field held the prompt
         raise PromptTooLong(exc.message, field="messages" if request.is_chat else "prompt") from None

@@ -11,7 +11,8 @@ model's streams:
 - cache: the process-wide cache of workers (start, LRU stop, restart, load failures);
 - channel: one worker seen from the web process (its requests over the channel, streams, death);
 - process: a worker's process (start, stop, kill, reap); logs: what it writes, logged;
-- protocol: the messages on the channel;
+- protocol: the messages on the channel; tracing: the trace context they carry, and the
+  spans of a generation's phases in its worker (and the OTLP exporter of both processes);
 - worker: the worker process;
 - runner: the engine in the process that imports mistral.rs, with its workarounds
   (the worker's, and the benchmark's in-process target);

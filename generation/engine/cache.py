@@ -32,6 +32,7 @@ from catalog.engine_settings import EngineConfig
 from common.errors import ModelUnavailable
 from generation.engine.channel import ModelWorker
 from generation.engine.process import WorkerSettings
+from generation.engine.tracing import TraceExport
 from generation.engine.watchdog import HEARTBEAT_SECONDS, HangLimits
 
 # A loaded model's worker silent this long is reported "unresponsive" (before the watchdog's
@@ -95,6 +96,7 @@ class EngineCache:
         worker_nice: int = 10,
         worker_max_rss_mb: int = 0,
         hang_limits: HangLimits = HangLimits(),
+        trace_export: TraceExport | None = None,
     ):
         self.cache_dir = Path(cache_dir)
         self.max_loaded = max_loaded
@@ -102,7 +104,7 @@ class EngineCache:
         self.max_retry_after_failure = max_retry_after_failure
         self.worker_settings = WorkerSettings(
             cache_dir=self.cache_dir, log_level=log_level, stop_timeout=stop_timeout, nice=worker_nice,
-            max_rss_mb=worker_max_rss_mb, hang_limits=hang_limits,
+            max_rss_mb=worker_max_rss_mb, hang_limits=hang_limits, trace_export=trace_export,
         )
         self._lock = threading.Lock()
         self._workers: OrderedDict[str, ModelWorker] = OrderedDict()

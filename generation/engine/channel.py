@@ -123,9 +123,8 @@ class ModelWorker:
         self._generations: dict[int, _Generation] = {}
         self._tokenizer_requests: dict[int, concurrent.futures.Future] = {}
         self._ended: str | None = None  # how the process ended, once it has
-        self._outbox.put(
-            protocol.Load(config=config, cache_dir=settings.cache_dir, log_level=settings.log_level, nice=settings.nice)
-        )
+        load = protocol.Load(config, settings.cache_dir, settings.log_level, settings.nice, settings.trace_export)
+        self._outbox.put(load)
         spawner.submit(self._spawn)
 
     # --- the process ----------------------------------------------------------------
@@ -347,13 +346,15 @@ class ModelWorker:
 
     async def stream(
         self, prompt: str, sampling: SamplingParams, *, keep_leading_whitespace: bool, released: Callable[[], None],
+        traceparent: str | None = None,
     ) -> GenerationStream:
         """Start generating from a rendered prompt: one message to the worker, which counts the
         prompt's tokens and admits it, or refuses it (PromptTooLong: over the context), before
         its first token. Returns once admitted; its events follow.
 
         `released` is called once, from any thread, when the engine has let the request go
-        (admitted or not, cancelled or not): only then is the work it caused over.
+        (admitted or not, cancelled or not): only then is the work it caused over. `traceparent`:
+        the request's span, under which a worker with an exporter traces the generation's phases.
         """
         events: asyncio.Queue = asyncio.Queue()
         try:
@@ -361,7 +362,7 @@ class ModelWorker:
         except BaseException:
             released()  # the engine never saw it
             raise
-        self._outbox.put(protocol.Generate(generation_id, prompt, sampling, keep_leading_whitespace))
+        self._outbox.put(protocol.Generate(generation_id, prompt, sampling, keep_leading_whitespace, traceparent))
         try:
             answer = await events.get()
         except BaseException:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from generation.engine.tracing import TraceExport
 from generation.engine.watchdog import HangLimits
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +30,7 @@ EXIT_GRACE_SECONDS = 5
 WORKER_ENVIRONMENT = re.compile(
     r"PATH|HOME|USER|LANG|LC_\w+|TZ|TMPDIR|PYTHON\w*|LD_LIBRARY_PATH|SSL_CERT_\w+|XDG_CACHE_HOME"
     r"|HF_\w+|HUGGINGFACE_\w+|RAYON_\w+|OMP_\w+|MKL_\w+|OPENBLAS_\w+|CUDA_\w+|NVIDIA_\w+|MISTRALRS_\w+|RUST_\w+"
+    r"|OTEL_\w+"  # the trace exporter's own settings (headers, timeout, batching), as the web process has them
 )
 
 
@@ -54,6 +56,7 @@ class WorkerSettings:
     # generation), and a process gives its memory back only when it ends.
     max_rss_mb: int = 0
     hang_limits: HangLimits = HangLimits()
+    trace_export: TraceExport | None = None  # where a worker sends its spans; None: it makes none
 
 
 class _Spawner:

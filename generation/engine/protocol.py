@@ -20,6 +20,7 @@ from pathlib import Path
 from catalog.engine_settings import EngineConfig
 from catalog.sampling import SamplingParams
 from common.errors import EngineFailed
+from generation.engine.tracing import TraceExport
 from generation.engine.types import ChatFormat, Finished, TextDelta
 
 # --- web process -> worker ------------------------------------------------------------
@@ -31,6 +32,7 @@ class Load:
     cache_dir: Path
     log_level: str
     nice: int
+    trace_export: TraceExport | None = None  # the web process's exporter settings; None: tracing off
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Generate:
     prompt: str
     sampling: SamplingParams
     keep_leading_whitespace: bool
+    traceparent: str | None = None  # the request's span (W3C trace context); None: not traced
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,9 @@ measure the engine without the service.
   is left out, with a warning. (While the engine ran in the web process, only the
   process's first load created the device: a reload's seed was ignored silently.) The
   builds for an accelerator carry a local version, e.g. 0.9.5+cuda130.sm90.
+- Paged attention, and with it a KV-cache memory goal, exists only on CUDA and Metal: a CPU
+  build refuses a memory goal at load and ignores a block size, so a CPU build leaves an
+  entry's KV-cache settings out, with a warning, as it does the seed.
 """
 
 import dataclasses
@@ -40,10 +43,11 @@ from pathlib import Path
 
 from mistralrs import ChatCompletionRequest, Runner, Which
 
-from catalog.engine_settings import EngineConfig
+from catalog.engine_settings import EngineConfig, memory_goal
 from catalog.sampling import SamplingParams
 from common.errors import EngineFailed, InvalidRequest, PromptTooLong
 from generation.engine import model_files
+from generation.engine.tracing import GenerationPhases
 from generation.engine.types import ChatFormat, Finished, TextDelta, TokenLogprob
 from generation.engine.json_schema_bounds import with_default_bounds
 
@@ -53,7 +57,8 @@ logger = logging.getLogger(__name__)
 PREFILL_GATE_POLL_SECONDS = 0.05
 
 PASSTHROUGH_TEMPLATE = Path(__file__).with_name("passthrough_chat_template.jinja")
-ENGINE_CAN_SEED = "+" in importlib.metadata.version("mistralrs")
+# A build for an accelerator (CUDA, Metal) carries a local version, e.g. 0.9.5+cuda130.sm90.
+ACCELERATOR_BUILD = "+" in importlib.metadata.version("mistralrs")
 
 
 def restore_leading_whitespace(delta: str, token_text: str | None) -> str:
@@ -138,13 +143,15 @@ class LoadedEngine:
         prompt_tokens: int,
         keep_leading_whitespace: bool,
         cancelled: threading.Event,
+        phases: GenerationPhases | None = None,
     ) -> Iterator[TextDelta | Finished]:
         """Text deltas of a rendered prompt, then one Finished; nothing once `cancelled` is set.
 
         `prompt_tokens` is the prompt's length as `admit` counts it (the key of the
         prefill gate). Blocks while it waits at the prefill gate and for each token: run it
         in a thread of its own. Returning (or closing the iterator) drops the engine's stream, and the
-        engine drops the sequence at its next step. Engine errors are raised.
+        engine drops the sequence at its next step. Engine errors are raised. `phases` (when
+        traced) is told when the prompt is submitted, when its first chunk comes, and when its last does.
         """
         request = ChatCompletionRequest(
             messages=[{"role": "user", "content": prompt}],
@@ -169,10 +176,14 @@ class LoadedEngine:
         if not self._prefill_gate.enter(prompt_tokens, cancelled):
             logger.debug("not submitted to %s: cancelled while it waited", self.config.model_id)
             return
+        if phases is not None:
+            phases.submitted()
         try:
             with self._runner_lock:
                 chunks = self.runner.send_chat_completion_request(request)
             chunk = next(chunks, None)  # the prefill
+            if phases is not None:
+                phases.first_token()
         except ValueError as exc:
             if sampling.json_schema is None:
                 raise
@@ -193,11 +204,16 @@ class LoadedEngine:
                 yield TextDelta(text, logprob)
             if choice.finish_reason is not None:
                 usage = chunk.usage
-                yield Finished(
+                details = usage.prompt_tokens_details if usage else None  # None when nothing was cached
+                finished = Finished(
                     finish_reason=choice.finish_reason,
                     prompt_tokens=usage.prompt_tokens if usage else 0,
                     completion_tokens=usage.completion_tokens if usage else 0,
+                    cached_prompt_tokens=(details.cached_tokens or 0) if details else 0,
                 )
+                if phases is not None:
+                    phases.finished(finished)
+                yield finished
                 return
             chunk = next(chunks, None)
         if cancelled.is_set():
@@ -251,6 +267,19 @@ def fit_to_context(model_id: str, prompt_tokens: int, context: int | None, sampl
     return dataclasses.replace(sampling, max_tokens=min(sampling.max_tokens, context - prompt_tokens))
 
 
+def kv_cache_options(config: EngineConfig, *, accelerator: bool) -> dict:
+    """The Runner's paged-attention arguments for the entry's KV-cache settings: none where it sets
+    none (the engine's own sizing), nor on a CPU build, whose engine refuses a memory goal ("an
+    explicit memory goal requires supported paged attention") and ignores a block size."""
+    if not (config.kv_cache_memory or config.kv_cache_block_size):
+        return {}
+    if not accelerator:
+        logger.warning("KV-cache memory %r and block size %s not applied: this CPU build of the engine has no "
+                       "paged attention", config.kv_cache_memory, config.kv_cache_block_size)
+        return {}
+    return {"memory_goal": memory_goal(config.kv_cache_memory), "pa_blk_size": config.kv_cache_block_size}
+
+
 def load_engine(config: EngineConfig, cache_dir: Path) -> LoadedEngine:
     """Prepare the model's files and load its Runner. Holds the GIL for the whole load."""
     started = time.perf_counter()
@@ -276,7 +305,7 @@ def load_engine(config: EngineConfig, cache_dir: Path) -> LoadedEngine:
         )
     if tokenizer_json is None:
         raise ValueError("A safetensors model needs a tokenizer.json path in the catalog")
-    if config.seed is not None and not ENGINE_CAN_SEED:
+    if config.seed is not None and not ACCELERATOR_BUILD:
         logger.warning("seed %d not applied: this CPU build of the engine cannot seed sampling", config.seed)
     runner = Runner(
         which=which,
@@ -284,8 +313,9 @@ def load_engine(config: EngineConfig, cache_dir: Path) -> LoadedEngine:
         max_seqs=config.max_seqs,
         jinja_explicit=str(PASSTHROUGH_TEMPLATE),
         in_situ_quant=config.in_situ_quant or None,
-        seed=config.seed if ENGINE_CAN_SEED else None,
+        seed=config.seed if ACCELERATOR_BUILD else None,
         prefix_cache_n=config.prefix_cache_n,
+        **kv_cache_options(config, accelerator=ACCELERATOR_BUILD),
     )
     return LoadedEngine(
         config=config,

@@ -42,6 +42,9 @@ class Finished:
     finish_reason: str  # as the engine reports it: "stop", "length", "eos"...
     prompt_tokens: int
     completion_tokens: int
+    # Prompt tokens the engine took from its prefix cache instead of prefilling them (its
+    # usage.prompt_tokens_details.cached_tokens; 0 with the prefix cache off).
+    cached_prompt_tokens: int = 0
 
 
 def engine_error_summary(exc: BaseException) -> str:

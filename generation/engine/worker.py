@@ -13,7 +13,9 @@ told to Stop (once the generations under way are over), when the channel closes,
 on Linux, when the web process dies, even by kill -9 (PR_SET_PDEATHSIG).
 
 Its log records go to standard error as JSON lines; the engine writes its own lines to
-standard output. The web process reads both and logs them, tagged with the model id.
+standard output. The web process reads both and logs them, tagged with the model id. When
+tracing is on, it exports the spans of each traced generation's phases itself
+(generation.engine.tracing).
 """
 
 import ctypes
@@ -28,6 +30,7 @@ from multiprocessing.connection import Connection
 
 from common.errors import ServiceError
 from generation.engine import protocol
+from generation.engine.tracing import GenerationPhases, otlp_tracer_provider
 from generation.engine.types import engine_error_summary
 from generation.engine.runner import LoadedEngine, load_engine
 from generation.engine.watchdog import HEARTBEAT_SECONDS
@@ -65,9 +68,10 @@ class JsonLineFormatter(logging.Formatter):
 class Worker:
     """Serves one loaded engine to the web process over the channel."""
 
-    def __init__(self, engine: LoadedEngine, connection: Connection):
+    def __init__(self, engine: LoadedEngine, connection: Connection, *, tracer=None):
         self.engine = engine
         self.connection = connection
+        self.tracer = tracer  # None: tracing off
         self._send_lock = threading.Lock()
         self._cancelled: dict[int, threading.Event] = {}  # the generations under way, by id
         self._stopping = False
@@ -112,34 +116,45 @@ class Worker:
     def _start(self, request: protocol.Generate) -> None:
         cancelled = threading.Event()
         self._cancelled[request.id] = cancelled
+        phases = None
+        if self.tracer is not None and request.traceparent is not None:
+            phases = GenerationPhases(self.tracer, request.traceparent, model_id=self.engine.config.model_id)
         threading.Thread(
-            target=self._generate, args=(request, cancelled), name=f"generate {request.id}", daemon=True
+            target=self._generate, args=(request, cancelled, phases), name=f"generate {request.id}", daemon=True
         ).start()
 
-    def _generate(self, request: protocol.Generate, cancelled: threading.Event) -> None:
+    def _generate(self, request: protocol.Generate, cancelled: threading.Event, phases: GenerationPhases | None):
         """Admit the request (count its prompt's tokens, fit it to the context), then generate.
 
         On this generation's own thread, so that the receiving loop never waits for the
         tokenizer (which waits for the engine's step under way).
         """
+        error = None
         try:
             prompt_tokens, sampling = self.engine.admit(request.prompt, request.sampling)
             self.send(protocol.Admitted(request.id, prompt_tokens, sampling.max_tokens))
+            if phases is not None:
+                phases.admitted(prompt_tokens)
             events = self.engine.generate(
                 request.prompt,
                 sampling,
                 prompt_tokens=prompt_tokens,
                 keep_leading_whitespace=request.keep_leading_whitespace,
                 cancelled=cancelled,
+                phases=phases,
             )
             for event in events:
                 self.send(protocol.Output(request.id, event))
         except ServiceError as exc:  # a refusal (the prompt over the context), a JSON schema the engine refused...
+            error = exc.message
             self.send(protocol.Failed(request.id, exc.message, code=exc.code, field=exc.field))
         except Exception as exc:  # engine errors end this generation only
             logger.exception("generation failed")
-            self.send(protocol.Failed(request.id, f"The engine failed: {engine_error_summary(exc)}"))
+            error = f"The engine failed: {engine_error_summary(exc)}"
+            self.send(protocol.Failed(request.id, error))
         finally:
+            if phases is not None:
+                phases.end(error=error)  # unless it finished
             # The engine's stream is dropped: the engine lets the sequence go at its next step.
             self.send(protocol.Released(request.id))
             del self._cancelled[request.id]
@@ -169,6 +184,7 @@ def main(channel_fd: int, parent_pid: int) -> None:
         logger.exception("the model failed to load")
         connection.send(protocol.LoadFailed(engine_error_summary(exc)))
         return
+    tracing = otlp_tracer_provider(load.trace_export) if load.trace_export is not None else None
     logger.info("loaded in %.1f s", engine.load_seconds)
     connection.send(
         protocol.Ready(
@@ -176,7 +192,9 @@ def main(channel_fd: int, parent_pid: int) -> None:
             vocab_size=engine.vocab_size,
         )
     )
-    Worker(engine, connection).serve()
+    Worker(engine, connection, tracer=tracing.get_tracer(__name__) if tracing else None).serve()
+    if tracing is not None:
+        tracing.shutdown()  # exports the spans still in its batch
 
 
 if __name__ == "__main__":

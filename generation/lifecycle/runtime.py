@@ -23,6 +23,7 @@ from catalog.selectors import engine_config
 from generation.lifecycle import catalog_events, load_state
 from generation.core import metrics
 from generation.engine.cache import EngineCache
+from generation.engine.tracing import TraceExport
 from generation.engine.watchdog import HangLimits
 from generation.core.limiter import ConcurrencyLimiter
 from generation.models import ModelCommand
@@ -73,6 +74,9 @@ class Runtime:
             hang_limits=HangLimits(
                 hang_seconds=settings.LLM_ENGINE_HANG_SECONDS, stall_seconds=settings.LLM_ENGINE_STALL_SECONDS
             ),
+            # The workers export their spans as this process does (inference_service.telemetry).
+            trace_export=TraceExport(settings.OTEL_EXPORTER_OTLP_ENDPOINT, settings.OTEL_SERVICE_NAME)
+            if settings.OTEL_EXPORTER_OTLP_ENDPOINT else None,
         )
         metrics.observe_engine_cache(cache)
         limiter = ConcurrencyLimiter(

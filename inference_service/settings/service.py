@@ -4,6 +4,9 @@ generation queue, the engine's worker processes, and where model files are kept.
 import os
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
+from catalog.engine_settings import memory_goal
 from inference_service.env import env_bool, env_list, env_number, env_str
 
 # --- The server ----------------------------------------------------------------------------
@@ -53,6 +56,13 @@ LLM_ENGINE_STOP_TIMEOUT_SECONDS = env_number("LLM_ENGINE_STOP_TIMEOUT_SECONDS", 
 LLM_ENGINE_WORKER_NICE = env_number("LLM_ENGINE_WORKER_NICE", 10, minimum=0, maximum=19)
 # A worker whose resident memory passed this many MB after a generation is replaced (0: never).
 LLM_ENGINE_WORKER_MAX_RSS_MB = env_number("LLM_ENGINE_WORKER_MAX_RSS_MB", 0, minimum=0)
+# The KV-cache memory of a catalog entry that sets none (GPU builds of the engine: its paged
+# attention's memory_goal). Empty: the engine sizes it itself.
+LLM_ENGINE_KV_CACHE_MEMORY = env_str("LLM_ENGINE_KV_CACHE_MEMORY")
+try:
+    memory_goal(LLM_ENGINE_KV_CACHE_MEMORY)
+except ValueError as exc:
+    raise ImproperlyConfigured(f"LLM_ENGINE_KV_CACHE_MEMORY: {exc}") from None
 # A worker that hangs is killed (generation.engine.watchdog): silent (no heartbeat), or idle
 # with requests under way (no answer, no CPU), for LLM_ENGINE_HANG_SECONDS; or busy with no
 # answer for LLM_ENGINE_STALL_SECONDS plus its longest prompt's prefill at 10 tokens/s.

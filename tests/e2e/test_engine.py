@@ -232,11 +232,18 @@ async def test_a_changed_configuration_reloads_and_the_least_recently_used_is_ev
     text, finished = await generate(copy, "<bos>The capital of France is", max_tokens=4)
     assert finished.completion_tokens == 4
 
-    changed = dataclasses.replace(other, max_seqs=2)
+    changed = dataclasses.replace(other, max_seqs=2, prefix_cache_n=4)
     reloaded = await fresh_cache.get(changed)
     assert reloaded is not copy and reloaded.config.max_seqs == 2
     assert fresh_cache.load_counts["local/gemma-copy"] == 2
     assert original.config == bundled_config
+    # The new settings are the engine's: its prefix cache, on now, gives a second turn the first
+    # turn's prompt (mistral.rs's usage.prompt_tokens_details.cached_tokens).
+    first_turn = "<bos>Once upon a time, in a quiet village by the sea, there lived an old fisherman who"
+    text, first = await generate(reloaded, first_turn, max_tokens=3)
+    _, second = await generate(reloaded, first_turn + text + " and then, one morning, the sea", max_tokens=3)
+    assert first.cached_prompt_tokens == 0
+    assert first.prompt_tokens // 2 < second.cached_prompt_tokens < second.prompt_tokens, (first, second)
 
 
 async def test_a_load_failure_is_a_clear_error_and_other_models_keep_serving(engine_cache, bundled_model, tmp_path):

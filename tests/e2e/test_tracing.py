@@ -1,8 +1,12 @@
-"""OpenTelemetry traces: the ASGI application in-process with the real model, spans read from
-an in-memory exporter, and OTLP export checked against a local receiver."""
+"""OpenTelemetry traces: the ASGI application in-process with the real model in its worker
+process, the web process's spans read from an in-memory exporter, OTLP export (the worker's
+spans among it) checked against a local receiver."""
 
 import http.server
+import os
 import threading
+import time
+from unittest import mock
 
 import httpx
 import pytest
@@ -16,6 +20,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from generation.core.limiter import ConcurrencyLimiter
+from generation.engine.cache import EngineCache
+from generation.engine.tracing import TraceExport
 from generation.lifecycle.runtime import Runtime, install
 from inference_service.telemetry import configure_tracing, uninstrument_django
 
@@ -52,8 +58,12 @@ class OtlpReceiver(http.server.ThreadingHTTPServer):
 
 
 @pytest.fixture(scope="module")
-def traced(engine_cache):
-    """Tracing configured as with OTEL_EXPORTER_OTLP_ENDPOINT set, plus an in-memory exporter."""
+def traced(bundled_config):
+    """Tracing configured as with OTEL_EXPORTER_OTLP_ENDPOINT set, plus an in-memory exporter.
+
+    The real model in a worker of this module's own (not the session's engine_cache): a worker
+    gets its exporter when it starts, as Runtime.from_settings gives it the endpoint.
+    """
     receiver = OtlpReceiver()
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     with override_settings(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url):
@@ -61,12 +71,17 @@ def traced(engine_cache):
     provider = trace.get_tracer_provider()
     memory = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(memory))
-    # The real engine and model, loaded once for the session (the conftest fixture).
+    cache = EngineCache(cache_dir=settings.LLM_MODEL_CACHE_DIR, max_loaded=1,
+                        trace_export=TraceExport(receiver.url, settings.OTEL_SERVICE_NAME))
+    # The worker inherits the exporter's OTEL_* settings: a batch every 0.1 s instead of 5 s.
+    with mock.patch.dict(os.environ, OTEL_BSP_SCHEDULE_DELAY="100"):
+        cache.load(bundled_config)
     limiter = ConcurrencyLimiter(max_active=4, max_queued=16, timeout=30)
-    previous = install(Runtime(engine_cache=engine_cache, limiter=limiter))
+    previous = install(Runtime(engine_cache=cache, limiter=limiter))
     app = ASGIHandler()  # built after tracing was set up, as asgi.py does
     yield app, memory, receiver, provider
     install(previous)
+    cache.unload(MODEL)  # its process ends: the memory is given back
     uninstrument_django()
     provider.shutdown()  # flushes to the receiver while it still listens
     receiver.shutdown()
@@ -83,6 +98,16 @@ def call(traced):
             return await client.post(path, json=body, headers=headers)
 
     return call
+
+
+def exported_spans(receiver: OtlpReceiver) -> list[tuple[str, object]]:
+    """(service name, span) of every span the receiver got, from any process."""
+    spans = []
+    for _, _, body in list(receiver.requests):
+        for resource_spans in ExportTraceServiceRequest.FromString(body).resource_spans:
+            service = {a.key: a.value.string_value for a in resource_spans.resource.attributes}["service.name"]
+            spans += [(service, span) for scope in resource_spans.scope_spans for span in scope.spans]
+    return spans
 
 
 def spans_by_kind(memory) -> dict:
@@ -119,6 +144,7 @@ async def test_a_generation_span_under_the_request_span(call, traced):
     assert attributes["gen_ai.usage.input_tokens"] == body["prompt_tokens"] == 6
     assert attributes["gen_ai.usage.output_tokens"] == body["tokens_generated"] == 3
     assert attributes["gen_ai.response.finish_reasons"] == (body["finish_reason"],)
+    assert attributes["gen_ai.usage.cache_read.input_tokens"] == 0  # the prefix cache is off
     assert attributes["llm.endpoint"] == "generate"
     assert generation_span.status.status_code != StatusCode.ERROR
 
@@ -167,3 +193,34 @@ async def test_spans_are_exported_over_otlp(call, traced):
             assert service == settings.OTEL_SERVICE_NAME
             names |= {span.name for scope in resource_spans.scope_spans for span in scope.spans}
     assert {"POST api/generate", f"text_completion {MODEL}"} <= names
+
+
+async def test_the_engine_worker_traces_queue_prefill_and_decode_under_the_request_span(call, traced):
+    _, memory, receiver, _ = traced
+    receiver.requests.clear()
+    response = await call(
+        "/api/generate",
+        {"prompt": "The capital of France is", "max_tokens": 3, "temperature": 0},
+        traceparent=f"00-{TRACE_ID}-00f067aa0ba902b7-01",
+    )
+    assert response.status_code == 200
+    (request_span,) = spans_by_kind(memory)[SpanKind.SERVER]
+    phases = {}
+    deadline = time.monotonic() + 30  # the worker exports in batches, from its own process
+    while len(phases) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        phases = {span.name.split()[0]: (service, span) for service, span in exported_spans(receiver)
+                  if span.name.endswith(MODEL) and span.name.split()[0] in ("queue", "prefill", "decode")}
+    assert set(phases) == {"queue", "prefill", "decode"}, "the worker's spans did not arrive"
+    for service, span in phases.values():
+        assert service == settings.OTEL_SERVICE_NAME
+        assert span.trace_id.hex() == TRACE_ID
+        assert int.from_bytes(span.parent_span_id, "big") == request_span.context.span_id
+    (_, queue), (_, prefill), (_, decode) = phases["queue"], phases["prefill"], phases["decode"]
+    assert queue.end_time_unix_nano <= prefill.start_time_unix_nano
+    assert prefill.end_time_unix_nano <= decode.start_time_unix_nano
+    assert request_span.start_time <= queue.start_time_unix_nano and decode.end_time_unix_nano <= request_span.end_time
+    attributes = {name: {a.key: a.value for a in span.attributes} for name, (_, span) in phases.items()}
+    assert attributes["queue"]["gen_ai.usage.input_tokens"].int_value == response.json()["prompt_tokens"]
+    assert attributes["decode"]["gen_ai.usage.output_tokens"].int_value == response.json()["tokens_generated"] == 3
+

@@ -54,6 +54,7 @@ class Script:
     hang: bool = False
     crash: bool = False
     delay: float = 0.0  # seconds before each token (and before the end)
+    cached_prompt_tokens: int = 0  # what Finished reports the engine's prefix cache gave
 
     @classmethod
     def text(cls, text: str, size: int = 4, **kwargs) -> "Script":
@@ -70,6 +71,7 @@ class GenerateCall:
     sampling: SamplingParams
     prompt_tokens: int
     keep_leading_whitespace: bool
+    traceparent: str | None = None  # the request's span, as the real worker would get it
     finished: bool = False
     cancelled: bool = False  # the client left before its end
     released: bool = False
@@ -176,6 +178,7 @@ class FakeWorker:
 
     async def stream(
         self, prompt: str, sampling: SamplingParams, *, keep_leading_whitespace: bool, released: Callable[[], None],
+        traceparent: str | None = None,
     ) -> "FakeStream":
         """Admit the prompt as the worker does (its count against the context), then act out the script."""
         def release() -> None:
@@ -189,7 +192,7 @@ class FakeWorker:
         except BaseException:
             release()  # refused: the engine owes it nothing
             raise
-        call = GenerateCall(self.config.model_id, prompt, sampling, prompt_tokens, keep_leading_whitespace)
+        call = GenerateCall(self.config.model_id, prompt, sampling, prompt_tokens, keep_leading_whitespace, traceparent)
         self.engine.calls.append(call)
         return FakeStream(self, call, self.engine.next_script(), release)
 
@@ -230,7 +233,7 @@ class FakeStream:
                 await asyncio.Event().wait()  # until the client leaves
             reported = script.prompt_tokens if script.prompt_tokens is not None else call.prompt_tokens
             call.finished = True
-            yield Finished(script.finish_reason, reported, len(script.tokens))
+            yield Finished(script.finish_reason, reported, len(script.tokens), script.cached_prompt_tokens)
         except Exception:
             self._end(cancelled=False)  # failed: over, not cancelled
             raise

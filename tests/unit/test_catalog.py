@@ -6,7 +6,8 @@ import pytest
 from catalog.chat_templates import GEMMA_CHAT_TEMPLATE, render_chat_template
 from catalog.models import ModelEntry, ServiceSettings
 from catalog import snapshot
-from catalog.selectors import resolve_model
+from catalog.engine_settings import memory_goal
+from catalog.selectors import engine_config, resolve_model
 from common.errors import ModelNotAllowed, ModelNotFound
 from tests.support.tiny_gguf import write_tiny_gguf
 
@@ -100,6 +101,10 @@ def test_admin_adds_a_valid_entry(admin_client, gguf_folder):
         ({"capabilities": ["telepathy"]}, "Select a valid choice. telepathy is not one of the available choices."),
         ({"filename": ""}, "needs the GGUF file name"),
         ({"max_seqs": "0"}, "greater than or equal to 1"),
+        ({"kv_cache_memory": "8GB"}, "Use a KV-cache capacity (8GiB, 512MiB, 65536tokens) or the fraction"),
+        ({"kv_cache_memory": "1.5"}, "Use a KV-cache capacity"),
+        ({"kv_cache_memory": "0"}, "Use a KV-cache capacity"),
+        ({"kv_cache_block_size": "64"}, "Select a valid choice. 64 is not one of the available choices."),
     ],
 )
 def test_admin_rejects_invalid_entries_with_a_clear_message(admin_client, gguf_folder, overrides, message):
@@ -107,6 +112,31 @@ def test_admin_rejects_invalid_entries_with_a_clear_message(admin_client, gguf_f
     assert response.status_code == 200  # the form again, with its errors
     assert message in response.content.decode()
     assert not ModelEntry.objects.filter(model_id="local/new").exists()
+
+
+@pytest.mark.parametrize(
+    "memory, block_size, goal", [("8GiB", "16", "8GiB"), ("65536tokens", "", "65536tokens"), ("0.45", "32", 0.45)]
+)
+def test_the_kv_cache_settings_reach_the_engine_config(admin_client, gguf_folder, memory, block_size, goal):
+    response = add_form(admin_client, gguf_folder, kv_cache_memory=memory, kv_cache_block_size=block_size)
+    assert response.status_code == 302, response.content
+    config = engine_config(ModelEntry.objects.get(model_id="local/new"))
+    assert (config.kv_cache_memory, config.kv_cache_block_size) == (memory, int(block_size) if block_size else None)
+    assert memory_goal(config.kv_cache_memory) == goal  # what the runner hands mistral.rs
+
+
+def test_an_entry_without_kv_cache_memory_takes_the_environments(settings):
+    entry = add_entry()
+    assert engine_config(entry).kv_cache_memory == ""  # the default: the engine sizes it itself
+    settings.LLM_ENGINE_KV_CACHE_MEMORY = "16GiB"
+    assert engine_config(entry).kv_cache_memory == "16GiB"
+    entry.kv_cache_memory = "0.4"
+    assert engine_config(entry).kv_cache_memory == "0.4"
+
+
+def test_the_bundled_entries_leave_the_kv_cache_to_the_engine():
+    for entry in ModelEntry.objects.filter(source="bundled"):
+        assert (entry.kv_cache_memory, entry.kv_cache_block_size) == ("", None)
 
 
 def test_admin_needs_a_login(client):
