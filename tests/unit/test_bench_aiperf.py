@@ -143,8 +143,12 @@ def test_the_two_benchmarks_alternate_level_by_level_and_each_round_the_other_go
     assert by_name[("aiperf-own", 2)].summary()["ttft_p50_ms"] == pytest.approx(250)  # its summary
 
 
-def test_bench_aiperf_refuses_bad_options():
+def test_bench_aiperf_refuses_bad_options_and_an_unreadable_tokenizer(tmp_path):
     from django.core.management import CommandError, call_command
 
     with pytest.raises(CommandError, match="must be positive"):
         call_command("bench_aiperf", "http://127.0.0.1:9", "--prompt-tokens", "0")
+    (tmp_path / "tokenizer.json").write_text("{}")
+    with pytest.raises(CommandError, match=r"Cannot make prompts of exact lengths with \S+tokenizer.json"):
+        call_command("bench_aiperf", "http://127.0.0.1:9", "--prompt-tokens", "8", "--model", "m",
+                     "--tokenizer", str(tmp_path / "tokenizer.json"))

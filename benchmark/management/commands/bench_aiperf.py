@@ -46,17 +46,23 @@ class Command(BaseCommand):
                     prompt_tokens=tuple(options["prompt_tokens"]), seed=options["seed"])
         if min(plan.concurrency + plan.prompt_tokens) < 1 or min(plan.requests, plan.max_tokens, plan.rounds) < 1:
             raise CommandError("--prompt-tokens, --concurrency, --requests, --max-tokens and --rounds must be positive")
-        servable = resolve_model(snapshot.load(), model_id=options["model"])
-        tokenizer = options["tokenizer"] or service_tokenizer_path(servable.engine, settings.LLM_MODEL_CACHE_DIR)
-        maker = PromptMaker(Tokenizer.from_file(str(tokenizer)), seed=plan.seed)
+        model, tokenizer = options["model"], options["tokenizer"]
+        if not (model and tokenizer):  # the catalog's default model, the tokenizer its entry loads
+            servable = resolve_model(snapshot.load(), model_id=model)
+            model = servable.model_id
+            tokenizer = tokenizer or service_tokenizer_path(servable.engine, settings.LLM_MODEL_CACHE_DIR)
+        try:
+            maker = PromptMaker(Tokenizer.from_file(str(tokenizer)), seed=plan.seed)
+        except Exception as exc:  # the tokenizers library raises a bare Exception for an unreadable file
+            raise CommandError(f"Cannot make prompts of exact lengths with {tokenizer}: {exc}") from exc
         out = options["out"] or Path(tempfile.mkdtemp(prefix="bench-aiperf-"))
-        target = OpenAICompletionsTarget(aiperf.BENCH, options["url"], model=servable.model_id,
+        target = OpenAICompletionsTarget(aiperf.BENCH, options["url"], model=model,
                                          api_key=options["api_key"], max_connections=max(plan.concurrency))
 
         async def run_aiperf(level: Level, requests: int, seed: int) -> Path:
             folder = out / f"{level.prompt_tokens}-tokens-{level.concurrency}-streams-seed-{seed}"
             argv = aiperf.command(
-                options["aiperf"], url=options["url"], model=servable.model_id, tokenizer_dir=tokenizer.parent,
+                options["aiperf"], url=options["url"], model=model, tokenizer_dir=tokenizer.parent,
                 level=level, requests=requests, max_tokens=plan.max_tokens, seed=seed, out=folder,
                 api_key=options["api_key"],
             )
@@ -67,6 +73,7 @@ class Command(BaseCommand):
                     code = await asyncio.wait_for(process.wait(), options["timeout"])
                 except TimeoutError:
                     process.kill()
+                    await process.wait()
                     raise CommandError(f"aiperf ran past {options['timeout']} s: {folder / 'aiperf.out'}") from None
             if code:
                 raise CommandError(f"aiperf exited with {code}: {folder / 'aiperf.out'}")
