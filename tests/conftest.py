@@ -113,6 +113,19 @@ def page(request, tmp_path):
             print(f"screenshot of the page: {tab.screenshot(ARTIFACTS / f'{name}.png')}")
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """The test database in a file, not Django's default in-memory SQLite: that one shares its
+    cache between connections, where a read that meets another connection's write fails at once
+    ("database table is locked") instead of waiting out the busy timeout as a file database's
+    does. The heartbeat thread writes with a connection of its own while tests read."""
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        database.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("database") / "test.sqlite3")
+        # A test database need not survive a crash: no fsync at each of the many commits.
+        database.setdefault("OPTIONS", {})["init_command"] = "PRAGMA synchronous=OFF; PRAGMA journal_mode=WAL"
+
+
 @pytest.fixture(autouse=True)
 def _catalog_read_afresh():
     """Each test's database starts over; so does the catalog that requests keep in memory."""
