@@ -48,6 +48,17 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
+def pytest_sessionfinish(session):
+    """Under pytest-xdist (`make test`), a worker sends the servers it started to the controller."""
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["servers_started"] = STARTED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node):
+    STARTED.extend(getattr(node, "workeroutput", {}).get("servers_started", ()))
+
+
 def pytest_terminal_summary(terminalreporter):
     if STARTED:
         terminalreporter.write_line(f"servers started: {len(STARTED)} ({', '.join(STARTED)})")
@@ -111,6 +122,19 @@ def page(request, tmp_path):
         if report is not None and report.failed:
             name = re.sub(r"[^\w.-]+", "_", request.node.nodeid)
             print(f"screenshot of the page: {tab.screenshot(ARTIFACTS / f'{name}.png')}")
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """The test database in a file, not Django's default in-memory SQLite: that one shares its
+    cache between connections, where a read that meets another connection's write fails at once
+    ("database table is locked") instead of waiting out the busy timeout as a file database's
+    does. The heartbeat thread writes with a connection of its own while tests read."""
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        database.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("database") / "test.sqlite3")
+        # A test database need not survive a crash: no fsync at each of the many commits.
+        database.setdefault("OPTIONS", {})["init_command"] = "PRAGMA synchronous=OFF; PRAGMA journal_mode=WAL"
 
 
 @pytest.fixture(autouse=True)

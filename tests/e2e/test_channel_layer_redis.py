@@ -12,7 +12,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from tests.support.server import start_server, stop_server
+from tests.support.server import BASE_MODEL, start_server, stop_server
 from tests.support.services import RedisServer
 
 MODEL = "google/gemma-3-270m"
@@ -33,7 +33,8 @@ def two_servers(redis_url, tmp_path_factory):
     try:
         for _ in range(2):
             servers.append(
-                start_server(tmp_path_factory.mktemp("server"), DATABASE_URL=f"sqlite:///{database}", REDIS_URL=redis_url)
+                start_server(tmp_path_factory.mktemp("server"), startup_models=(BASE_MODEL,),
+                             DATABASE_URL=f"sqlite:///{database}", REDIS_URL=redis_url)
             )
         yield servers
     finally:

@@ -16,7 +16,7 @@ from catalog.engine_settings import EngineConfig
 from catalog.sampling import SamplingParams
 from generation.engine.types import Finished, TextDelta
 from generation.engine.cache import EngineCache
-from generation.engine.runner import load_engine
+from tests.support.direct_engine import direct_completions
 
 GREEDY = dict(temperature=0.0)
 
@@ -45,22 +45,17 @@ async def generate(model, prompt, *, keep_leading_whitespace=True, released=noth
     return "".join(parts), finished
 
 
+# The continuations compared with the engine's own completion path: (prompt, max_tokens).
+CAPITAL = ("<bos>The capital of France is", 12)
+INDENTED = ("<bos>def fib(n):\n", 10)
+
+
 @pytest.fixture(scope="module")
-def in_process_engine(bundled_config):
-    """The bundled model's engine loaded in this process, to compare with its own completion path."""
+def engine_completions(bundled_config):
+    """The engine's own non-streaming completions of CAPITAL and INDENTED, which keep leading whitespace."""
     from django.conf import settings
 
-    return load_engine(bundled_config, settings.LLM_MODEL_CACHE_DIR)
-
-
-def direct_completion(engine, prompt, max_tokens):
-    """The engine's own non-streaming completion path, which keeps leading whitespace."""
-    from mistralrs import CompletionRequest
-
-    response = engine.runner.send_completion_request(
-        CompletionRequest(prompt=prompt, model="x", max_tokens=max_tokens, temperature=0.0)
-    )
-    return response.choices[0].text
+    return direct_completions(bundled_config, settings.LLM_MODEL_CACHE_DIR, [CAPITAL, INDENTED])
 
 
 async def test_greedy_generation_is_deterministic(bundled_model):
@@ -70,20 +65,20 @@ async def test_greedy_generation_is_deterministic(bundled_model):
     assert first[1].completion_tokens == 24
 
 
-async def test_raw_continuation_keeps_leading_whitespace(bundled_model, in_process_engine):
+async def test_raw_continuation_keeps_leading_whitespace(bundled_model, engine_completions):
     """Streamed text equals the engine's completion path, leading space included."""
-    prompt = "<bos>The capital of France is"
-    text, finished = await generate(bundled_model, prompt, max_tokens=12)
+    prompt, max_tokens = CAPITAL
+    text, finished = await generate(bundled_model, prompt, max_tokens=max_tokens)
     assert text.startswith(" ")
-    assert text == direct_completion(in_process_engine, prompt, 12)
+    assert text == engine_completions[CAPITAL]
     assert finished.prompt_tokens == 6
 
 
-async def test_whitespace_only_first_token_is_kept(bundled_model, in_process_engine):
-    prompt = "<bos>def fib(n):\n"
-    text, _ = await generate(bundled_model, prompt, max_tokens=10)
+async def test_whitespace_only_first_token_is_kept(bundled_model, engine_completions):
+    prompt, max_tokens = INDENTED
+    text, _ = await generate(bundled_model, prompt, max_tokens=max_tokens)
     assert text.startswith("    ")  # the indentation the engine's chat path would drop
-    assert text == direct_completion(in_process_engine, prompt, 10)
+    assert text == engine_completions[INDENTED]
 
 
 async def test_chat_output_is_not_given_leading_whitespace(bundled_model):

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import websockets.sync.client
 
-from tests.support.server import start_server, stop_server
+from tests.support.server import BASE_MODEL, start_server, stop_server
 from tests.support.sse_client import parse_events
 
 ENDLESS = {"prompt": "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,", "max_tokens": 2000, "temperature": 0}
@@ -24,7 +24,8 @@ def server_factory(tmp_path):
     servers = []
 
     def start(grace: str):
-        server = start_server(tmp_path, LLM_SHUTDOWN_GRACE_SECONDS=grace, LLM_SSE_KEEPALIVE_SECONDS="0.5")
+        server = start_server(tmp_path, startup_models=(BASE_MODEL,), LLM_SHUTDOWN_GRACE_SECONDS=grace,
+                              LLM_SSE_KEEPALIVE_SECONDS="0.5")
         servers.append(server)
         return server
 

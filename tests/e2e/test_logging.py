@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.server import start_server, stop_server
+from tests.support.server import BASE_MODEL, start_server, stop_server
 
 PROMPT = {"max_tokens": 2, "temperature": 0}
 
@@ -74,7 +74,7 @@ def test_a_request_id_is_made_when_none_or_a_bad_one_is_sent(live_server):
 
 @pytest.fixture(scope="module")
 def text_server(tmp_path_factory):
-    server = start_server(tmp_path_factory.mktemp("text-log-server"), LOG_FORMAT="text", LLM_LOG_PROMPTS="true")
+    server = start_server(tmp_path_factory.mktemp("text-log-server"), startup_models=(BASE_MODEL,), LOG_FORMAT="text", LLM_LOG_PROMPTS="true")
     yield server
     stop_server(server)
 

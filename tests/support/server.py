@@ -8,6 +8,7 @@ import functools
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -118,10 +119,21 @@ def _migrated_database() -> Path:
     return directory / "db.sqlite3"
 
 
+def load_only_at_startup(database_url: str, model_ids: tuple[str, ...]) -> None:
+    """Set which catalog entries load at start-up in a server's SQLite database, before it
+    starts: a test server that needs one bundled model does not spend seconds of CPU loading the
+    other (a model not loaded at start-up loads on its first request, as in production)."""
+    if not database_url.startswith("sqlite:///"):
+        raise ValueError(f"start-up models are set in SQLite databases only, not {database_url}")
+    with contextlib.closing(sqlite3.connect(database_url.removeprefix("sqlite:///"))) as database, database:
+        marks = ",".join("?" * len(model_ids))
+        database.execute(f"UPDATE catalog_modelentry SET load_at_startup = (model_id IN ({marks}))", model_ids)
+
+
 def start_server(tmp_path: Path, *, scheme: str = "http", setup: tuple[str, ...] = (), wait: bool = True,
-                 migrate: bool = True, **overrides: str) -> LiveServer:
-    """Migrate a fresh database (unless `migrate` is off), run `setup` (Python, in one
-    `manage.py shell`), start Daphne.
+                 migrate: bool = True, startup_models: tuple[str, ...] | None = None, **overrides: str) -> LiveServer:
+    """Migrate a fresh database (unless `migrate` is off), load only `startup_models` at
+    start-up if given, run `setup` (Python, in one `manage.py shell`), start Daphne.
 
     With `wait`, return once /health/ready answers 200.
     """
@@ -132,6 +144,8 @@ def start_server(tmp_path: Path, *, scheme: str = "http", setup: tuple[str, ...]
         shutil.copyfile(_migrated_database(), tmp_path / "db.sqlite3")
     elif migrate:
         server.manage("migrate", "--noinput")
+    if startup_models is not None:
+        load_only_at_startup(env["DATABASE_URL"], startup_models)
     if setup:
         server.manage("shell", "-c", "\n".join(setup))
     STARTED.append(tmp_path.name)
@@ -158,11 +172,12 @@ def stop_server(server: LiveServer) -> None:
 @dataclass(frozen=True)
 class Preset:
     """A server configuration that test modules share: its settings (the environment), its
-    set-up code, and whether it serves HTTPS (`start_preset`)."""
+    set-up code, whether it serves HTTPS (`start_preset`), and the models it loads at start-up."""
 
     settings: dict[str, str] = field(default_factory=dict)
     setup: tuple[str, ...] = ()
     tls: bool = False
+    startup_models: tuple[str, ...] | None = None  # None: the catalog's (both bundled models)
 
 
 # The catalog entry of the keyed preset: a second model, for a key limited to it (never
@@ -171,6 +186,8 @@ OTHER_MODEL = (
     "from catalog.models import ModelEntry; ModelEntry.objects.create(model_id='test/other', "
     "display_name='Other', source='gguf_file', location='/nowhere', filename='x.gguf', enabled=False)"
 )
+# The bundled base model, the one start-up model of the presets and servers that need no other.
+BASE_MODEL = "google/gemma-3-270m"
 # The origins allowed by the TLS preset's CORS.
 CORS_ORIGINS = ("https://app.example.com", "https://other.example.com")
 # The request body limit of the presets that test it (protocol, tls): a few KB.
@@ -190,28 +207,28 @@ PRESETS = {
     "tls": Preset(settings={
         "DJANGO_HTTPS": "true", "CORS_ALLOWED_ORIGINS": ",".join(CORS_ORIGINS),
         "LLM_MAX_REQUEST_BYTES": str(SMALL_BODY_LIMIT),
-    }, tls=True),
+    }, tls=True, startup_models=(BASE_MODEL,)),
     # The protocol layer's limits made small: the body limit, 2 s for a request's headers
     # and for its body, at most 4 connections.
     "protocol": Preset(settings={
         "LLM_MAX_REQUEST_BYTES": str(SMALL_BODY_LIMIT), "LLM_HEADER_TIMEOUT_SECONDS": "2",
         "LLM_BODY_TIMEOUT_SECONDS": "2", "LLM_MAX_CONNECTIONS": "4",
-    }),
+    }, startup_models=(BASE_MODEL,)),
     # Four generations at once, 16 waiting places, a 10 s queue timeout; DEBUG logs.
     "concurrent": Preset(settings={
         "LLM_MAX_CONCURRENT_REQUESTS": "4", "LLM_MAX_QUEUED_REQUESTS": "16", "LLM_QUEUE_TIMEOUT_SECONDS": "10",
         "LOG_LEVEL": "DEBUG",
-    }),
+    }, startup_models=(BASE_MODEL,)),
 }
 
 
 def start_preset(name: str, tmp_path: Path) -> LiveServer:
     preset = PRESETS[name]
     if not preset.tls:
-        server = start_server(tmp_path, setup=preset.setup, **preset.settings)
+        server = start_server(tmp_path, setup=preset.setup, startup_models=preset.startup_models, **preset.settings)
     else:
         cert_file, key_file = self_signed_certificate(tmp_path)
-        server = start_server(tmp_path, scheme="https", setup=preset.setup, LLM_TLS_CERT_FILE=str(cert_file),
-                              LLM_TLS_KEY_FILE=str(key_file), **preset.settings)
+        server = start_server(tmp_path, scheme="https", setup=preset.setup, startup_models=preset.startup_models,
+                              LLM_TLS_CERT_FILE=str(cert_file), LLM_TLS_KEY_FILE=str(key_file), **preset.settings)
         server.cert_file = cert_file
     return server
