@@ -125,7 +125,8 @@ class Generation:
                     # The engine reports no prompt count when its usage is missing: ours stands in.
                     end = dataclasses.replace(end, prompt_tokens=end.prompt_tokens or self.prompt_tokens)
                     observation.finished(end, prompt_tokens=end.prompt_tokens)
-                    await sync_to_async(_record_usage)(**self._usage(end.prompt_tokens, end.completion_tokens, "finished"))
+                    usage = self._usage(end.prompt_tokens, end.completion_tokens, "finished")
+                    await sync_to_async(_record_usage)(**usage)
                     yield [end]
         except ServiceError as exc:
             error = exc
