@@ -7,6 +7,7 @@ text, and records its usage (per key, or none) and the generation's metrics, spa
 """
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -36,7 +37,7 @@ from generation.core.prompts import RenderedPrompt, needs_the_files_template, re
 from generation.core.request import GenerationRequest
 from generation.core.tool_calls import ToolPlan
 from generation.engine.cache import EngineCache
-from generation.engine.channel import GenerationStream
+from generation.engine.streams import GenerationStream
 from generation.engine.types import Finished, TextDelta, TokenLogprob
 from generation.lifecycle.runtime import current
 
@@ -103,27 +104,30 @@ class Generation:
         self._stream.close()
         self._observation.end()
 
-    async def events(self) -> AsyncIterator[TextDelta | Finished]:
+    async def batches(self) -> AsyncIterator[list[TextDelta | Finished]]:
+        """The generation's events in lists of those that arrived together (never empty): text
+        deltas, then Finished alone, once its usage is recorded (no delta waits for that)."""
         observation = self._observation
         deltas = 0
         finished = False
         error = None
         try:
-            async for event in self._stream.events():
-                if isinstance(event, TextDelta):
-                    deltas += 1
+            async for batch in self._stream.batches():
+                end = batch.pop() if isinstance(batch[-1], Finished) else None
+                if batch:
+                    deltas += len(batch)
                     observation.first_token()
-                else:
+                    yield batch
+                if end is not None:
                     # Recorded before the caller sees the end, so that a client reading its
                     # response and then /metrics or its usage finds them counted.
                     finished = True
                     # The engine reports no prompt count when its usage is missing: ours stands in.
-                    event = dataclasses.replace(event, prompt_tokens=event.prompt_tokens or self.prompt_tokens)
-                    observation.finished(event, prompt_tokens=event.prompt_tokens)
-                    await sync_to_async(_record_usage)(
-                        **self._usage(event.prompt_tokens, event.completion_tokens, "finished")
-                    )
-                yield event
+                    end = dataclasses.replace(end, prompt_tokens=end.prompt_tokens or self.prompt_tokens)
+                    observation.finished(end, prompt_tokens=end.prompt_tokens)
+                    usage = self._usage(end.prompt_tokens, end.completion_tokens, "finished")
+                    await sync_to_async(_record_usage)(**usage)
+                    yield [end]
         except ServiceError as exc:
             error = exc
             raise
@@ -135,6 +139,13 @@ class Generation:
                 outcome = "failed" if error else "cancelled"
                 _in_background(_record_usage, **self._usage(self.prompt_tokens, deltas, outcome))
             observation.end()
+
+    async def events(self) -> AsyncIterator[TextDelta | Finished]:
+        """The events of `batches()`, one by one."""
+        async with contextlib.aclosing(self.batches()) as batches:  # closed with this one, not later
+            async for batch in batches:
+                for event in batch:
+                    yield event
 
     def _usage(self, prompt_tokens: int, generated_tokens: int, outcome: str) -> dict:
         first_token, duration = self._observation.timings()

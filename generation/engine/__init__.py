@@ -10,6 +10,7 @@ model's streams:
   configuration and the sampling parameters are the catalog's EngineConfig and SamplingParams);
 - cache: the process-wide cache of workers (start, LRU stop, restart, load failures);
 - channel: one worker seen from the web process (its requests over the channel, streams, death);
+- streams: a generation's events, from the channel's reader thread to the event loop, in batches;
 - process: a worker's process (start, stop, kill, reap); logs: what it writes, logged;
 - protocol: the messages on the channel; tracing: the trace context they carry, and the
   spans of a generation's phases in its worker (and the OTLP exporter of both processes);

@@ -6,7 +6,9 @@ speaks for it: `stream()` is "a stream of text deltas for this prompt on this mo
 channel, each under its own id. Nothing here blocks the event loop or holds one of its
 threads: a writer thread sends, a reader thread receives and hands each answer to the
 event loop that waits for it, a third thread logs what the process writes
-(generation.engine.logs).
+(generation.engine.logs). What arrives together (a frame of the worker's: the tokens of
+one engine step) is handed over together, with one wake-up of the event loop, and a
+stream's reader takes all its events that are there at once (`GenerationStream.batches`).
 
 When the process dies (a crash, an OOM kill, kill -9), its channel closes: the reader
 notices at once, ends each of its generations with EngineFailed (and releases its
@@ -24,8 +26,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 
 from catalog.engine_settings import EngineConfig
@@ -34,58 +35,11 @@ from common.errors import EngineFailed, error_from_code
 from generation.engine import protocol
 from generation.engine.logs import forward_logs
 from generation.engine.process import WorkerLoadError, WorkerProcess, WorkerSettings, spawner
-from generation.engine.types import ChatFormat, Finished, TextDelta, engine_error_summary
+from generation.engine.streams import GenerationStream, OpenGeneration, add, hand_over
+from generation.engine.types import ChatFormat, engine_error_summary
 from generation.engine.watchdog import HEARTBEAT_SECONDS, Watchdog
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(eq=False)
-class _Generation:
-    loop: asyncio.AbstractEventLoop
-    events: asyncio.Queue  # Admitted first, then TextDelta, Finished, or the error that ends it
-    released: Callable[[], None]
-    prompt_tokens: int = 0  # once admitted
-
-
-class GenerationStream:
-    """A generation its worker admitted: the prompt's token count, the max_tokens it generates
-    at most (fitted to the context), and `events()`.
-
-    Closing it (or dropping it unread) cancels the generation: a request still waiting at
-    the prefill gate is never submitted, one in prefill is dropped at its first token
-    (mistral.rs 0.9.5 cannot interrupt a prefill).
-    """
-
-    def __init__(self, outbox: queue.SimpleQueue, generation_id: int, events: asyncio.Queue,
-                 admitted: protocol.Admitted):
-        self.prompt_tokens = admitted.prompt_tokens
-        self.max_tokens = admitted.max_tokens
-        self._outbox = outbox
-        self._id = generation_id
-        self._events = events
-        self._over = False
-
-    async def events(self) -> AsyncIterator[TextDelta | Finished]:
-        """Text deltas, then one Finished; engine failures, the worker's death included, raise EngineFailed."""
-        try:
-            while not self._over:
-                item = await self._events.get()
-                self._over = isinstance(item, (Finished, Exception))
-                if isinstance(item, Exception):
-                    raise item
-                yield item
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        """Cancel the generation unless it is over: the worker drops it, or never submits it."""
-        if not self._over:
-            self._over = True
-            self._outbox.put(protocol.Cancel(self._id))  # SimpleQueue: safe from __del__
-
-    def __del__(self):
-        self.close()
 
 
 class ModelWorker:
@@ -120,7 +74,7 @@ class ModelWorker:
         self._outbox: queue.SimpleQueue = queue.SimpleQueue()  # messages for the writer thread; None ends it
         self._writer: threading.Thread | None = None
         self._ids = itertools.count(1)
-        self._generations: dict[int, _Generation] = {}
+        self._generations: dict[int, OpenGeneration] = {}
         self._tokenizer_requests: dict[int, concurrent.futures.Future] = {}
         self._ended: str | None = None  # how the process ended, once it has
         load = protocol.Load(config, settings.cache_dir, settings.log_level, settings.nice, settings.trace_export)
@@ -201,7 +155,10 @@ class ModelWorker:
         try:
             while True:
                 if self._connection.poll(HEARTBEAT_SECONDS):
-                    self._receive(self._connection.recv())
+                    arrived: dict[OpenGeneration, list] = {}  # what the frame brings each generation
+                    for message in self._connection.recv():
+                        self._receive(message, arrived)
+                    hand_over(arrived)
                 self._watch()
         except (EOFError, OSError):
             pass
@@ -230,7 +187,8 @@ class ModelWorker:
         watchdog = self._watchdog
         return watchdog.silent_seconds(time.monotonic()) if watchdog is not None else 0.0
 
-    def _receive(self, message) -> None:
+    def _receive(self, message, arrived: dict[OpenGeneration, list]) -> None:
+        """Take one message of a frame; what it brings a generation is added to `arrived`."""
         if self._watchdog is not None:
             if isinstance(message, protocol.Heartbeat):
                 self._watchdog.heartbeat(message.cpu_seconds, time.monotonic())
@@ -238,17 +196,19 @@ class ModelWorker:
             self._watchdog.progress(time.monotonic())
         match message:
             case protocol.Output(id=generation_id, event=event):
-                self._deliver(self._generations.get(generation_id), event)
+                add(arrived, self._generations.get(generation_id), event)
             case protocol.Admitted(id=generation_id, prompt_tokens=prompt_tokens):
                 with self._lock:
                     generation = self._generations.get(generation_id)
                     if generation is not None:
                         generation.prompt_tokens = prompt_tokens
-                self._deliver(generation, message)
+                add(arrived, generation, message)
             case protocol.Released(id=generation_id):
                 with self._lock:
                     generation = self._generations.pop(generation_id, None)
                 if generation is not None:
+                    hand_over(arrived)  # its last events go before its slot
+                    arrived.clear()
                     generation.released()
                     self._on_released(self)
             case protocol.TokenIds(id=request_id, tokens=result) | protocol.DetokenizedText(id=request_id, text=result):
@@ -263,7 +223,7 @@ class ModelWorker:
                 if waiting is not None:
                     _answer(waiting, error=error)
                 else:
-                    self._deliver(self._generations.get(request_id), error)
+                    add(arrived, self._generations.get(request_id), error)
             case protocol.Ready(load_seconds=load_seconds, context_length=context_length, chat_format=chat_format):
                 self.load_seconds, self.context_length, self.chat_format = load_seconds, context_length, chat_format
                 self.vocab_size = message.vocab_size
@@ -271,15 +231,6 @@ class ModelWorker:
                 self.ready.set_result(self)
             case protocol.LoadFailed(message=text):
                 self.ready.set_exception(WorkerLoadError(text))
-
-    @staticmethod
-    def _deliver(generation: _Generation | None, item) -> None:
-        if generation is None:
-            return
-        try:
-            generation.loop.call_soon_threadsafe(generation.events.put_nowait, item)
-        except RuntimeError:  # that event loop is closed: nobody is listening any more
-            pass
 
     def _end(self, how: str) -> None:
         """The process is gone: end what was waiting for it, then report."""
@@ -301,7 +252,7 @@ class ModelWorker:
         elif self.ready.exception() is None:  # it had been ready (a failed load was reported already)
             self._on_exit(self, how)  # first: a client that sees the error finds the crash reported
         for generation in generations.values():
-            self._deliver(generation, error)
+            hand_over({generation: [error]})
             generation.released()
         for waiting in tokenizer_requests.values():
             _answer(waiting, error=error)
@@ -358,13 +309,14 @@ class ModelWorker:
         """
         events: asyncio.Queue = asyncio.Queue()
         try:
-            generation_id = self._open(self._generations, _Generation(asyncio.get_running_loop(), events, released))
+            generation = OpenGeneration(asyncio.get_running_loop(), events, released)
+            generation_id = self._open(self._generations, generation)
         except BaseException:
             released()  # the engine never saw it
             raise
         self._outbox.put(protocol.Generate(generation_id, prompt, sampling, keep_leading_whitespace, traceparent))
         try:
-            answer = await events.get()
+            answer, *arrived = await events.get()
         except BaseException:
             # The client left before the answer, which can wait for a whole prefill under way (the
             # engine's tokenizer waits for its step): the worker will find it cancelled before
@@ -377,7 +329,7 @@ class ModelWorker:
             raise
         if isinstance(answer, Exception):
             raise answer  # a refusal, or the worker's death: either way, it is over
-        return GenerationStream(self._outbox, generation_id, events, answer)
+        return GenerationStream(self._outbox, generation_id, events, answer, arrived)
 
     def abort_generations(self, error: Exception) -> None:
         """End each generation under way with `error` now; the worker drops them at their next token.
@@ -388,7 +340,7 @@ class ModelWorker:
             generations = list(self._generations.items())
         for generation_id, generation in generations:
             self._outbox.put(protocol.Cancel(generation_id))
-            self._deliver(generation, error)
+            hand_over({generation: [error]})
 
 
 def _answer(waiting: concurrent.futures.Future, *, result=None, error: Exception | None = None) -> None:

@@ -11,7 +11,10 @@ then its Output messages, Failed if the engine failed, and Released once the eng
 it go (every Generate gets exactly one Released); TokenIds or Failed for a Tokenize,
 DetokenizedText or Failed for a Detokenize; and a Heartbeat every second, from Ready on
 (generation.engine.watchdog tells a hung worker by them).
-Many generations share the channel: each message carries its request's id.
+Many generations share the channel: each message carries its request's id. The worker
+sends its messages in frames, each a tuple of the messages ready at once (the tokens of
+every generation that one engine step made), so that they cost one write, one read and
+one wake-up of the web process's event loop.
 """
 
 from dataclasses import dataclass

@@ -8,7 +8,8 @@ process.
 
 It receives its Load over the channel, loads the engine, answers Ready (with the load
 time) or LoadFailed, then serves the web process's messages (generation.engine.protocol):
-each generation in a thread of its own, tokens sent as they come. It ends when it is
+each generation in a thread of its own, tokens sent as they come (those that come together,
+in one frame: `Worker.send`). It ends when it is
 told to Stop (once the generations under way are over), when the channel closes, and,
 on Linux, when the web process dies, even by kill -9 (PR_SET_PDEATHSIG).
 
@@ -26,6 +27,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from multiprocessing.connection import Connection
 
 from common.errors import ServiceError
@@ -72,16 +74,42 @@ class Worker:
         self.engine = engine
         self.connection = connection
         self.tracer = tracer  # None: tracing off
-        self._send_lock = threading.Lock()
+        self._send_lock = threading.Lock()  # held by the thread that writes a frame
+        self._unsent: deque = deque()  # messages waiting for the next frame
         self._cancelled: dict[int, threading.Event] = {}  # the generations under way, by id
         self._stopping = False
 
     def send(self, message) -> None:
-        with self._send_lock:
+        """Send a message in the next frame (a tuple of messages) without waiting for any other.
+
+        An engine step wakes the threads of all its generations at once: while one thread writes
+        a frame, the others leave their tokens here and go back to the engine, and the writer
+        sends them all in its next frame. A message is never held back: whoever finds the
+        channel free writes at once, and the writer looks again after each frame.
+        """
+        self._unsent.append(message)
+        # A thread that finds the lock taken leaves: its message was queued before the writer
+        # releases the lock, so the writer, which looks at the queue after releasing, sends it.
+        while self._unsent and self._send_lock.acquire(blocking=False):
             try:
-                self.connection.send(message)
-            except OSError:  # the web process is gone; the main loop sees the channel close and exits
-                pass
+                self._write_unsent()
+            finally:
+                self._send_lock.release()
+
+    def _write_unsent(self) -> None:
+        frame = []
+        while self._unsent:
+            frame.append(self._unsent.popleft())
+        try:
+            self.connection.send(tuple(frame))
+        except OSError:  # the web process is gone; the main loop sees the channel close and exits
+            pass
+
+    def flush(self) -> None:
+        """Wait for the frame being written, and send whatever is left: before the process exits."""
+        with self._send_lock:
+            if self._unsent:
+                self._write_unsent()
 
     def serve(self) -> None:
         """Handle messages until told to stop (and the generations under way are over) or the channel closes."""
@@ -182,17 +210,19 @@ def main(channel_fd: int, parent_pid: int) -> None:
         engine = load_engine(load.config, load.cache_dir)
     except Exception as exc:  # reported to the web process, which keeps serving other models
         logger.exception("the model failed to load")
-        connection.send(protocol.LoadFailed(engine_error_summary(exc)))
+        connection.send((protocol.LoadFailed(engine_error_summary(exc)),))
         return
     tracing = otlp_tracer_provider(load.trace_export) if load.trace_export is not None else None
     logger.info("loaded in %.1f s", engine.load_seconds)
-    connection.send(
+    connection.send((
         protocol.Ready(
             load_seconds=engine.load_seconds, context_length=engine.context_length, chat_format=engine.chat_format,
             vocab_size=engine.vocab_size,
-        )
-    )
-    Worker(engine, connection, tracer=tracing.get_tracer(__name__) if tracing else None).serve()
+        ),
+    ))
+    worker = Worker(engine, connection, tracer=tracing.get_tracer(__name__) if tracing else None)
+    worker.serve()
+    worker.flush()  # the last Released may still be in another thread's frame
     if tracing is not None:
         tracing.shutdown()  # exports the spans still in its batch
 

@@ -55,6 +55,9 @@ class Script:
     crash: bool = False
     delay: float = 0.0  # seconds before each token (and before the end)
     cached_prompt_tokens: int = 0  # what Finished reports the engine's prefix cache gave
+    # Events that arrive together, as the worker sends an engine step's in one frame: the tokens
+    # (and the end, after the last) in batches of this many, `delay` before each batch.
+    together: int = 1
 
     @classmethod
     def text(cls, text: str, size: int = 4, **kwargs) -> "Script":
@@ -207,7 +210,8 @@ class FakeWorker:
 
 
 class FakeStream:
-    """GenerationStream's interface: the admitted counts, `events()` acting out the script, `close()`."""
+    """GenerationStream's interface: the admitted counts, `batches()` acting out the script (and
+    `events()`, one by one), `close()`."""
 
     def __init__(self, worker: FakeWorker, call: GenerateCall, script: Script, release: Callable[[], None]):
         self.prompt_tokens = call.prompt_tokens
@@ -218,27 +222,39 @@ class FakeStream:
         self._release = release
         self._over = False
 
-    async def events(self) -> AsyncIterator[TextDelta | Finished]:
+    async def batches(self) -> AsyncIterator[list[TextDelta | Finished]]:
         call, script = self._call, self._script
+        with_logprobs = call.sampling.top_logprobs is not None
+        deltas = [TextDelta(token, token_logprob(token) if with_logprobs else None) for token in script.tokens]
+        ends = not (script.crash or script.failure or script.hang)
+        reported = script.prompt_tokens if script.prompt_tokens is not None else call.prompt_tokens
+        finished = Finished(script.finish_reason, reported, len(deltas), script.cached_prompt_tokens)
+        events = [*deltas, finished] if ends else deltas
         try:
-            for token in script.tokens:
+            for start in range(0, len(events), script.together):
                 await asyncio.sleep(script.delay)
-                yield TextDelta(token, token_logprob(token) if call.sampling.top_logprobs is not None else None)
+                batch = events[start:start + script.together]
+                call.finished = isinstance(batch[-1], Finished)
+                yield batch
+            if ends:
+                return
             await asyncio.sleep(script.delay)
             if script.crash:
                 self._worker._crash()
             if script.failure is not None:
                 raise script.failure
-            if script.hang:
-                await asyncio.Event().wait()  # until the client leaves
-            reported = script.prompt_tokens if script.prompt_tokens is not None else call.prompt_tokens
-            call.finished = True
-            yield Finished(script.finish_reason, reported, len(script.tokens), script.cached_prompt_tokens)
+            await asyncio.Event().wait()  # a hang: until the client leaves
         except Exception:
             self._end(cancelled=False)  # failed: over, not cancelled
             raise
         finally:
             self.close()
+
+    async def events(self) -> AsyncIterator[TextDelta | Finished]:
+        async with contextlib.aclosing(self.batches()) as batches:
+            async for batch in batches:
+                for event in batch:
+                    yield event
 
     def close(self) -> None:
         """The client left (or the stream ended): the real worker drops the generation and lets it go."""

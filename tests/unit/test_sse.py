@@ -30,12 +30,12 @@ class FakeGeneration:
         self._events = events
         self._delay = delay
 
-    async def events(self):
+    async def batches(self):
         for event in self._events:
             await asyncio.sleep(self._delay)
             if isinstance(event, Exception):
                 raise event
-            yield event
+            yield [event]
 
 
 async def collect(generation):

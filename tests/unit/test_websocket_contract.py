@@ -165,3 +165,13 @@ async def test_a_key_in_the_header_or_the_subprotocol_is_taken_and_never_echoed(
         assert socket.subprotocol == "llm.v1"
         _, done = await run(socket, {"type": "generate", "id": "1", "prompt": "x"})
         assert done["type"] == "done"
+
+
+async def test_tokens_that_arrive_together_are_still_a_message_each(socket, engine):
+    tokens = ("One", ",", " two", ",", " three")
+    engine.script(Script(tokens=tokens), Script(tokens=tokens, together=3))
+    alone = await run(socket, {"type": "generate", "id": "g", "prompt": "Count:"})
+    together = await run(socket, {"type": "generate", "id": "g", "prompt": "Count:"})
+    assert [delta["text"] for delta in alone[0]] == list(tokens)
+    assert together[0] == alone[0]
+    assert {**together[1], "request_id": None} == {**alone[1], "request_id": None}

@@ -69,13 +69,14 @@ CHAT_EXAMPLE = OpenApiExample(
 
 
 async def native_sse(generation: Generation) -> AsyncIterator[bytes]:
-    async for event in with_keepalive(generation.events(), settings.LLM_SSE_KEEPALIVE_SECONDS):
-        if event is KEEPALIVE:
-            yield KEEPALIVE_COMMENT
-        elif isinstance(event, TextDelta):
-            yield sse_event(event.text)
-        else:
-            yield sse_event(json.dumps(usage_fields(generation, event)), event="done")
+    """An event per text delta, then `done`; the events of deltas that arrived together in one write."""
+    def event_of(event) -> bytes:
+        if isinstance(event, TextDelta):
+            return sse_event(event.text)
+        return sse_event(json.dumps(usage_fields(generation, event)), event="done")
+
+    async for batch in with_keepalive(generation.batches(), settings.LLM_SSE_KEEPALIVE_SECONDS):
+        yield KEEPALIVE_COMMENT if batch is KEEPALIVE else b"".join(map(event_of, batch))
 
 
 def native_error_event(exc: ServiceError) -> bytes:

@@ -259,15 +259,20 @@ class ResponsesView(GenerationViewMixin, OpenAIView):
             yield event
         parts = []
         try:
-            async for event in with_keepalive(generation.events(), settings.LLM_SSE_KEEPALIVE_SECONDS):
-                if event is KEEPALIVE:
+            async for batch in with_keepalive(generation.batches(), settings.LLM_SSE_KEEPALIVE_SECONDS):
+                if batch is KEEPALIVE:
                     yield KEEPALIVE_COMMENT
-                elif isinstance(event, TextDelta):
-                    parts.append(event.text)
-                    if live:
-                        yield write("response.output_text.delta", **where, delta=event.text, logprobs=[])
-                else:
-                    finished = event
+                    continue
+                deltas = []  # the events of deltas that arrived together, in one write
+                for event in batch:
+                    if isinstance(event, TextDelta):
+                        parts.append(event.text)
+                        if live:
+                            deltas.append(write("response.output_text.delta", **where, delta=event.text, logprobs=[]))
+                    else:
+                        finished = event
+                if deltas:
+                    yield b"".join(deltas)
         except ServiceError as exc:
             partial = "".join(parts)
             output = response.output(partial, [], complete=False) if live else []

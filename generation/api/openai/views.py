@@ -158,27 +158,30 @@ class OpenAIGenerationView(GenerationViewMixin, OpenAIView):
             if opening := self.first_chunk_choices(index):
                 yield chunk(opening)
             text_offset = 0
-            async for event in with_keepalive(self.events_of(generation), settings.LLM_SSE_KEEPALIVE_SECONDS):
-                if event is KEEPALIVE:
-                    yield KEEPALIVE_COMMENT
-                elif isinstance(event, ToolCallsDelta):
+
+            def chunk_of(event) -> bytes:
+                nonlocal text_offset
+                if isinstance(event, ToolCallsDelta):
                     delta = {"tool_calls": event.tool_calls}
-                    yield chunk([{"index": index, "delta": delta, "logprobs": None, "finish_reason": None}])
-                elif isinstance(event, TextDelta):
+                    return chunk([{"index": index, "delta": delta, "logprobs": None, "finish_reason": None}])
+                if isinstance(event, TextDelta):
                     logprobs = [event.logprob] if event.logprob is not None else []
                     logprobs_body = self.logprobs_body(logprobs, text_offset) if with_logprobs else None
-                    yield chunk([self.chunk_choice(index, event.text, None, logprobs_body)])
                     text_offset += len(event.text)
-                else:
-                    yield chunk([self.chunk_choice(index, "", openai_finish_reason(event), None)])
-                    finals.append(event)
+                    return chunk([self.chunk_choice(index, event.text, None, logprobs_body)])
+                finals.append(event)
+                return chunk([self.chunk_choice(index, "", openai_finish_reason(event), None)])
+
+            # A chunk per event; the chunks of events that arrived together in one write.
+            async for batch in with_keepalive(self.batches_of(generation), settings.LLM_SSE_KEEPALIVE_SECONDS):
+                yield KEEPALIVE_COMMENT if batch is KEEPALIVE else b"".join(map(chunk_of, batch))
         if include_usage:
             yield chunk([], usage=usage(finals, n))
         yield DONE
 
-    def events_of(self, generation: Generation) -> AsyncIterator:
-        """The generation's events as this API streams them."""
-        return generation.events()
+    def batches_of(self, generation: Generation) -> AsyncIterator[list]:
+        """The generation's events as this API streams them, in lists of those that arrived together."""
+        return generation.batches()
 
 
 def openai_error_event(exc: ServiceError, *, wire_fields: dict[str, str]) -> bytes:
@@ -300,24 +303,24 @@ class ChatCompletionsView(OpenAIGenerationView):
                 finish_reason = "tool_calls"
         return {"index": index, "message": message, "logprobs": logprobs, "finish_reason": finish_reason}
 
-    async def events_of(self, generation):
+    def batches_of(self, generation):
         """With tools, the text is held back until it ends, then streamed as its content and calls
         (which text holds a call is known only then)."""
-        if generation.tool_plan is None:
-            async for event in generation.events():
-                yield event
-            return
+        return generation.batches() if generation.tool_plan is None else self.held_back(generation)
+
+    @staticmethod
+    async def held_back(generation):
         parts = []
         async for event in generation.events():
             if isinstance(event, TextDelta):
                 parts.append(event.text)
                 continue
             content, calls = parse_output("".join(parts), generation.tool_plan.output)
-            if content:
-                yield TextDelta(content)
-            for delta in stream_deltas(calls):
-                yield delta
-            yield dataclasses.replace(event, finish_reason="tool_calls") if calls else event
+            yield [
+                *([TextDelta(content)] if content else []),
+                *stream_deltas(calls),
+                dataclasses.replace(event, finish_reason="tool_calls") if calls else event,
+            ]
 
     def chunk_choice(self, index, text, finish_reason, logprobs):
         delta = {"content": text} if text else {}
