@@ -1,20 +1,16 @@
 """A model's worker process, seen from the web process: its requests over one channel.
 
-`ModelWorker` starts the process (generation.engine.process), sends it its Load, and then
-speaks for it: `stream()` is "a stream of text deltas for this prompt on this model",
-`tokenize()` and `detokenize()` ask the engine's tokenizer. Many requests share the
-channel, each under its own id. Nothing here blocks the event loop or holds one of its
-threads: a writer thread sends, a reader thread receives and hands each answer to the
-event loop that waits for it, a third thread logs what the process writes
-(generation.engine.logs).
+`ModelWorker` starts the process (generation.engine.process), sends it its Load, and then speaks for it: `stream()`
+is "a stream of text deltas for this prompt on this model", `tokenize()` and `detokenize()` ask the engine's
+tokenizer. Many requests share the channel, each under its own id. Nothing here blocks the event loop or holds one
+of its threads: a writer thread sends, a reader thread receives and hands each answer to the event loop that waits
+for it, a third thread logs what the process writes (generation.engine.logs).
 
-When the process dies (a crash, an OOM kill, kill -9), its channel closes: the reader
-notices at once, ends each of its generations with EngineFailed (and releases its
-slot), and reports the exit. `stop()` lets the generations under way finish, then the
-process exits; it is killed if it has not after `stop_timeout` seconds.
-
-A worker that hangs (generation.engine.watchdog: no heartbeat, or no answer to its requests
-for longer than its work can take) is killed, and ends as a worker that died does.
+When the process dies (a crash, an OOM kill, kill -9), its channel closes: the reader notices at once, ends each of
+its generations with EngineFailed (and releases its slot), and reports the exit. So does a worker that hangs
+(generation.engine.watchdog: no heartbeat, or no answer for longer than its work can take), once killed. `stop()`
+lets the generations under way finish, then the process exits (killed after `stop_timeout` seconds); a request
+that reaches a worker stopped for a replacement (its caller got it just before) goes to the replacement.
 """
 
 import asyncio
@@ -33,7 +29,7 @@ from catalog.sampling import SamplingParams
 from common.errors import EngineFailed, error_from_code
 from generation.engine import protocol
 from generation.engine.logs import forward_logs
-from generation.engine.process import WorkerLoadError, WorkerProcess, WorkerSettings, spawner
+from generation.engine.process import WorkerLoadError, WorkerProcess, WorkerReplaced, WorkerSettings, spawner
 from generation.engine.types import ChatFormat, Finished, TextDelta, engine_error_summary
 from generation.engine.watchdog import HEARTBEAT_SECONDS, Watchdog
 
@@ -49,12 +45,11 @@ class _Generation:
 
 
 class GenerationStream:
-    """A generation its worker admitted: the prompt's token count, the max_tokens it generates
-    at most (fitted to the context), and `events()`.
+    """A generation its worker admitted: the prompt's token count, the max_tokens it generates at most (fitted to
+    the context), and `events()`.
 
-    Closing it (or dropping it unread) cancels the generation: a request still waiting at
-    the prefill gate is never submitted, one in prefill is dropped at its first token
-    (mistral.rs 0.9.5 cannot interrupt a prefill).
+    Closing it (or dropping it unread) cancels the generation: a request still waiting at the prefill gate is never
+    submitted, one in prefill is dropped at its first token (mistral.rs 0.9.5 cannot interrupt a prefill).
     """
 
     def __init__(self, outbox: queue.SimpleQueue, generation_id: int, events: asyncio.Queue,
@@ -91,9 +86,9 @@ class GenerationStream:
 class ModelWorker:
     """One model's engine process. `ready` resolves to this worker, or fails with WorkerLoadError.
 
-    `on_exit(worker, how)` is called once, from the reader thread, when a worker that was
-    ready has ended (stopped or died); a worker that never got ready reports through `ready`.
-    `on_released(worker)` is called after each generation the worker has let go.
+    `on_exit(worker, how)` is called once, from the reader thread, when a worker that was ready has ended (stopped
+    or died); a worker that never got ready reports through `ready`. `on_released(worker)` is called after each
+    generation the worker has let go.
     """
 
     def __init__(
@@ -108,6 +103,7 @@ class ModelWorker:
         self.chat_format: ChatFormat | None = None  # the model file's own chat template, once ready
         self.vocab_size: int | None = None  # token ids below it, once ready (None: unknown)
         self.stopping = False
+        self._replaced_by: ModelWorker | None = None
         self.hang: str | None = None  # why the watchdog killed it, if it did
         self._stop_timeout = settings.stop_timeout
         self._hang_limits = settings.hang_limits
@@ -160,15 +156,14 @@ class ModelWorker:
     def _forward_logs(self) -> None:
         forward_logs(self._process.output, model_id=self.config.model_id, pid=self.pid)
 
-    def stop(self) -> None:
-        """Let the generations under way finish, then end the process (killed after the stop timeout).
-
-        A worker still loading has nothing to finish: it is killed at once.
-        """
+    def stop(self, *, replaced_by: "ModelWorker | None" = None) -> None:
+        """Let the generations under way finish, then end the process (killed after the stop timeout); a worker still
+        loading is killed at once. Requests that come later go to `replaced_by`, if any."""
         with self._lock:
             if self.stopping:
                 return
             self.stopping = True
+            self._replaced_by = replaced_by
             if not self._process.started:
                 return  # not started yet: _spawn will not start it
         if not self.ready.done():
@@ -307,24 +302,29 @@ class ModelWorker:
         for waiting in tokenizer_requests.values():
             _answer(waiting, error=error)
 
-    def _open(self, table: dict, entry) -> int:
-        """Register a request on this worker; EngineFailed if the worker takes no more."""
+    def _open(self, table: dict, entry, make_request: Callable[[int], object]) -> int:
+        """Register a request and send it (never after a Stop); EngineFailed if the worker takes no more."""
         with self._lock:
             if self._ended is not None:
                 raise EngineFailed(f"The engine process of {self.config.model_id} ended ({self._ended}).")
+            if self.stopping and self._replaced_by is not None:
+                raise WorkerReplaced(self._replaced_by)
             if self.stopping:
                 raise EngineFailed(f"Model {self.config.model_id} was just unloaded; try again.", retry_after=1)
             if not (self._generations or self._tokenizer_requests) and self._watchdog is not None:
                 self._watchdog.progress(time.monotonic())  # idle until now: its silence on requests starts here
             request_id = next(self._ids)
             table[request_id] = entry
+            self._outbox.put(make_request(request_id))
             return request_id
 
     async def _ask(self, make_request: Callable[[int], object]):
         """Send a tokenizer request and wait for its answer, holding no thread; forgotten if the caller leaves."""
         answer: concurrent.futures.Future = concurrent.futures.Future()
-        request_id = self._open(self._tokenizer_requests, answer)
-        self._outbox.put(make_request(request_id))
+        try:
+            request_id = self._open(self._tokenizer_requests, answer, make_request)
+        except WorkerReplaced as replaced:
+            return await replaced.args[0]._ask(make_request)
         try:
             return await asyncio.wrap_future(answer)
         finally:
@@ -348,20 +348,23 @@ class ModelWorker:
     async def stream(
         self, prompt: str, sampling: SamplingParams, *, keep_leading_whitespace: bool, released: Callable[[], None],
     ) -> GenerationStream:
-        """Start generating from a rendered prompt: one message to the worker, which counts the
-        prompt's tokens and admits it, or refuses it (PromptTooLong: over the context), before
-        its first token. Returns once admitted; its events follow.
+        """Start generating from a rendered prompt: one message to the worker, which counts the prompt's tokens and
+        admits it, or refuses it (PromptTooLong: over the context), before its first token. Returns once admitted; its
+        events follow.
 
-        `released` is called once, from any thread, when the engine has let the request go
-        (admitted or not, cancelled or not): only then is the work it caused over.
+        `released` is called once, from any thread, when the engine has let the request go (admitted or not, cancelled
+        or not): only then is the work it caused over.
         """
         events: asyncio.Queue = asyncio.Queue()
         try:
-            generation_id = self._open(self._generations, _Generation(asyncio.get_running_loop(), events, released))
+            generation_id = self._open(self._generations, _Generation(asyncio.get_running_loop(), events, released),
+                                       lambda id_: protocol.Generate(id_, prompt, sampling, keep_leading_whitespace))
+        except WorkerReplaced as replaced:
+            return await replaced.args[0].stream(prompt, sampling, keep_leading_whitespace=keep_leading_whitespace,
+                                                 released=released)
         except BaseException:
             released()  # the engine never saw it
             raise
-        self._outbox.put(protocol.Generate(generation_id, prompt, sampling, keep_leading_whitespace))
         try:
             answer = await events.get()
         except BaseException:
@@ -379,10 +382,8 @@ class ModelWorker:
         return GenerationStream(self._outbox, generation_id, events, answer)
 
     def abort_generations(self, error: Exception) -> None:
-        """End each generation under way with `error` now; the worker drops them at their next token.
-
-        Their slots are released when the worker has let them go, as for a client that left.
-        """
+        """End each generation under way with `error` now; the worker drops them at their next token (and then
+        releases their slots, as for a client that left)."""
         with self._lock:
             generations = list(self._generations.items())
         for generation_id, generation in generations:
