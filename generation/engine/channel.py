@@ -305,10 +305,10 @@ class ModelWorker:
     def _open(self, table: dict, entry, make_request: Callable[[int], object]) -> int:
         """Register a request and send it (never after a Stop); EngineFailed if the worker takes no more."""
         with self._lock:
+            if self.stopping and self._replaced_by is not None:  # ended or not
+                raise WorkerReplaced(self._replaced_by)
             if self._ended is not None:
                 raise EngineFailed(f"The engine process of {self.config.model_id} ended ({self._ended}).")
-            if self.stopping and self._replaced_by is not None:
-                raise WorkerReplaced(self._replaced_by)
             if self.stopping:
                 raise EngineFailed(f"Model {self.config.model_id} was just unloaded; try again.", retry_after=1)
             if not (self._generations or self._tokenizer_requests) and self._watchdog is not None:

@@ -51,8 +51,10 @@ LLM_MAX_LOADED_MODELS = env_number("LLM_MAX_LOADED_MODELS", 2, minimum=1)
 LLM_ENGINE_STOP_TIMEOUT_SECONDS = env_number("LLM_ENGINE_STOP_TIMEOUT_SECONDS", 30.0, kind=float, minimum=0)
 # How far below the web process the workers run (nice): the web process gets the CPU first.
 LLM_ENGINE_WORKER_NICE = env_number("LLM_ENGINE_WORKER_NICE", 10, minimum=0, maximum=19)
-# A worker whose resident memory passed this many MB after a generation is replaced (0: never).
-LLM_ENGINE_WORKER_MAX_RSS_MB = env_number("LLM_ENGINE_WORKER_MAX_RSS_MB", 0, minimum=0)
+# A worker whose resident memory passed this many MB after a generation is replaced, its
+# replacement loaded while it serves (0: never). The bound of the engine's prefix cache, which
+# the bundled models use: a fresh worker holds about 1.2 GB (Gemma 3 270M) or 0.45 GB (SmolLM2).
+LLM_ENGINE_WORKER_MAX_RSS_MB = env_number("LLM_ENGINE_WORKER_MAX_RSS_MB", 2048, minimum=0)
 # A worker that hangs is killed (generation.engine.watchdog): silent (no heartbeat), or idle
 # with requests under way (no answer, no CPU), for LLM_ENGINE_HANG_SECONDS; or busy with no
 # answer for LLM_ENGINE_STALL_SECONDS plus its longest prompt's prefill at 10 tokens/s.
