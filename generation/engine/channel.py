@@ -157,8 +157,8 @@ class ModelWorker:
         forward_logs(self._process.output, model_id=self.config.model_id, pid=self.pid)
 
     def stop(self, *, replaced_by: "ModelWorker | None" = None) -> None:
-        """Let the generations under way finish, then end the process (killed after the stop timeout); a worker still
-        loading is killed at once. Requests that come later go to `replaced_by`, if any."""
+        """Let the generations under way finish, then end the process (killed after the stop timeout, unless it is
+        `replaced_by` another, which takes the requests that come later); a worker still loading is killed at once."""
         with self._lock:
             if self.stopping:
                 return
@@ -175,7 +175,7 @@ class ModelWorker:
         timer.start()
 
     def _kill_if_running(self) -> None:
-        if self._process.running():
+        if self._process.running() and self._replaced_by is None:  # a replaced one finishes (unless it hangs)
             logger.warning("the engine process of %s (pid %d) did not stop within %s s: killing it",
                            self.config.model_id, self.pid, self._stop_timeout)
             self._process.kill()
