@@ -162,8 +162,7 @@ class ModelWorker:
         with self._lock:
             if self.stopping:
                 return
-            self.stopping = True
-            self._replaced_by = replaced_by
+            self.stopping, self._replaced_by = True, replaced_by
             if not self._process.started:
                 return  # not started yet: _spawn will not start it
         if not self.ready.done():
@@ -348,12 +347,12 @@ class ModelWorker:
     async def stream(
         self, prompt: str, sampling: SamplingParams, *, keep_leading_whitespace: bool, released: Callable[[], None],
     ) -> GenerationStream:
-        """Start generating from a rendered prompt: one message to the worker, which counts the prompt's tokens and
-        admits it, or refuses it (PromptTooLong: over the context), before its first token. Returns once admitted; its
-        events follow.
+        """Start generating from a rendered prompt: one message to the worker, which counts the
+        prompt's tokens and admits it, or refuses it (PromptTooLong: over the context), before
+        its first token. Returns once admitted; its events follow.
 
-        `released` is called once, from any thread, when the engine has let the request go (admitted or not, cancelled
-        or not): only then is the work it caused over.
+        `released` is called once, from any thread, when the engine has let the request go
+        (admitted or not, cancelled or not): only then is the work it caused over.
         """
         events: asyncio.Queue = asyncio.Queue()
         try:
