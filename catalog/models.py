@@ -152,10 +152,11 @@ class ModelEntry(models.Model):
         "prefix cache size",
         default=0,
         validators=[MaxValueValidator(64)],
-        help_text="Sequences whose KV cache the engine keeps to reuse for prompts with the same prefix, such as "
-        "a chat's earlier turns: on CPU, a 600-token chat's second turn began in 0.1 s instead of 3.6 s. 0 turns "
-        "it off, the default: mistral.rs 0.9.5 does not bound its memory (with 4, about 18 MB more per "
-        "generation, still growing after 80); LLM_ENGINE_WORKER_MAX_RSS_MB bounds it.",
+        help_text="Sequences whose KV cache the engine keeps to reuse for prompts with the same prefix, "
+        "such as a chat's earlier turns: on CPU, a 600-token chat's second turn began in 0.1 s instead of "
+        "3.6 s. The bundled models use 4; 0 turns it off, the default for a new entry. mistral.rs 0.9.5 "
+        "does not bound its memory (about 10-18 MB more per generation): a worker past "
+        "LLM_ENGINE_WORKER_MAX_RSS_MB is replaced, its replacement loaded while it serves.",
     )
     kv_cache_memory = models.CharField(
         "KV-cache memory",

@@ -7,6 +7,13 @@ same model waits for the one under way. The least recently used model is stopped
 replaced when its engine settings change (the next request brings the new
 configuration). Stopping the process is how its memory is given back.
 
+A worker whose memory passed `worker_max_rss_mb` after a generation (the engine's prefix
+cache is not bounded) is replaced without a gap: a new worker of the same configuration
+loads in the background while the old one serves, then takes the model's requests, and
+the old one stops once its generations are over. If the new one fails to load, the old
+one serves on, and the next try waits for a back-off. A replacement already over the limit
+when it is ready is kept: a limit below a fresh worker's memory does not loop.
+
 A configuration that failed to load is not tried again before its back-off has passed
 (doubling from `retry_after_failure` up to `max_retry_after_failure`): requests meanwhile
 get the same error at once, instead of each starting a process that fails again. A
@@ -71,6 +78,7 @@ class ModelState:
 class _Start:
     config: EngineConfig
     worker: ModelWorker
+    replaces: ModelWorker | None = None  # a worker over the memory limit, which serves until this one is ready
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
     began: float = field(default_factory=time.perf_counter)
 
@@ -111,6 +119,9 @@ class EngineCache:
         self._starting: dict[str, _Start] = {}
         self._states: dict[str, ModelState] = {}
         self.failures: dict[str, LoadFailure] = {}
+        self._replacement_failures: dict[str, LoadFailure] = {}  # replacements that failed to load, for their back-off
+        # Replacements already over the memory limit when they were ready: replacing them again would not help.
+        self._kept: weakref.WeakSet[ModelWorker] = weakref.WeakSet()
         self.load_counts: Counter[str] = Counter()
         self.listeners: list = []
         # Every worker still alive, stopping ones included (they finish their generations).
@@ -145,16 +156,18 @@ class EngineCache:
         start.worker.ready.add_done_callback(lambda _: self._started(start))
         return start.future
 
-    def _begin(self, config: EngineConfig) -> _Start:
-        """With the lock held: start a worker for this configuration."""
+    def _begin(self, config: EngineConfig, replaces: ModelWorker | None = None) -> _Start:
+        """With the lock held: start a worker for this configuration (the model stays "loaded" while a
+        replacement loads)."""
         worker = ModelWorker(
             config, self.worker_settings, on_exit=self._worker_ended, on_released=self._replace_if_over_memory
         )
         self._all_workers.add(worker)
-        start = _Start(config=config, worker=worker)
+        start = _Start(config=config, worker=worker, replaces=replaces)
         self._starting[config.model_id] = start
         self.load_counts[config.model_id] += 1
-        self._states[config.model_id] = ModelState("loading")
+        if replaces is None:
+            self._states[config.model_id] = ModelState("loading")
         return start
 
     def _started(self, start: _Start) -> None:
@@ -162,34 +175,46 @@ class EngineCache:
         model_id, worker = start.config.model_id, start.worker
         error = worker.ready.exception()
         seconds = time.perf_counter() - start.began
-        replaced, evicted = None, []
+        replaced, evicted, dropped = None, [], []
         with self._lock:
             if self._starting.get(model_id) is start:
                 del self._starting[model_id]
+            keeps_serving = start.replaces is not None and self._workers.get(model_id) is start.replaces
             if worker.stopping:
                 outcome = ModelUnavailable(f"Model {model_id} was unloaded while it loaded.", retry_after=1)
+            elif error is not None and keeps_serving:
+                outcome = self._next_failure(self._replacement_failures, start.config, str(error)).error()
             elif error is not None:
                 outcome = self._record_failure(start.config, f"Model {model_id} could not be loaded: {error}").error()
             else:
                 outcome = worker
-                replaced = self._workers.pop(model_id, None)  # its previous configuration
+                replaced = self._workers.pop(model_id, None)  # its previous configuration, or the worker it replaces
                 self._workers[model_id] = worker
                 while len(self._workers) > self.max_loaded:
                     evicted_id, evicted_worker = self._workers.popitem(last=False)
                     self._states[evicted_id] = ModelState("stopped")
                     evicted.append(evicted_worker)
+                    if (under_way := self._starting.get(evicted_id)) and under_way.replaces is evicted_worker:
+                        dropped.append(self._starting.pop(evicted_id).worker)  # its replacement is not wanted now
                 self.failures.pop(model_id, None)
+                self._replacement_failures.pop(model_id, None)
                 self._states[model_id] = ModelState("loaded", load_seconds=worker.load_seconds, pid=worker.pid)
         if outcome is not worker:
-            if not worker.stopping:
+            if worker.stopping:
+                pass  # unloaded: said when it was
+            elif keeps_serving:
+                logger.error("the replacement of the engine process of %s failed to load (%s); pid %d keeps serving",
+                             model_id, error, start.replaces.pid, extra={"model": model_id})
+            else:
                 logger.error("model %s failed to load: %s", model_id, error, extra={"model": model_id})
                 self._notify("load_failed", model_id, seconds)
             start.future.set_exception(outcome)
             return
         if replaced is not None:
-            replaced.stop()
-        for stopped in evicted:
+            replaced.stop(replaced_by=worker)  # its generations finish; a request that got it just before comes here
+        for stopped in evicted + dropped:
             stopped.stop()
+        for stopped in evicted:
             logger.info("unloaded model %s (least recently used)", stopped.config.model_id,
                         extra={"model": stopped.config.model_id})
             self._notify("stopped", stopped.config.model_id, 0.0)
@@ -198,18 +223,25 @@ class EngineCache:
             model_id, seconds, worker.load_seconds, worker.pid,
             extra={"model": model_id, "worker_pid": worker.pid, "load_seconds": worker.load_seconds},
         )
+        if start.replaces is not None:
+            self._check_replacement(start.replaces, worker)
         self._notify("loaded", model_id, seconds)
         start.future.set_result(worker)
 
     def _record_failure(self, config: EngineConfig, message: str) -> LoadFailure:
         """With the lock held: the failure of this configuration's load, its back-off doubled if it failed before."""
-        previous = self.failures.get(config.model_id)
+        failure = self._next_failure(self.failures, config, message)
+        self._states[config.model_id] = ModelState("failed", error=message)
+        return failure
+
+    def _next_failure(self, failures: dict[str, LoadFailure], config: EngineConfig, message: str) -> LoadFailure:
+        """With the lock held: a failed load of `config` into `failures`, its back-off doubled if it failed before."""
+        previous = failures.get(config.model_id)
         backoff = self.retry_after_failure
         if previous is not None and previous.config == config:
             backoff = min(previous.backoff * 2, self.max_retry_after_failure)
         failure = LoadFailure(config=config, message=message, backoff=backoff, retry_at=time.monotonic() + backoff)
-        self.failures[config.model_id] = failure
-        self._states[config.model_id] = ModelState("failed", error=message)
+        failures[config.model_id] = failure
         return failure
 
     def _worker_ended(self, worker: ModelWorker, how: str) -> None:
@@ -221,7 +253,8 @@ class EngineCache:
         with self._lock:
             if self._workers.get(model_id) is worker:
                 del self._workers[model_id]
-            if model_id not in self._starting:
+            start = self._starting.get(model_id)
+            if start is None or start.replaces is worker:  # a replacement under way serves when it is ready
                 self._states[model_id] = ModelState("crashed", error=message)
         logger.error("%s Its generations ended with an error; the next request starts a new one.", message,
                      extra={"model": model_id, "worker_pid": worker.pid})
@@ -303,22 +336,39 @@ class EngineCache:
     # --- generation ------------------------------------------------------------------
 
     def _replace_if_over_memory(self, model: ModelWorker) -> None:
-        """After a generation: stop a worker whose memory passed the limit; the model's next
-        request starts a new one.
-
-        Its other generations finish first, as for any unload.
-        """
+        """After a generation: start a replacement for a worker whose memory passed the limit. It serves until
+        the replacement is ready, then stops once its generations are over, as for any unload; if the
+        replacement fails to load, it serves on (the next try after a back-off)."""
         limit = self.worker_settings.max_rss_mb
-        if not limit or (rss := model.rss_mb()) <= limit:
+        if not limit or model in self._kept or (rss := model.rss_mb()) <= limit:
             return
+        model_id = model.config.model_id
         with self._lock:
-            if self._workers.get(model.config.model_id) is not model:
-                return  # already replaced or stopped
+            if self._workers.get(model_id) is not model or model_id in self._starting:
+                return  # being replaced already, or stopped
+            failure = self._replacement_failures.get(model_id)
+            if failure is not None and failure.config == model.config and failure.retry_in() > 0:
+                return
+            start = self._begin(model.config, replaces=model)
         logger.warning(
-            "the engine process of %s uses %.0f MB, over LLM_ENGINE_WORKER_MAX_RSS_MB (%d): replacing it",
-            model.config.model_id, rss, limit, extra={"model": model.config.model_id, "worker_pid": model.pid},
+            "the engine process of %s (pid %d) uses %.0f MB, over LLM_ENGINE_WORKER_MAX_RSS_MB (%d): loading its "
+            "replacement; it serves until then", model_id, model.pid, rss, limit,
+            extra={"model": model_id, "worker_pid": model.pid},
         )
-        self.unload(model.config.model_id)
+        start.worker.ready.add_done_callback(lambda _: self._started(start))
+
+    def _check_replacement(self, old: ModelWorker, new: ModelWorker) -> None:
+        """A replacement took over; one already over the limit is kept (another would not do better)."""
+        rss, limit = new.rss_mb(), self.worker_settings.max_rss_mb
+        logger.info("the engine process of %s (pid %d) replaced pid %d, which stops once its generations are over",
+                    new.config.model_id, new.pid, old.pid, extra={"model": new.config.model_id, "worker_pid": new.pid})
+        if rss > limit:
+            self._kept.add(new)
+            logger.warning(
+                "the new engine process of %s uses %.0f MB as it starts, over LLM_ENGINE_WORKER_MAX_RSS_MB (%d): it "
+                "will not be replaced (raise the limit)", new.config.model_id, rss, limit,
+                extra={"model": new.config.model_id, "worker_pid": new.pid},
+            )
 
     def abort_streams(self, error: Exception) -> None:
         """End every generation of every worker with `error` (a shutdown whose grace is over)."""

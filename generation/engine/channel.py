@@ -10,13 +10,11 @@ event loop that waits for it, a third thread logs what the process writes
 one engine step) is handed over together, with one wake-up of the event loop, and a
 stream's reader takes all its events that are there at once (`GenerationStream.batches`).
 
-When the process dies (a crash, an OOM kill, kill -9), its channel closes: the reader
-notices at once, ends each of its generations with EngineFailed (and releases its
-slot), and reports the exit. `stop()` lets the generations under way finish, then the
-process exits; it is killed if it has not after `stop_timeout` seconds.
-
-A worker that hangs (generation.engine.watchdog: no heartbeat, or no answer to its requests
-for longer than its work can take) is killed, and ends as a worker that died does.
+When the process dies (a crash, an OOM kill, kill -9), its channel closes: the reader notices at once, ends each of
+its generations with EngineFailed (and releases its slot), and reports the exit. So does a worker that hangs
+(generation.engine.watchdog: no heartbeat, or no answer for longer than its work can take), once killed. `stop()`
+lets the generations under way finish, then the process exits (killed after `stop_timeout` seconds); a request
+that reaches a worker stopped for a replacement (its caller got it just before) goes to the replacement.
 """
 
 import asyncio
@@ -34,7 +32,7 @@ from catalog.sampling import SamplingParams
 from common.errors import EngineFailed, error_from_code
 from generation.engine import protocol
 from generation.engine.logs import forward_logs
-from generation.engine.process import WorkerLoadError, WorkerProcess, WorkerSettings, spawner
+from generation.engine.process import WorkerLoadError, WorkerProcess, WorkerReplaced, WorkerSettings, spawner
 from generation.engine.streams import GenerationStream, OpenGeneration, add, hand_over
 from generation.engine.types import ChatFormat, engine_error_summary
 from generation.engine.watchdog import HEARTBEAT_SECONDS, Watchdog
@@ -45,9 +43,9 @@ logger = logging.getLogger(__name__)
 class ModelWorker:
     """One model's engine process. `ready` resolves to this worker, or fails with WorkerLoadError.
 
-    `on_exit(worker, how)` is called once, from the reader thread, when a worker that was
-    ready has ended (stopped or died); a worker that never got ready reports through `ready`.
-    `on_released(worker)` is called after each generation the worker has let go.
+    `on_exit(worker, how)` is called once, from the reader thread, when a worker that was ready has ended (stopped
+    or died); a worker that never got ready reports through `ready`. `on_released(worker)` is called after each
+    generation the worker has let go.
     """
 
     def __init__(
@@ -62,6 +60,7 @@ class ModelWorker:
         self.chat_format: ChatFormat | None = None  # the model file's own chat template, once ready
         self.vocab_size: int | None = None  # token ids below it, once ready (None: unknown)
         self.stopping = False
+        self._replaced_by: ModelWorker | None = None
         self.hang: str | None = None  # why the watchdog killed it, if it did
         self._stop_timeout = settings.stop_timeout
         self._hang_limits = settings.hang_limits
@@ -113,15 +112,13 @@ class ModelWorker:
     def _forward_logs(self) -> None:
         forward_logs(self._process.output, model_id=self.config.model_id, pid=self.pid)
 
-    def stop(self) -> None:
-        """Let the generations under way finish, then end the process (killed after the stop timeout).
-
-        A worker still loading has nothing to finish: it is killed at once.
-        """
+    def stop(self, *, replaced_by: "ModelWorker | None" = None) -> None:
+        """Let the generations under way finish, then end the process (killed after the stop timeout, unless it is
+        `replaced_by` another, which takes the requests that come later); a worker still loading is killed at once."""
         with self._lock:
             if self.stopping:
                 return
-            self.stopping = True
+            self.stopping, self._replaced_by = True, replaced_by
             if not self._process.started:
                 return  # not started yet: _spawn will not start it
         if not self.ready.done():
@@ -133,7 +130,7 @@ class ModelWorker:
         timer.start()
 
     def _kill_if_running(self) -> None:
-        if self._process.running():
+        if self._process.running() and self._replaced_by is None:  # a replaced one finishes (unless it hangs)
             logger.warning("the engine process of %s (pid %d) did not stop within %s s: killing it",
                            self.config.model_id, self.pid, self._stop_timeout)
             self._process.kill()
@@ -257,9 +254,11 @@ class ModelWorker:
         for waiting in tokenizer_requests.values():
             _answer(waiting, error=error)
 
-    def _open(self, table: dict, entry) -> int:
-        """Register a request on this worker; EngineFailed if the worker takes no more."""
+    def _open(self, table: dict, entry, make_request: Callable[[int], object]) -> int:
+        """Register a request and send it (never after a Stop); EngineFailed if the worker takes no more."""
         with self._lock:
+            if self.stopping and self._replaced_by is not None:  # ended or not
+                raise WorkerReplaced(self._replaced_by)
             if self._ended is not None:
                 raise EngineFailed(f"The engine process of {self.config.model_id} ended ({self._ended}).")
             if self.stopping:
@@ -268,13 +267,16 @@ class ModelWorker:
                 self._watchdog.progress(time.monotonic())  # idle until now: its silence on requests starts here
             request_id = next(self._ids)
             table[request_id] = entry
+            self._outbox.put(make_request(request_id))
             return request_id
 
     async def _ask(self, make_request: Callable[[int], object]):
         """Send a tokenizer request and wait for its answer, holding no thread; forgotten if the caller leaves."""
         answer: concurrent.futures.Future = concurrent.futures.Future()
-        request_id = self._open(self._tokenizer_requests, answer)
-        self._outbox.put(make_request(request_id))
+        try:
+            request_id = self._open(self._tokenizer_requests, answer, make_request)
+        except WorkerReplaced as replaced:
+            return await replaced.args[0]._ask(make_request)
         try:
             return await asyncio.wrap_future(answer)
         finally:
@@ -310,11 +312,14 @@ class ModelWorker:
         events: asyncio.Queue = asyncio.Queue()
         try:
             generation = OpenGeneration(asyncio.get_running_loop(), events, released)
-            generation_id = self._open(self._generations, generation)
+            generation_id = self._open(self._generations, generation, lambda id_: protocol.Generate(
+                id_, prompt, sampling, keep_leading_whitespace, traceparent))
+        except WorkerReplaced as replaced:
+            return await replaced.args[0].stream(prompt, sampling, keep_leading_whitespace=keep_leading_whitespace,
+                                                 released=released, traceparent=traceparent)
         except BaseException:
             released()  # the engine never saw it
             raise
-        self._outbox.put(protocol.Generate(generation_id, prompt, sampling, keep_leading_whitespace, traceparent))
         try:
             answer, *arrived = await events.get()
         except BaseException:
@@ -332,10 +337,8 @@ class ModelWorker:
         return GenerationStream(self._outbox, generation_id, events, answer, arrived)
 
     def abort_generations(self, error: Exception) -> None:
-        """End each generation under way with `error` now; the worker drops them at their next token.
-
-        Their slots are released when the worker has let them go, as for a client that left.
-        """
+        """End each generation under way with `error` now; the worker drops them at their next token (and then
+        releases their slots, as for a client that left)."""
         with self._lock:
             generations = list(self._generations.items())
         for generation_id, generation in generations:

@@ -38,6 +38,10 @@ class WorkerLoadError(Exception):
     """The worker did not become ready; the message is for clients (no server paths)."""
 
 
+class WorkerReplaced(Exception):
+    """A request for a worker stopped for a replacement, for the replacement (its argument)."""
+
+
 @dataclass(frozen=True)
 class WorkerSettings:
     """How the web process runs its workers."""

@@ -54,8 +54,10 @@ LLM_MAX_LOADED_MODELS = env_number("LLM_MAX_LOADED_MODELS", 2, minimum=1)
 LLM_ENGINE_STOP_TIMEOUT_SECONDS = env_number("LLM_ENGINE_STOP_TIMEOUT_SECONDS", 30.0, kind=float, minimum=0)
 # How far below the web process the workers run (nice): the web process gets the CPU first.
 LLM_ENGINE_WORKER_NICE = env_number("LLM_ENGINE_WORKER_NICE", 10, minimum=0, maximum=19)
-# A worker whose resident memory passed this many MB after a generation is replaced (0: never).
-LLM_ENGINE_WORKER_MAX_RSS_MB = env_number("LLM_ENGINE_WORKER_MAX_RSS_MB", 0, minimum=0)
+# A worker whose resident memory passed this many MB after a generation is replaced, its
+# replacement loaded while it serves (0: never). The bound of the engine's prefix cache, which
+# the bundled models use: a fresh worker holds about 1.2 GB (Gemma 3 270M) or 0.45 GB (SmolLM2).
+LLM_ENGINE_WORKER_MAX_RSS_MB = env_number("LLM_ENGINE_WORKER_MAX_RSS_MB", 2048, minimum=0)
 # The KV-cache memory of a catalog entry that sets none (GPU builds of the engine: its paged
 # attention's memory_goal). Empty: the engine sizes it itself.
 LLM_ENGINE_KV_CACHE_MEMORY = env_str("LLM_ENGINE_KV_CACHE_MEMORY")

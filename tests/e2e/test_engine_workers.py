@@ -10,11 +10,13 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -323,3 +325,62 @@ async def test_a_worker_that_dies_while_it_loads_is_a_load_failure_that_backs_of
     assert cache.load_counts[bundled_config.model_id] == 1
     assert cache.model_states()[bundled_config.model_id]["state"] == "failed"
     assert not alive(pid) and cache.loaded_model_ids() == []
+
+
+@pytest.fixture(scope="module")
+def replacing_server(tmp_path_factory):
+    """A memory limit of 100 MB, under a fresh worker's 1.2 GB: the bundled model's first worker is over it after
+    its first generation (its replacement, over it as it starts, is kept). No preset has a limit that small. The
+    stop timeout is short: a replaced worker must finish its generations all the same."""
+    server = start_server(tmp_path_factory.mktemp("replacing"), setup=(ONE_STARTUP_MODEL,),
+                          LLM_ENGINE_WORKER_MAX_RSS_MB="100", LLM_ENGINE_STOP_TIMEOUT_SECONDS=str(STOP_TIMEOUT))
+    yield server
+    stop_server(server)
+
+
+def test_a_worker_over_the_memory_limit_is_replaced_while_requests_keep_being_served(replacing_server):
+    """Before, the worker was unloaded and the model's next request waited for a whole load: now every request
+    is served at once by the old worker until its replacement is ready, and the model never leaves "loaded"."""
+    server = replacing_server
+    first = ready(server.url)["models"][BUNDLED]
+    assert first["state"] == "loaded"
+    served, stop = [], threading.Event()
+
+    def keep_generating():
+        with httpx.Client(base_url=server.url, timeout=120) as client:
+            while not stop.is_set():
+                started = time.perf_counter()
+                response = client.post("/api/generate", json={"prompt": "Hello", "max_tokens": 2, "temperature": 0})
+                served.append((response.status_code, time.perf_counter() - started, response.text))
+
+    generating = threading.Thread(target=keep_generating, daemon=True)
+    generating.start()
+    try:
+        states = []
+
+        def replaced():
+            states.append(ready(server.url)["models"][BUNDLED])
+            return states[-1]["pid"] != first["pid"]
+
+        wait_until(replaced, 300, "the replacement serves")
+        served_while_loading = len(served)
+        wait_until(lambda: len(served) >= served_while_loading + 3, 60, "three requests served by the replacement")
+    finally:
+        stop.set()
+        generating.join(timeout=120)
+    assert [state["state"] for state in states] == ["loaded"] * len(states)
+    assert all(status == 200 for status, _, _ in served), [text for status, _, text in served if status != 200]
+    assert served_while_loading >= 2
+    replacement = states[-1]
+    with open(server.log) as log:
+        records = [json.loads(line) for line in log if line.startswith("{")]
+    (loaded,) = [record for record in records
+                 if record["message"].startswith("loaded model") and record.get("worker_pid") == replacement["pid"]]
+    load_seconds = float(re.search(r" in ([\d.]+) s", loaded["message"]).group(1))  # from its start to ready
+    slowest = max(seconds for _, seconds, _ in served)
+    print(f"\n{len(served)} requests, {served_while_loading} while the replacement loaded ({load_seconds:.1f} s); "
+          f"latency median {statistics.median(s for _, s, _ in served):.2f} s, slowest {slowest:.2f} s")
+    assert slowest < load_seconds  # none waited for the load
+    wait_until(lambda: not alive(first["pid"]), 60, "the old worker is gone, its last generation over")
+    assert worker_pids(server.process.pid) == [replacement["pid"]]
+    assert metric(server.url, "llm_model_state", model=BUNDLED, llm_model_state="loaded") == 1

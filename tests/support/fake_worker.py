@@ -78,6 +78,7 @@ class GenerateCall:
     finished: bool = False
     cancelled: bool = False  # the client left before its end
     released: bool = False
+    worker_pid: int | None = None  # the fake worker that served it
 
 
 def token_logprob(token: str) -> TokenLogprob:
@@ -96,6 +97,7 @@ class FakeEngine:
     chat_format: ChatFormat | None = CHAT_FORMAT
     load_failures: dict[str, str] = field(default_factory=dict)  # model id -> the worker's load error
     silent_seconds: float = 0.0  # what every worker reports (over 3 s: "unresponsive")
+    hold_loads: bool = False  # workers stay loading until the test calls their finish_load()
     calls: list[GenerateCall] = field(default_factory=list)
     workers: list["FakeWorker"] = field(default_factory=list)
     _scripts: deque = field(default_factory=deque)
@@ -146,23 +148,31 @@ class FakeWorker:
         self.chat_format = engine.chat_format
         self.vocab_size = VOCAB_SIZE
         self.stopping = False
+        self.replaced_by: FakeWorker | None = None
         self.hang: str | None = None
         self.ended: str | None = None
+        self.rss = 0.0  # what rss_mb() reports, in MB
         self._on_exit = on_exit
         self._on_released = on_released
-        if config.model_id in engine.load_failures:
-            self.ready.set_exception(WorkerLoadError(engine.load_failures[config.model_id]))
+        if not engine.hold_loads:
+            self.finish_load()
+
+    def finish_load(self) -> None:
+        """Ready, or failed as `engine.load_failures` says (at once, unless the engine holds loads)."""
+        if self.config.model_id in self.engine.load_failures:
+            self.ready.set_exception(WorkerLoadError(self.engine.load_failures[self.config.model_id]))
         else:
             self.ready.set_result(self)
 
-    def stop(self) -> None:
+    def stop(self, *, replaced_by: "FakeWorker | None" = None) -> None:
         self.stopping = True
+        self.replaced_by = replaced_by
 
     def silent_seconds(self) -> float:
         return self.engine.silent_seconds
 
     def rss_mb(self) -> float:
-        return 0.0
+        return self.rss
 
     def _check_open(self) -> None:
         if self.ended is not None:
@@ -183,7 +193,14 @@ class FakeWorker:
         self, prompt: str, sampling: SamplingParams, *, keep_leading_whitespace: bool, released: Callable[[], None],
         traceparent: str | None = None,
     ) -> "FakeStream":
-        """Admit the prompt as the worker does (its count against the context), then act out the script."""
+        """Admit the prompt as the worker does (its count against the context), then act out the script; a worker
+        stopped for a replacement hands it to the replacement, as ModelWorker does."""
+        if self.stopping and self.replaced_by is not None:
+            return await self.replaced_by.stream(
+                prompt, sampling, keep_leading_whitespace=keep_leading_whitespace, released=released,
+                traceparent=traceparent,
+            )
+
         def release() -> None:
             released()
             self._on_released(self)
@@ -195,7 +212,8 @@ class FakeWorker:
         except BaseException:
             release()  # refused: the engine owes it nothing
             raise
-        call = GenerateCall(self.config.model_id, prompt, sampling, prompt_tokens, keep_leading_whitespace, traceparent)
+        call = GenerateCall(self.config.model_id, prompt, sampling, prompt_tokens, keep_leading_whitespace, traceparent,
+                            worker_pid=self.pid)
         self.engine.calls.append(call)
         return FakeStream(self, call, self.engine.next_script(), release)
 

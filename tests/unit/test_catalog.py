@@ -31,6 +31,24 @@ def test_the_migration_creates_the_bundled_entry_as_default():
     assert ServiceSettings.load().default_model == entry
 
 
+def test_the_bundled_entries_reuse_a_conversations_history_and_an_admins_choice_is_kept():
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("catalog.migrations.0012_prefix_cache_by_default")
+    assert {entry.model_id: entry.prefix_cache_n for entry in ModelEntry.objects.filter(source="bundled")} == {
+        BUNDLED: 4, BUNDLED_CHAT: 4
+    }
+    ModelEntry.objects.filter(model_id=BUNDLED).update(prefix_cache_n=8)  # set by an admin
+    ModelEntry.objects.filter(model_id=BUNDLED_CHAT).update(prefix_cache_n=0)  # at the old default
+    add_entry()
+    migration.prefix_cache_on(apps, None)
+    assert dict(ModelEntry.objects.values_list("model_id", "prefix_cache_n")) == {
+        BUNDLED: 8, BUNDLED_CHAT: 4, "local/other": 0
+    }
+
+
 def test_gemma_template_renders_gemma_turns_with_the_system_message_folded_in():
     prompt = render_chat_template(
         GEMMA_CHAT_TEMPLATE,
