@@ -41,11 +41,8 @@ test-tools:
 	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; fi
 
-# Test modules run in TEST_WORKERS processes at once (pytest-xdist, each module whole in one):
-# the suite waits on servers and models more than it computes.
-TEST_WORKERS ?= 2
 test: install test-tools
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --cov --cov-report=term --cov-report=xml
+	$(PY) -m pytest --cov --cov-report=term --cov-report=xml
 
 test-unit: install
 	$(PY) -m pytest tests/unit

@@ -48,17 +48,6 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-def pytest_sessionfinish(session):
-    """Under pytest-xdist (`make test`), a worker sends the servers it started to the controller."""
-    if hasattr(session.config, "workeroutput"):
-        session.config.workeroutput["servers_started"] = STARTED
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node):
-    STARTED.extend(getattr(node, "workeroutput", {}).get("servers_started", ()))
-
-
 def pytest_terminal_summary(terminalreporter):
     if STARTED:
         terminalreporter.write_line(f"servers started: {len(STARTED)} ({', '.join(STARTED)})")
