@@ -7,7 +7,6 @@ text, and records its usage (per key, or none) and the generation's metrics, spa
 """
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import logging
@@ -37,7 +36,7 @@ from generation.core.prompts import RenderedPrompt, needs_the_files_template, re
 from generation.core.request import GenerationRequest
 from generation.core.tool_calls import ToolPlan
 from generation.engine.cache import EngineCache
-from generation.engine.streams import GenerationStream
+from generation.engine.streams import GenerationStream, one_by_one
 from generation.engine.types import Finished, TextDelta, TokenLogprob
 from generation.lifecycle.runtime import current
 
@@ -140,12 +139,9 @@ class Generation:
                 _in_background(_record_usage, **self._usage(self.prompt_tokens, deltas, outcome))
             observation.end()
 
-    async def events(self) -> AsyncIterator[TextDelta | Finished]:
+    def events(self) -> AsyncIterator[TextDelta | Finished]:
         """The events of `batches()`, one by one."""
-        async with contextlib.aclosing(self.batches()) as batches:  # closed with this one, not later
-            async for batch in batches:
-                for event in batch:
-                    yield event
+        return one_by_one(self.batches())
 
     def _usage(self, prompt_tokens: int, generated_tokens: int, outcome: str) -> dict:
         first_token, duration = self._observation.timings()

@@ -17,6 +17,14 @@ from generation.engine import protocol
 from generation.engine.types import Finished, TextDelta
 
 
+async def one_by_one(batches: AsyncIterator[list]) -> AsyncIterator:
+    """The events of a stream's `batches()`, one by one; the batches are closed with this iterator, not later."""
+    async with contextlib.aclosing(batches) as opened:
+        async for batch in opened:
+            for event in batch:
+                yield event
+
+
 @dataclass(eq=False)
 class OpenGeneration:
     """A generation under way on a worker's channel: where its events go, and who to tell when it is let go."""
@@ -71,12 +79,9 @@ class GenerationStream:
         finally:
             self.close()
 
-    async def events(self) -> AsyncIterator[TextDelta | Finished]:
+    def events(self) -> AsyncIterator[TextDelta | Finished]:
         """The events of `batches()`, one by one."""
-        async with contextlib.aclosing(self.batches()) as batches:  # closed with this one, not later
-            async for batch in batches:
-                for event in batch:
-                    yield event
+        return one_by_one(self.batches())
 
     def close(self) -> None:
         """Cancel the generation unless it is over: the worker drops it, or never submits it."""

@@ -30,6 +30,7 @@ from generation.engine.types import ChatFormat, Finished, TextDelta, TokenLogpro
 from generation.engine.cache import EngineCache
 from generation.engine.process import WorkerLoadError, WorkerSettings
 from generation.engine.runner import fit_to_context
+from generation.engine.streams import one_by_one
 from generation.core.limiter import ConcurrencyLimiter
 
 # The model file's own chat template, for an entry that has none (the bundled SmolLM2's).
@@ -268,11 +269,8 @@ class FakeStream:
         finally:
             self.close()
 
-    async def events(self) -> AsyncIterator[TextDelta | Finished]:
-        async with contextlib.aclosing(self.batches()) as batches:
-            async for batch in batches:
-                for event in batch:
-                    yield event
+    def events(self) -> AsyncIterator[TextDelta | Finished]:
+        return one_by_one(self.batches())
 
     def close(self) -> None:
         """The client left (or the stream ended): the real worker drops the generation and lets it go."""
