@@ -1,9 +1,12 @@
 """Benchmark results for people (a table, a plot) and for machines (JSON)."""
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import TextIO
 
+from rich.console import Console
 from rich.table import Table
 
 from benchmark.runner import TargetLevel
@@ -107,3 +110,22 @@ def plot(results: Sequence[TargetLevel], path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     pyplot.close(figure)
+
+
+def write(out: TextIO, plan, targets: Iterable[tuple[str, str, str]], results: Sequence[TargetLevel],
+          compared: Sequence[dict], *, as_json: bool) -> None:
+    """A run's results on `out`: its JSON document (the plan, the targets as (name, kind, url), every
+    result and the ratios), or the results table and, if any, the ratios table."""
+    if as_json:
+        document = {
+            "plan": asdict(plan),
+            "targets": [{"name": name, "kind": kind, "url": url} for name, kind, url in targets],
+            "results": [result.as_dict() for result in results],
+            "ratios": list(compared),
+        }
+        out.write(json.dumps(document, indent=2))
+        return
+    console = Console(file=out, width=120)
+    console.print(results_table(results))
+    if compared:
+        console.print(ratios_table(compared))

@@ -1,9 +1,7 @@
 import asyncio
 import contextlib
-import json
 import os
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 from django.conf import settings
@@ -124,19 +122,8 @@ class Command(BaseCommand):
         compared = [row for baseline in options["baseline"] for row in ratios(results, baseline)]
         if options["plot"]:
             report.plot(results, options["plot"])
-        if options["json"]:
-            document = {
-                "plan": asdict(plan),
-                "targets": [{"name": t.name, "kind": t.kind, "url": t.url} for t in targets],
-                "results": [result.as_dict() for result in results],
-                "ratios": compared,
-            }
-            self.stdout.write(json.dumps(document, indent=2))
-            return
-        console = Console(file=self.stdout, width=120)
-        console.print(report.results_table(results))
-        if compared:
-            console.print(report.ratios_table(compared))
+        report.write(self.stdout, plan, [(t.name, t.kind, t.url) for t in targets], results, compared,
+                     as_json=options["json"])
 
     def catalog_entry(self, options, plan: Plan) -> ServableModel | None:
         """The model's catalog entry, where the targets or the prompts need it."""

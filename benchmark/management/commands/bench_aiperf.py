@@ -1,12 +1,9 @@
 import asyncio
-import json
 import tempfile
-from dataclasses import asdict
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from rich.console import Console
 from tokenizers import Tokenizer
 
 from benchmark import aiperf, report
@@ -91,16 +88,5 @@ class Command(BaseCommand):
 
         results = asyncio.run(run())
         compared = ratios(results, aiperf.BENCH)
-        if options["json"]:
-            document = {
-                "plan": asdict(plan),
-                "targets": [{"name": name, "kind": kind, "url": url}
-                            for name, kind, url in dict.fromkeys((r.target, r.kind, r.url) for r in results)],
-                "results": [result.as_dict() for result in results],
-                "ratios": compared,
-            }
-            self.stdout.write(json.dumps(document, indent=2))
-            return
-        console = Console(file=self.stdout, width=120)
-        console.print(report.results_table(results))
-        console.print(report.ratios_table(compared))
+        targets = dict.fromkeys((result.target, result.kind, result.url) for result in results)
+        report.write(self.stdout, plan, targets, results, compared, as_json=options["json"])
