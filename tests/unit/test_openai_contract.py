@@ -65,7 +65,19 @@ async def test_completion_object_choices_and_usage(api, engine):
     assert (body["object"], body["model"]) == ("text_completion", MODEL)
     assert body["choices"] == [{"index": 0, "text": " the capital", "logprobs": None, "finish_reason": "length"}]
     prompt_tokens = len("<bos>The capital of France is")
-    assert body["usage"] == {"prompt_tokens": prompt_tokens, "completion_tokens": 2, "total_tokens": prompt_tokens + 2}
+    assert body["usage"] == {"prompt_tokens": prompt_tokens, "completion_tokens": 2, "total_tokens": prompt_tokens + 2,
+                             "prompt_tokens_details": {"cached_tokens": 0}}
+
+
+async def test_usage_counts_the_prompt_tokens_the_prefix_cache_gave_once_per_prompt(api, engine):
+    # n=2: two sequences of one prompt, each reporting the same cached prefix; OpenAI counts the prompt once.
+    engine.script(Script(tokens=("a",), cached_prompt_tokens=5), Script(tokens=("b",), cached_prompt_tokens=5))
+    body = (await api.post("/v1/chat/completions", {"model": MODEL, "messages": HI, "n": 2})).json()
+    assert body["usage"]["prompt_tokens_details"] == {"cached_tokens": 5}
+    engine.script(Script(tokens=("a",), cached_prompt_tokens=3))
+    stream = {"model": MODEL, "messages": HI, "stream": True, "stream_options": {"include_usage": True}}
+    _, events, _ = await api.stream("/v1/chat/completions", stream)
+    assert chunks_of(events)[-1]["usage"]["prompt_tokens_details"] == {"cached_tokens": 3}
 
 
 async def test_completion_stream_chunks_share_an_id_and_end_with_usage_then_done(api, engine):
@@ -81,7 +93,8 @@ async def test_completion_stream_chunks_share_an_id_and_end_with_usage_then_done
     assert [chunk["choices"][0]["finish_reason"] for chunk in text_chunks] == [None, None, "stop"]
     assert all(chunk["usage"] is None for chunk in text_chunks)  # the key on every chunk once usage is asked for
     assert usage_chunk["choices"] == []
-    assert usage_chunk["usage"] == {"prompt_tokens": 6, "completion_tokens": 2, "total_tokens": 8}
+    assert usage_chunk["usage"] == {"prompt_tokens": 6, "completion_tokens": 2, "total_tokens": 8,
+                                    "prompt_tokens_details": {"cached_tokens": 0}}
 
 
 async def test_a_stream_without_include_usage_has_no_usage(api):

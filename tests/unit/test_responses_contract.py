@@ -37,7 +37,7 @@ def output_text(response: dict) -> str:
 
 
 async def test_a_response_object(api, engine):
-    engine.script(Script(tokens=("Blue", "."), finish_reason="stop"))
+    engine.script(Script(tokens=("Blue", "."), finish_reason="stop", cached_prompt_tokens=4))
     request = {"model": CHAT, "instructions": "Answer briefly.", "input": "Name a primary colour.",
                "max_output_tokens": 12, "metadata": {"run": "7"}}
     response = (await api.post("/v1/responses", request)).json()
@@ -52,6 +52,7 @@ async def test_a_response_object(api, engine):
     usage = response["usage"]
     assert usage["output_tokens"] == 2 and usage["input_tokens"] == len(engine.calls[0].prompt)
     assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+    assert usage["input_tokens_details"] == {"cached_tokens": 4}  # what the engine's prefix cache gave
     assert "system\nAnswer briefly.<|im_end|>" in engine.calls[0].prompt  # the instructions, as a system turn
     assert engine.calls[0].sampling.max_tokens == 12
 

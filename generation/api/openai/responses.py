@@ -68,7 +68,7 @@ def function_call(call: ToolCall, status: str = "completed", arguments: str | No
 def _usage(finished: Finished) -> dict:
     return {
         "input_tokens": finished.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": 0},
+        "input_tokens_details": {"cached_tokens": finished.cached_prompt_tokens},
         "output_tokens": finished.completion_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": finished.prompt_tokens + finished.completion_tokens,

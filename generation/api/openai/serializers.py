@@ -279,10 +279,17 @@ class OpenAIRequestSchema(SamplingRequestSchema):
 # --- responses (for the OpenAPI schema) -------------------------------------------------
 
 
+class PromptTokensDetailsSerializer(serializers.Serializer):
+    cached_tokens = serializers.IntegerField(
+        help_text="Prompt tokens taken from the engine's prefix cache instead of being prefilled (0 with it off)."
+    )
+
+
 class UsageSerializer(serializers.Serializer):
     prompt_tokens = serializers.IntegerField()
     completion_tokens = serializers.IntegerField()
     total_tokens = serializers.IntegerField()
+    prompt_tokens_details = PromptTokensDetailsSerializer()
 
 
 class ChoiceSerializer(serializers.Serializer):

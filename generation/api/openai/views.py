@@ -56,13 +56,18 @@ def openai_finish_reason(finished: Finished) -> str:
 
 
 def usage(choices: list[Finished], n: int) -> dict:
-    """Each prompt once (its `n` choices share it, as OpenAI counts), the completions summed."""
+    """Each prompt once (its `n` choices share it, as OpenAI counts), the completions summed.
+
+    `prompt_tokens_details.cached_tokens`: the prompt tokens the engine's prefix cache gave
+    instead of prefilling them (a chat's history, from its second turn on).
+    """
     prompt_tokens = sum(finished.prompt_tokens for finished in choices[::n])
     completion_tokens = sum(finished.completion_tokens for finished in choices)
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": sum(finished.cached_prompt_tokens for finished in choices[::n])},
     }
 
 
