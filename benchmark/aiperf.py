@@ -132,7 +132,7 @@ async def run_side_by_side(bench_target, run_aiperf: Callable[[Level, int, int],
                 requests = plan.requests_at(level)
                 if turn == 0:
                     prompts = workload.prompts(level, BENCH, round_index)
-                    stats = await run_level(bench_target, level.concurrency, prompts, plan.max_tokens, on_done)
+                    stats, _ = await run_level(bench_target, level.concurrency, prompts, plan.max_tokens, on_done)
                     results[(BENCH, level)].rounds.append(stats)
                     continue
                 out = await run_aiperf(level, requests, plan.seed * 1000 + round_index * len(levels) + index)

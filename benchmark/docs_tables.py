@@ -35,13 +35,16 @@ def markdown_table(run: dict) -> str:
     """One row per target and level: its medians, and its ratios to each baseline.
 
     A run with prompts of exact lengths adds the tokens of the prompts sent and the prefill
-    rate (prompt tokens / TTFT); a run of conversations, the turn.
+    rate (prompt tokens / TTFT); a run of conversations, the turn; a run whose servers reported
+    the prompt tokens their prefix cache gave, those (empty for a target that did not).
     """
     baselines = list(dict.fromkeys(row["baseline"] for row in run["ratios"]))
     compared = {(row["target"], row["baseline"], _level(row)): row for row in run["ratios"]}
     prompts = any(result.get("prompt_tokens") for result in run["results"])
     turns = any(result.get("turn") for result in run["results"])
+    cached = any(result["median"].get("cached_prompt_tokens") is not None for result in run["results"])
     header = ["target"] + (["turn"] if turns else []) + (["prompt tokens"] if prompts else [])
+    header += ["cached prompt tokens"] if cached else []
     header += ["streams", "tok/s total", "TTFT p50 ms", "TTFT p95 ms"] + (["prefill tok/s ≈"] if prompts else [])
     for baseline in baselines:
         header += [f"tok/s ratio to {baseline}", f"TTFT p50 added to {baseline}"]
@@ -54,6 +57,9 @@ def markdown_table(run: dict) -> str:
             cells.append(str(result["turn"]))
         if prompts:
             cells.append(f"{median['prompt_tokens']:.0f}")
+        if cached:
+            reported = median.get("cached_prompt_tokens")
+            cells.append("" if reported is None else f"{reported:.0f}")
         cells += [
             str(result["concurrency"]),
             f"{median['tokens_per_second']:.1f}",

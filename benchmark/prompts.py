@@ -6,7 +6,8 @@ is exact, and never repeated within a run: no cache (a prefix cache, llama-serve
 helps a request unless a conversation resends its own history (`Conversation`).
 
 Counts are those of the prompt's text alone: the service prepends the model's BOS token
-(one token more), a chat request its template as well.
+(one token more), a chat request its template as well (a chat target reports the server's
+own count instead).
 """
 
 import random
@@ -43,14 +44,27 @@ SHORT_PROMPTS = (
 # space as "▁", byte-level BPE (GPT-2 style) as "Ġ".
 WORD_TOKEN = re.compile(r"[\u2581\u0120]([a-z]{3,10})")
 
-# What the assistant answers at every turn of a conversation, whatever the target generated.
-CHAT_REPLY = "I see. Tell me more, and I will answer as well as I can."
+# What a conversation's user asks after each reply, the turn choosing which: short, as chat users ask.
+FOLLOW_UPS = (
+    "Can you say that more briefly?",
+    "Why is that?",
+    "Give me an example.",
+    "What follows from that?",
+)
 
 
 @dataclass(frozen=True)
 class Prompt:
-    text: str
+    text: str  # what a raw target continues
     tokens: int | None  # of the text alone (no BOS), by the model's tokenizer; None: not counted
+    chat: tuple[tuple[str, str], ...] = ()  # a conversation's (role, content) so far; (): the text alone
+
+    @property
+    def messages(self) -> list[dict]:
+        """What a chat target sends: the conversation, or the text as one user message."""
+        return [{"role": role, "content": content} for role, content in self.chat] or [
+            {"role": "user", "content": self.text}
+        ]
 
 
 def short_prompts(count: int) -> list[Prompt]:
@@ -107,15 +121,31 @@ class PromptMaker:
 
 
 class Conversation:
-    """A chat whose every turn resends the whole history as one raw continuation prompt:
-    user messages of a given length, the same assistant reply after each."""
+    """A chat as clients send it: a first user message of a given length, then at every turn the
+    whole history again, each earlier turn with the reply the target generated for it, and a
+    short follow-up question. Raw targets get it as one continuation ("User: ...\nAssistant: ...")."""
 
-    def __init__(self, maker: PromptMaker, *, turns: int, message_tokens: int):
+    def __init__(self, maker: PromptMaker, *, first_message_tokens: int):
         self._maker = maker
-        self._messages = [maker.exact(message_tokens).text for _ in range(turns)]
+        self._messages = [("user", maker.exact(first_message_tokens).text)]
+
+    def reply(self, text: str) -> None:
+        """The target's reply to the latest turn: the next turn resends it, then asks a follow-up."""
+        turn = (len(self._messages) + 1) // 2
+        self._messages += [("assistant", text), ("user", FOLLOW_UPS[(turn - 1) % len(FOLLOW_UPS)])]
 
     def prompt(self, turn: int) -> Prompt:
         """The prompt of turn `turn` (from 1): every earlier exchange, then this turn's message."""
-        history = "".join(f"User: {message}\nAssistant: {CHAT_REPLY}\n" for message in self._messages[:turn - 1])
-        text = f"{history}User: {self._messages[turn - 1]}\nAssistant:"
-        return Prompt(text, self._maker.count(text))
+        messages = tuple(self._messages[:2 * turn - 1])
+        if len(messages) < 2 * turn - 1:
+            raise ValueError(f"turn {turn} needs the replies of the turns before it")
+        text = "".join(_raw_line(role, content) for role, content in messages) + "Assistant:"
+        return Prompt(text, self._maker.count(text), chat=messages)
+
+
+def _raw_line(role: str, content: str) -> str:
+    if role == "user":
+        return f"User: {content}\n"
+    # The reply as the target continued "Assistant:", its leading space included, so that the
+    # history is the text the target saw and generated.
+    return f"Assistant:{content if content[:1].isspace() else ' ' + content}\n"

@@ -39,8 +39,9 @@ def results_table(results: Sequence[TargetLevel]) -> Table:
     table = Table(title="Medians over the rounds (greedy, streamed)")
     prompts, turns, level_columns = _level_columns([asdict(r.level) for r in results])
     prefill = ["prompt tok sent", "prefill tok/s ≈"] if prompts else []
+    cached = any(result.summary()["cached_prompt_tokens"] is not None for result in results)
     for column in ["target", *level_columns, "tok/s total", "tok/s per stream", "req/s", "TTFT p50 ms",
-                   "TTFT p95 ms", *prefill, "errors"]:
+                   "TTFT p95 ms", *prefill, *(["prompt tok cached"] if cached else []), "errors"]:
         table.add_column(column, justify="left" if column == "target" else "right")
     for result in _sorted(results):
         summary = result.summary()
@@ -54,6 +55,7 @@ def results_table(results: Sequence[TargetLevel]) -> Table:
             _number(summary["ttft_p95_ms"], 0),
             *([_number(summary["prompt_tokens"], 0), _number(summary["prefill_tokens_per_second"], 0)]
               if prompts else []),
+            *([_number(summary["cached_prompt_tokens"], 0)] if cached else []),
             f"{summary['errors']}/{summary['requests']}",
         )
     return table

@@ -2,7 +2,8 @@
 
 A level is a number of concurrent streams, with prompts of one kind: the short fixed
 continuations, prompts of an exact token length, or the turn k of conversations that
-resend their history. Targets take turns level by level, and the order of the targets
+resend their history with the target's own replies (so a turn's level runs once the turn
+before it has answered). Targets take turns level by level, and the order of the targets
 rotates from one round to the next, so that every target sees the same machine load on
 average: on a shared machine the numbers that mean something are the ratios between
 targets, measured side by side, and their medians over the rounds.
@@ -16,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from benchmark.prompts import Conversation, Prompt, PromptMaker, short_prompts
 from benchmark.targets import RequestResult
 
-# The length of each user message of a conversation, unless --prompt-tokens says otherwise.
+# The length of a conversation's first user message, unless --prompt-tokens says otherwise.
 CHAT_MESSAGE_TOKENS = 64
 
 
@@ -34,7 +35,7 @@ class Level:
     """What a round of one target measures at once."""
 
     concurrency: int
-    prompt_tokens: int | None = None  # None: the short prompts; in a conversation, each user message's
+    prompt_tokens: int | None = None  # None: the short prompts; in a conversation, its first message's
     turn: int | None = None  # the turn of the conversations (from 1); None: independent prompts
 
 
@@ -55,16 +56,21 @@ class LevelStats:
     # Median over the requests of prompt tokens / TTFT: approximate, as TTFT also holds the
     # request's way in and the first decode step (and, with several streams, the waits).
     prefill_tokens_per_second: float | None = None
+    cached_prompt_tokens: float | None = None  # median over the answers whose server reported them
 
     @classmethod
     def of(cls, results: Sequence[RequestResult], seconds: float,
            prompt_tokens: Sequence[int | None] = ()) -> "LevelStats":
-        """`prompt_tokens`: those of each request's prompt, in the order of `results` (when counted)."""
+        """`prompt_tokens`: those of each request's prompt, in the order of `results` (when counted);
+        the server's own count replaces it where a result carries one."""
         done = [r for r in results if r.error is None]
         ttfts = [r.ttft for r in done if r.ttft is not None]
         rates = [r.decode_tokens_per_second for r in done if r.decode_tokens_per_second is not None]
-        counted = [n for n in prompt_tokens if n is not None]
-        prefill = [n / r.ttft for r, n in zip(results, prompt_tokens) if r.error is None and r.ttft and n]
+        counts = zip(results, prompt_tokens or [None] * len(results), strict=True)
+        sent = [ours if r.prompt_tokens is None else r.prompt_tokens for r, ours in counts]
+        counted = [n for n in sent if n is not None]
+        prefill = [n / r.ttft for r, n in zip(results, sent) if r.error is None and r.ttft and n]
+        cached = [r.cached_prompt_tokens for r in done if r.cached_prompt_tokens is not None]
         tokens = sum(r.tokens for r in done)
         return cls(
             requests=len(results),
@@ -78,6 +84,7 @@ class LevelStats:
             ttft_p95_ms=percentile(ttfts, 0.95) * 1000 if ttfts else None,
             prompt_tokens=statistics.median(counted) if counted else None,
             prefill_tokens_per_second=statistics.median(prefill) if prefill else None,
+            cached_prompt_tokens=statistics.median(cached) if cached else None,
         )
 
 
@@ -89,6 +96,7 @@ METRICS = (
     "ttft_p95_ms",
     "prompt_tokens",
     "prefill_tokens_per_second",
+    "cached_prompt_tokens",
 )
 
 
@@ -162,26 +170,25 @@ def ratios(results: Sequence[TargetLevel], baseline: str) -> list[dict]:
 
 
 async def run_level(target, concurrency: int, prompts: Sequence[Prompt], max_tokens: int,
-                    on_done: Callable) -> LevelStats:
-    """`len(prompts)` requests through `concurrency` streams, each stream taking the next prompt."""
+                    on_done: Callable) -> tuple[LevelStats, list[RequestResult]]:
+    """`len(prompts)` requests through `concurrency` streams, each stream taking the next prompt:
+    their statistics, and each prompt's result in the order of `prompts`."""
     queue: asyncio.Queue = asyncio.Queue()
-    for prompt in prompts:
-        queue.put_nowait(prompt)
-    results: list[RequestResult] = []
-    sent: list[int | None] = []
+    for index in range(len(prompts)):
+        queue.put_nowait(index)
+    results: list[RequestResult | None] = [None] * len(prompts)
 
     async def stream() -> None:
         while not queue.empty():
-            prompt = queue.get_nowait()
-            result = await target.generate(prompt.text, max_tokens)
-            results.append(result)
-            sent.append(prompt.tokens)
+            index = queue.get_nowait()
+            results[index] = await target.generate(prompts[index], max_tokens)
             on_done()
 
     loop = asyncio.get_running_loop()
     started = loop.time()
     await asyncio.gather(*(stream() for _ in range(concurrency)))
-    return LevelStats.of(results, loop.time() - started, sent)
+    stats = LevelStats.of(results, loop.time() - started, [prompt.tokens for prompt in prompts])
+    return stats, results
 
 
 class TargetFailed(Exception):
@@ -216,7 +223,8 @@ class Plan:
 
 
 class Workload:
-    """The prompts of each level, for each target and round; with a PromptMaker, never the same twice."""
+    """The prompts of each level, for each target and round; with a PromptMaker, never the same twice
+    but for a conversation's history, which each turn's answers extend."""
 
     def __init__(self, plan: Plan, maker: PromptMaker | None):
         if plan.counts_tokens() and maker is None:
@@ -231,13 +239,26 @@ class Workload:
             return short_prompts(count)
         if level.turn is None:
             return [self._maker.exact(level.prompt_tokens) for _ in range(count)]
-        key = (target, round_index, level.prompt_tokens, level.concurrency)
+        key = self._chat_key(level, target, round_index)
         if level.turn == 1:
             self._chats[key] = [
-                Conversation(self._maker, turns=self._plan.chat_turns, message_tokens=level.prompt_tokens)
-                for _ in range(count)
+                Conversation(self._maker, first_message_tokens=level.prompt_tokens) for _ in range(count)
             ]
         return [conversation.prompt(level.turn) for conversation in self._chats[key]]
+
+    @staticmethod
+    def _chat_key(level: Level, target: str, round_index: int) -> tuple:
+        """The conversations of a target's round at a prompt length and number of streams, whatever the turn."""
+        return target, round_index, level.prompt_tokens, level.concurrency
+
+    def answered(self, level: Level, target: str, round_index: int, results: Sequence[RequestResult]) -> None:
+        """The results of `prompts(level, target, round_index)`, in their order: each conversation
+        takes its reply, for its next turn to resend."""
+        if level.turn is None:
+            return
+        key = self._chat_key(level, target, round_index)
+        for conversation, result in zip(self._chats[key], results, strict=True):
+            conversation.reply(result.text)
 
 
 async def run_benchmark(targets: Sequence, plan: Plan, maker: PromptMaker | None = None,
@@ -250,7 +271,7 @@ async def run_benchmark(targets: Sequence, plan: Plan, maker: PromptMaker | None
     }
     (warmup,) = short_prompts(1)
     for target in targets:  # loads lazily-started engines and fills caches outside the measurements
-        warm = await target.generate(warmup.text, plan.warmup_tokens)
+        warm = await target.generate(warmup, plan.warmup_tokens)
         if warm.error:
             raise TargetFailed(f"{target.name} ({target.url}) failed its warm-up request: {warm.error}")
     for round_index in range(plan.rounds):
@@ -259,6 +280,7 @@ async def run_benchmark(targets: Sequence, plan: Plan, maker: PromptMaker | None
         for level in plan.levels():
             for target in order:
                 prompts = workload.prompts(level, target.name, round_index)
-                stats = await run_level(target, level.concurrency, prompts, plan.max_tokens, on_done)
+                stats, answers = await run_level(target, level.concurrency, prompts, plan.max_tokens, on_done)
+                workload.answered(level, target.name, round_index, answers)
                 results[(target.name, level)].rounds.append(stats)
     return list(results.values())

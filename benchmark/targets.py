@@ -2,7 +2,8 @@
 
 Every target answers `generate(prompt, max_tokens)` with the timings of one greedy
 request, measured the same way: from just before the request is sent to the first
-non-empty text and to the end of the stream.
+non-empty text and to the end of the stream, and the text it generated (a conversation's
+next turn resends it). A chat target sends the prompt's messages, the others its raw text.
 """
 
 import asyncio
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import httpx
 from httpx_sse import EventSource, ServerSentEvent, SSEError
 
+from benchmark.prompts import Prompt
 from catalog.sampling import SamplingParams
 from generation.engine.types import Finished, TextDelta
 
@@ -27,6 +29,9 @@ class RequestResult:
     finished_at: float
     tokens: int
     error: str | None = None
+    text: str = ""
+    prompt_tokens: int | None = None  # the server's own count of the prompt, where it is the one to report
+    cached_prompt_tokens: int | None = None  # those the server's prefix cache gave, when it reports them
 
     @property
     def ttft(self) -> float | None:
@@ -46,21 +51,25 @@ class _Timing:
     def __init__(self):
         self.started = time.perf_counter()
         self.first_text_at = None
-        self.chunks = 0
+        self.chunks: list[str] = []
 
     def text(self, text: str) -> None:
         if text:
-            self.chunks += 1
+            self.chunks.append(text)
             if self.first_text_at is None:
                 self.first_text_at = time.perf_counter()
 
-    def result(self, tokens: int | None = None, error: str | None = None) -> RequestResult:
+    def result(self, tokens: int | None = None, error: str | None = None, *, prompt_tokens: int | None = None,
+               cached_prompt_tokens: int | None = None) -> RequestResult:
         return RequestResult(
             started=self.started,
             first_text_at=self.first_text_at,
             finished_at=time.perf_counter(),
-            tokens=tokens if tokens is not None else self.chunks,
+            tokens=tokens if tokens is not None else len(self.chunks),
             error=error,
+            text="".join(self.chunks),
+            prompt_tokens=prompt_tokens,
+            cached_prompt_tokens=cached_prompt_tokens,
         )
 
 
@@ -81,13 +90,13 @@ class HttpTarget:
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
 
-    def body(self, prompt: str, max_tokens: int) -> dict:
+    def body(self, prompt: Prompt, max_tokens: int) -> dict:
         raise NotImplementedError
 
     async def read(self, events: AsyncIterator[ServerSentEvent], timing: "_Timing") -> RequestResult:
         raise NotImplementedError
 
-    async def generate(self, prompt: str, max_tokens: int) -> RequestResult:
+    async def generate(self, prompt: Prompt, max_tokens: int) -> RequestResult:
         timing = _Timing()
         try:
             # Sent with httpx's default Accept (*/*), as the OpenAI clients do.
@@ -103,16 +112,25 @@ class HttpTarget:
         await self._client.aclose()
 
 
-class OpenAICompletionsTarget(HttpTarget):
-    """Any OpenAI-compatible server: `POST /v1/completions`, streamed, with a usage chunk."""
+class OpenAIStreamTarget(HttpTarget):
+    """Any OpenAI-compatible server, streamed, greedy, with a usage chunk: what the completions
+    and chat endpoints share; each says what it sends and where a chunk's text is."""
 
-    kind = "openai"
-    path = "/v1/completions"
+    # Whether the usage's prompt_tokens is the count to report: a chat template adds tokens
+    # that the prompt's text lacks; a completion's count adds only BOS, left out as the raw
+    # targets leave it out, so that their prefill rates compare.
+    reports_prompt_tokens = False
 
-    def body(self, prompt: str, max_tokens: int) -> dict:
+    def request(self, prompt: Prompt) -> dict:
+        raise NotImplementedError
+
+    def choice_text(self, choice: dict) -> str:
+        raise NotImplementedError
+
+    def body(self, prompt: Prompt, max_tokens: int) -> dict:
         return {
             "model": self.model,
-            "prompt": prompt,
+            **self.request(prompt),
             "max_tokens": max_tokens,
             "temperature": 0,
             "stream": True,
@@ -120,18 +138,48 @@ class OpenAICompletionsTarget(HttpTarget):
         }
 
     async def read(self, events, timing):
-        tokens = None
+        usage = {}
         async for event in events:
             if event.data == "[DONE]":
-                return timing.result(tokens)
+                return timing.result(
+                    usage.get("completion_tokens"),
+                    prompt_tokens=usage.get("prompt_tokens") if self.reports_prompt_tokens else None,
+                    cached_prompt_tokens=(usage.get("prompt_tokens_details") or {}).get("cached_tokens"),
+                )
             chunk = json.loads(event.data)
             if "error" in chunk:
                 return timing.result(error=str(chunk["error"])[:200])
             for choice in chunk.get("choices") or ():
-                timing.text(choice.get("text") or "")
-            if chunk.get("usage"):
-                tokens = chunk["usage"]["completion_tokens"]
+                timing.text(self.choice_text(choice))
+            usage = chunk.get("usage") or usage
         return timing.result(error="the stream ended without [DONE]")
+
+
+class OpenAICompletionsTarget(OpenAIStreamTarget):
+    """`POST /v1/completions`: the prompt's raw text."""
+
+    kind = "openai"
+    path = "/v1/completions"
+
+    def request(self, prompt: Prompt) -> dict:
+        return {"prompt": prompt.text}
+
+    def choice_text(self, choice: dict) -> str:
+        return choice.get("text") or ""
+
+
+class OpenAIChatTarget(OpenAIStreamTarget):
+    """`POST /v1/chat/completions`: the prompt's messages, through the model's chat template."""
+
+    kind = "openai-chat"
+    path = "/v1/chat/completions"
+    reports_prompt_tokens = True
+
+    def request(self, prompt: Prompt) -> dict:
+        return {"messages": prompt.messages}
+
+    def choice_text(self, choice: dict) -> str:
+        return (choice.get("delta") or {}).get("content") or ""
 
 
 class NativeStreamTarget(HttpTarget):
@@ -140,8 +188,8 @@ class NativeStreamTarget(HttpTarget):
     kind = "native"
     path = "/api/generate/stream"
 
-    def body(self, prompt: str, max_tokens: int) -> dict:
-        return {"model": self.model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0}
+    def body(self, prompt: Prompt, max_tokens: int) -> dict:
+        return {"model": self.model, "prompt": prompt.text, "max_tokens": max_tokens, "temperature": 0}
 
     async def read(self, events, timing):
         async for event in events:
@@ -172,14 +220,13 @@ class DirectEngineTarget:
         self._bos_token = bos_token
         self._threads = concurrent.futures.ThreadPoolExecutor(max_workers=max_streams, thread_name_prefix="direct")
 
-    async def generate(self, prompt: str, max_tokens: int) -> RequestResult:
+    async def generate(self, prompt: Prompt, max_tokens: int) -> RequestResult:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._threads, self._generate, prompt, max_tokens)
+        return await loop.run_in_executor(self._threads, self._generate, self._bos_token + prompt.text, max_tokens)
 
     def _generate(self, prompt: str, max_tokens: int) -> RequestResult:
         timing = _Timing()
         tokens = None
-        prompt = self._bos_token + prompt
         try:
             prompt_tokens, sampling = self._engine.admit(prompt, SamplingParams(max_tokens=max_tokens, temperature=0))
             for event in self._engine.generate(
@@ -213,13 +260,13 @@ class WorkerEngineTarget:
         self._worker = worker
         self._bos_token = bos_token
 
-    async def generate(self, prompt: str, max_tokens: int) -> RequestResult:
+    async def generate(self, prompt: Prompt, max_tokens: int) -> RequestResult:
         timing = _Timing()
         tokens = None
-        prompt = self._bos_token + prompt
         try:
             stream = await self._worker.stream(
-                prompt, SamplingParams(max_tokens=max_tokens, temperature=0), keep_leading_whitespace=True,
+                self._bos_token + prompt.text, SamplingParams(max_tokens=max_tokens, temperature=0),
+                keep_leading_whitespace=True,
                 released=lambda: None,
             )
             async for event in stream.events():

@@ -14,7 +14,7 @@ from rich.console import Console
 from tokenizers import Tokenizer
 
 from benchmark import report
-from benchmark.prompts import CHAT_REPLY, Conversation, PromptMaker, service_tokenizer_path
+from benchmark.prompts import FOLLOW_UPS, Conversation, Prompt, PromptMaker, service_tokenizer_path
 from benchmark.runner import Level, Plan, Workload, ratios, run_benchmark
 from benchmark.targets import RequestResult
 from catalog.engine_settings import EngineConfig
@@ -128,12 +128,18 @@ def test_the_service_adds_its_bos_token_on_top_of_the_count(bundled_entry, token
 
 def test_a_conversation_resends_its_history_at_every_turn(tokenizer):
     maker = PromptMaker(tokenizer, seed=3)
-    conversation = Conversation(maker, turns=3, message_tokens=32)
-    first, second, third = (conversation.prompt(turn) for turn in (1, 2, 3))
-    assert second.text.startswith(first.text + f" {CHAT_REPLY}\nUser: ")
-    assert third.text.startswith(second.text + f" {CHAT_REPLY}\nUser: ") and third.text.endswith("\nAssistant:")
+    conversation = Conversation(maker, first_message_tokens=32)
+    first = conversation.prompt(1)
+    with pytest.raises(ValueError, match="turn 2 needs the replies of the turns before it"):
+        conversation.prompt(2)
+    conversation.reply(" The sea is wide.")
+    second = conversation.prompt(2)
+    conversation.reply("Yes.")  # a chat's reply, without the continuation's leading space
+    third = conversation.prompt(3)
+    assert second.text == f"{first.text} The sea is wide.\nUser: {FOLLOW_UPS[0]}\nAssistant:"
+    assert third.text == f"{second.text} Yes.\nUser: {FOLLOW_UPS[1]}\nAssistant:"
     assert [p.tokens for p in (first, second, third)] == [_tokens(tokenizer, p.text) for p in (first, second, third)]
-    assert first.tokens >= 32 and second.tokens >= 2 * 32 + _tokens(tokenizer, CHAT_REPLY)
+    assert first.tokens >= 32
 
 
 def test_the_workload_never_sends_a_prompt_twice_except_a_conversation_s_history(tokenizer):
@@ -143,8 +149,11 @@ def test_the_workload_never_sends_a_prompt_twice_except_a_conversation_s_history
     sent = {(target, r): workload.prompts(turn1, target, r) for target in ("a", "b") for r in (0, 1)}
     assert len({prompt.text for prompts in sent.values() for prompt in prompts}) == 8
     for (target, r), prompts in sent.items():
+        replies = [RequestResult(started=0.0, first_text_at=0.1, finished_at=0.2, tokens=1, text=f" {target}{r}{i}")
+                   for i in range(2)]
+        workload.answered(turn1, target, r, replies)
         later = workload.prompts(turn2, target, r)
-        assert [p.text.startswith(q.text) for p, q in zip(later, prompts)] == [True, True]
+        assert [p.text.startswith(q.text + reply.text) for p, q, reply in zip(later, prompts, replies)] == [True] * 2
     independent = Workload(Plan(concurrency=(1,), requests=3, prompt_tokens=(8,)), PromptMaker(tokenizer))
     texts = [p.text for r in (0, 1) for p in independent.prompts(Level(1, 8), "a", r)]
     assert len(set(texts)) == 6 and all(_tokens(tokenizer, text) == 8 for text in texts)
@@ -162,8 +171,8 @@ class _FakeTarget:
         self.name = name
         self.ms_per_word = ms_per_word
 
-    async def generate(self, prompt: str, max_tokens: int) -> RequestResult:
-        ttft = len(prompt.split()) * self.ms_per_word / 1000
+    async def generate(self, prompt: Prompt, max_tokens: int) -> RequestResult:
+        ttft = len(prompt.text.split()) * self.ms_per_word / 1000
         return RequestResult(started=0.0, first_text_at=ttft, finished_at=ttft + 0.1, tokens=max_tokens)
 
 
@@ -177,7 +186,7 @@ def test_results_and_ratios_are_keyed_by_prompt_length_and_turn(tokenizer):
     for result in results:
         (stats,) = result.rounds
         assert stats.requests == 2 and stats.errors == 0
-        assert stats.prompt_tokens >= result.level.prompt_tokens * result.level.turn
+        assert stats.prompt_tokens >= result.level.prompt_tokens
         assert stats.prefill_tokens_per_second == pytest.approx(
             stats.prompt_tokens / stats.ttft_p50_ms * 1000, rel=0.2
         )
@@ -218,14 +227,20 @@ def test_bench_with_prompts_of_exact_lengths_against_the_live_server(live_server
 
 def test_bench_with_conversations_against_the_live_server(live_server):
     output = live_server.manage(
-        "bench", "--openai", f"service={live_server.url}", "--chat-turns", "2", "--prompt-tokens", "16",
-        "--concurrency", "1", "--requests", "1", "--max-tokens", "2", "--json",
+        "bench", "--openai", f"service={live_server.url}", "--openai-chat", f"chat={live_server.url}",
+        "--chat-turns", "2", "--prompt-tokens", "16", "--concurrency", "1", "--requests", "1", "--max-tokens", "2",
+        "--json",
     )
     document = json.loads(output)
     assert document["plan"]["chat_turns"] == 2
-    first, second = sorted(document["results"], key=lambda r: r["turn"])
-    assert (first["turn"], second["turn"], first["prompt_tokens"], second["prompt_tokens"]) == (1, 2, 16, 16)
-    (turn1,), (turn2,) = first["rounds"], second["rounds"]
-    assert turn1["errors"] == turn2["errors"] == 0
-    assert 16 < turn1["prompt_tokens"] < 32 and turn2["prompt_tokens"] > turn1["prompt_tokens"] + 16
-    assert turn1["prefill_tokens_per_second"] > 0 and turn2["prefill_tokens_per_second"] > 0
+    assert {(t["name"], t["kind"]) for t in document["targets"]} == {("service", "openai"), ("chat", "openai-chat")}
+    for name in ("service", "chat"):
+        first, second = sorted((r for r in document["results"] if r["target"] == name), key=lambda r: r["turn"])
+        assert (first["turn"], second["turn"], first["prompt_tokens"], second["prompt_tokens"]) == (1, 2, 16, 16)
+        (turn1,), (turn2,) = first["rounds"], second["rounds"]
+        assert turn1["errors"] == turn2["errors"] == 0
+        # The second turn: the first, its reply (2 tokens at most) and a short follow-up
+        assert 16 < turn1["prompt_tokens"] < turn2["prompt_tokens"] < turn1["prompt_tokens"] + 40
+        assert turn1["prefill_tokens_per_second"] > 0 and turn2["prefill_tokens_per_second"] > 0
+        # The service reports the tokens its prefix cache gave, through either endpoint
+        assert turn1["cached_prompt_tokens"] is not None and turn2["cached_prompt_tokens"] is not None

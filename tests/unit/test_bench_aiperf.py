@@ -7,12 +7,12 @@ import itertools
 import json
 
 import pytest
-from tokenizers import Tokenizer, models, pre_tokenizers
 
 from benchmark import aiperf
-from benchmark.prompts import PromptMaker
+from benchmark.prompts import Prompt, PromptMaker
 from benchmark.runner import Level, Plan
 from benchmark.targets import RequestResult
+from tests.support.word_tokenizer import word_tokenizer
 
 
 def _record(phase: str, start_s: float, ttft_ms: float | None, end_s: float, *, usage: int | None = 8,
@@ -94,14 +94,6 @@ def test_aiperfs_own_summary_in_our_statistics(tmp_path):
     assert (stats.ttft_p50_ms, stats.ttft_p95_ms, stats.prefill_tokens_per_second) == (250.0, 400.0, 512.0)
 
 
-def _word_tokenizer() -> Tokenizer:
-    """One token per word; 200 whole words (SentencePiece-style) for the prompts to be drawn from."""
-    words = ["\u2581" + "".join(letters) for letters in itertools.product("abcdefghij", "klmnopqrst", "uvw")][:200]
-    tokenizer = Tokenizer(models.WordLevel({word: i for i, word in enumerate(["[UNK]", *words])}, unk_token="[UNK]"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    return tokenizer
-
-
 class _FakeTarget:
     kind, url = "openai", "http://bench"
 
@@ -109,8 +101,8 @@ class _FakeTarget:
         self.calls = calls
         self.prompts: list[str] = []
 
-    async def generate(self, prompt: str, max_tokens: int) -> RequestResult:
-        self.prompts.append(prompt)
+    async def generate(self, prompt: Prompt, max_tokens: int) -> RequestResult:
+        self.prompts.append(prompt.text)
         self.calls.append("bench")
         return RequestResult(started=0.0, first_text_at=0.1, finished_at=1.0, tokens=max_tokens)
 
@@ -128,7 +120,7 @@ def test_the_two_benchmarks_alternate_level_by_level_and_each_round_the_other_go
         return folder
 
     plan = Plan(concurrency=(1, 2), requests=1, max_tokens=4, rounds=2, prompt_tokens=(16,))
-    maker = PromptMaker(_word_tokenizer())
+    maker = PromptMaker(word_tokenizer())
     results = asyncio.run(aiperf.run_side_by_side(target, run_aiperf, plan, maker))
     assert calls == [
         "bench", "aiperf 16/1x1", "bench", "bench", "aiperf 16/2x2",  # round 1: ours first

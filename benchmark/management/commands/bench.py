@@ -16,6 +16,7 @@ from benchmark.runner import CHAT_MESSAGE_TOKENS, Plan, TargetFailed, ratios, ru
 from benchmark.targets import (
     DirectEngineTarget,
     NativeStreamTarget,
+    OpenAIChatTarget,
     OpenAICompletionsTarget,
     WorkerEngineTarget,
 )
@@ -49,12 +50,16 @@ class Command(BaseCommand):
     help = (
         "Benchmark OpenAI-compatible endpoints (this service, llama-server...) and the engine called "
         "in-process, with the same prompts and greedy settings, at several numbers of concurrent streams "
-        "and prompt lengths."
+        "and prompt lengths, or with conversations turn by turn."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--openai", action="append", default=[], type=named_url, metavar="NAME=URL",
                             help="an OpenAI-compatible server, driven through POST /v1/completions, streamed")
+        parser.add_argument("--openai-chat", action="append", default=[], type=named_url, metavar="NAME=URL",
+                            help="an OpenAI-compatible server, driven through POST /v1/chat/completions, streamed: "
+                            "the prompts as messages, through the model's chat template; the prompt tokens are "
+                            "the server's count (usage), and the cached ones too where it reports them")
         parser.add_argument("--native", action="append", default=[], type=named_url, metavar="NAME=URL",
                             help="this service's native POST /api/generate/stream")
         parser.add_argument("--direct", nargs="?", const="direct", metavar="NAME",
@@ -66,14 +71,18 @@ class Command(BaseCommand):
         parser.add_argument("--api-key", default="", help="Bearer key for the HTTP targets")
         parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16], metavar="N")
         parser.add_argument("--requests", type=int, default=4,
-                            help="requests per level, at least one per stream (default 4)")
+                            help="requests per level (conversations, with --chat-turns), at least one per "
+                            "stream (default 4)")
         parser.add_argument("--max-tokens", type=int, default=64)
         parser.add_argument("--prompt-tokens", type=int, nargs="+", default=[], metavar="N",
                             help="prompts of exactly N tokens of the model's tokenizer (one level per N), random "
                             "words never sent twice, instead of the short fixed prompts (the service adds BOS)")
         parser.add_argument("--chat-turns", type=int, default=0, metavar="K",
-                            help="conversations of K turns, each turn resending the whole history (user messages "
-                            f"of --prompt-tokens tokens, default {CHAT_MESSAGE_TOKENS}); each turn is a level")
+                            help="conversations of K turns, as chat clients send them: a first user message of "
+                            f"--prompt-tokens tokens (default {CHAT_MESSAGE_TOKENS}), then at each turn the whole "
+                            "history, with the target's own replies, and a short follow-up question; each turn is "
+                            "a level (--openai-chat sends them as messages, the other targets as one raw "
+                            "'User: ... Assistant: ...' text)")
         parser.add_argument("--seed", type=int, default=0, help="of the random words of --prompt-tokens")
         parser.add_argument("--tokenizer", type=Path, metavar="TOKENIZER.json",
                             help="count prompt tokens with this tokenizer (default: the one the service loads "
@@ -100,11 +109,12 @@ class Command(BaseCommand):
             raise CommandError("--concurrency, --requests, --max-tokens and --rounds must be positive")
         if min(plan.prompt_tokens, default=1) < 1 or plan.chat_turns < 0:
             raise CommandError("--prompt-tokens must be positive, --chat-turns at least 0")
-        names = [name for name, _ in options["openai"] + options["native"]]
+        names = [name for name, _ in options["openai"] + options["openai_chat"] + options["native"]]
         names += [options[kind] for kind in ("direct", "worker") if options[kind]]
         if not names:
             raise CommandError(
-                "Name at least one target: --openai NAME=URL, --native NAME=URL, --direct or --worker"
+                "Name at least one target: --openai NAME=URL, --openai-chat NAME=URL, --native NAME=URL, "
+                "--direct or --worker"
             )
         if len(set(names)) != len(names):
             raise CommandError(f"Target names must differ: {names}")
@@ -137,6 +147,7 @@ class Command(BaseCommand):
         model = servable.model_id if servable else options["model"]
         http = dict(model=model, api_key=options["api_key"], max_connections=max_streams)
         targets = [OpenAICompletionsTarget(name, url, **http) for name, url in options["openai"]]
+        targets += [OpenAIChatTarget(name, url, **http) for name, url in options["openai_chat"]]
         targets += [NativeStreamTarget(name, url, **http) for name, url in options["native"]]
         if options["direct"]:
             from generation.engine.runner import load_engine  # mistral.rs, in this process

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tokenizers import Tokenizer
 
 from benchmark import aiperf, report
-from benchmark.prompts import PromptMaker, service_tokenizer_path
+from benchmark.prompts import PromptMaker, service_tokenizer_path, short_prompts
 from benchmark.runner import Level, Plan, ratios
 from benchmark.targets import OpenAICompletionsTarget
 from catalog import snapshot
@@ -79,7 +79,8 @@ class Command(BaseCommand):
 
         async def run():
             try:
-                warm = await target.generate("The capital of France is", plan.warmup_tokens)
+                (warmup,) = short_prompts(1)
+                warm = await target.generate(warmup, plan.warmup_tokens)
                 if warm.error:
                     raise CommandError(f"{options['url']} failed its warm-up request: {warm.error}")
                 return await aiperf.run_side_by_side(target, run_aiperf, plan, maker)
