@@ -131,7 +131,7 @@ async def run_side_by_side(bench_target, run_aiperf: Callable[[Level, int, int],
             for turn in (0, 1) if round_index % 2 == 0 else (1, 0):
                 requests = plan.requests_at(level)
                 if turn == 0:
-                    prompts = workload.prompts(level, BENCH, round_index)
+                    prompts = workload.prompts(level)
                     stats, _ = await run_level(bench_target, level.concurrency, prompts, plan.max_tokens, on_done)
                     results[(BENCH, level)].rounds.append(stats)
                     continue

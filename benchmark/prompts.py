@@ -134,11 +134,9 @@ class Conversation:
         turn = (len(self._messages) + 1) // 2
         self._messages += [("assistant", text), ("user", FOLLOW_UPS[(turn - 1) % len(FOLLOW_UPS)])]
 
-    def prompt(self, turn: int) -> Prompt:
-        """The prompt of turn `turn` (from 1): every earlier exchange, then this turn's message."""
-        messages = tuple(self._messages[:2 * turn - 1])
-        if len(messages) < 2 * turn - 1:
-            raise ValueError(f"turn {turn} needs the replies of the turns before it")
+    def prompt(self) -> Prompt:
+        """The prompt of the next turn: every earlier exchange, then this turn's message."""
+        messages = tuple(self._messages)
         text = "".join(_raw_line(role, content) for role, content in messages) + "Assistant:"
         return Prompt(text, self._maker.count(text), chat=messages)
 

@@ -2,8 +2,9 @@
 
 A level is a number of concurrent streams, with prompts of one kind: the short fixed
 continuations, prompts of an exact token length, or the turn k of conversations that
-resend their history with the target's own replies (so a turn's level runs once the turn
-before it has answered). Targets take turns level by level, and the order of the targets
+resend their history with the target's own replies. A stream carries each conversation it
+takes through all its turns before the next, as a user does: the prefix cache then sees a
+turn soon after the one it extends. Targets take turns level by level, and the order of the targets
 rotates from one round to the next, so that every target sees the same machine load on
 average: on a shared machine the numbers that mean something are the ratios between
 targets, measured side by side, and their medians over the rounds.
@@ -12,7 +13,7 @@ targets, measured side by side, and their medians over the rounds.
 import asyncio
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from benchmark.prompts import Conversation, Prompt, PromptMaker, short_prompts
 from benchmark.targets import RequestResult
@@ -173,22 +174,58 @@ async def run_level(target, concurrency: int, prompts: Sequence[Prompt], max_tok
                     on_done: Callable) -> tuple[LevelStats, list[RequestResult]]:
     """`len(prompts)` requests through `concurrency` streams, each stream taking the next prompt:
     their statistics, and each prompt's result in the order of `prompts`."""
-    queue: asyncio.Queue = asyncio.Queue()
-    for index in range(len(prompts)):
-        queue.put_nowait(index)
     results: list[RequestResult | None] = [None] * len(prompts)
+
+    async def one(index: int) -> None:
+        results[index] = await target.generate(prompts[index], max_tokens)
+        on_done()
+
+    seconds = await _through_streams(concurrency, len(prompts), one)
+    stats = LevelStats.of(results, seconds, [prompt.tokens for prompt in prompts])
+    return stats, results
+
+
+async def run_conversations(target, concurrency: int, conversations: Sequence[Conversation], turns: int,
+                            max_tokens: int, on_done: Callable) -> list[LevelStats]:
+    """Each conversation through its `turns` turns, `concurrency` conversations at once: the
+    statistics of each turn (from 1), over the conversations."""
+    sent: list[list[Prompt]] = [[] for _ in range(turns)]
+    answers: list[list[RequestResult]] = [[] for _ in range(turns)]
+
+    async def one(index: int) -> None:
+        conversation = conversations[index]
+        for turn in range(turns):
+            prompt = conversation.prompt()
+            result = await target.generate(prompt, max_tokens)
+            conversation.reply(result.text)
+            sent[turn].append(prompt)
+            answers[turn].append(result)
+            on_done()
+
+    await _through_streams(concurrency, len(conversations), one)
+    # The turns interleave, so a turn's time is its streams' busy time: its requests' durations
+    # over the number of streams.
+    return [
+        LevelStats.of(results, sum(r.finished_at - r.started for r in results) / concurrency,
+                      [prompt.tokens for prompt in prompts])
+        for prompts, results in zip(sent, answers)
+    ]
+
+
+async def _through_streams(concurrency: int, count: int, work: Callable) -> float:
+    """`work(index)` for each index below `count`, `concurrency` at a time; the seconds it took."""
+    queue: asyncio.Queue = asyncio.Queue()
+    for index in range(count):
+        queue.put_nowait(index)
 
     async def stream() -> None:
         while not queue.empty():
-            index = queue.get_nowait()
-            results[index] = await target.generate(prompts[index], max_tokens)
-            on_done()
+            await work(queue.get_nowait())
 
     loop = asyncio.get_running_loop()
     started = loop.time()
     await asyncio.gather(*(stream() for _ in range(concurrency)))
-    stats = LevelStats.of(results, loop.time() - started, [prompt.tokens for prompt in prompts])
-    return stats, results
+    return loop.time() - started
 
 
 class TargetFailed(Exception):
@@ -231,34 +268,18 @@ class Workload:
             raise ValueError("prompts of an exact length need the model's tokenizer")
         self._plan = plan
         self._maker = maker
-        self._chats: dict[tuple, list[Conversation]] = {}
 
-    def prompts(self, level: Level, target: str, round_index: int) -> list[Prompt]:
+    def prompts(self, level: Level) -> list[Prompt]:
         count = self._plan.requests_at(level)
         if level.prompt_tokens is None:
             return short_prompts(count)
-        if level.turn is None:
-            return [self._maker.exact(level.prompt_tokens) for _ in range(count)]
-        key = self._chat_key(level, target, round_index)
-        if level.turn == 1:
-            self._chats[key] = [
-                Conversation(self._maker, first_message_tokens=level.prompt_tokens) for _ in range(count)
-            ]
-        return [conversation.prompt(level.turn) for conversation in self._chats[key]]
+        return [self._maker.exact(level.prompt_tokens) for _ in range(count)]
 
-    @staticmethod
-    def _chat_key(level: Level, target: str, round_index: int) -> tuple:
-        """The conversations of a target's round at a prompt length and number of streams, whatever the turn."""
-        return target, round_index, level.prompt_tokens, level.concurrency
-
-    def answered(self, level: Level, target: str, round_index: int, results: Sequence[RequestResult]) -> None:
-        """The results of `prompts(level, target, round_index)`, in their order: each conversation
-        takes its reply, for its next turn to resend."""
-        if level.turn is None:
-            return
-        key = self._chat_key(level, target, round_index)
-        for conversation, result in zip(self._chats[key], results, strict=True):
-            conversation.reply(result.text)
+    def conversations(self, level: Level) -> list[Conversation]:
+        return [
+            Conversation(self._maker, first_message_tokens=level.prompt_tokens)
+            for _ in range(self._plan.requests_at(level))
+        ]
 
 
 async def run_benchmark(targets: Sequence, plan: Plan, maker: PromptMaker | None = None,
@@ -278,9 +299,16 @@ async def run_benchmark(targets: Sequence, plan: Plan, maker: PromptMaker | None
         shift = round_index % len(targets)
         order = list(targets[shift:]) + list(targets[:shift])
         for level in plan.levels():
+            if level.turn not in (None, 1):
+                continue  # run with its conversations' first turn
             for target in order:
-                prompts = workload.prompts(level, target.name, round_index)
-                stats, answers = await run_level(target, level.concurrency, prompts, plan.max_tokens, on_done)
-                workload.answered(level, target.name, round_index, answers)
-                results[(target.name, level)].rounds.append(stats)
+                if level.turn is None:
+                    stats, _ = await run_level(target, level.concurrency, workload.prompts(level), plan.max_tokens,
+                                               on_done)
+                    results[(target.name, level)].rounds.append(stats)
+                    continue
+                per_turn = await run_conversations(target, level.concurrency, workload.conversations(level),
+                                                   plan.chat_turns, plan.max_tokens, on_done)
+                for turn, stats in enumerate(per_turn, start=1):
+                    results[(target.name, replace(level, turn=turn))].rounds.append(stats)
     return list(results.values())

@@ -158,20 +158,27 @@ def test_a_later_turn_resends_the_target_s_own_replies_then_a_short_follow_up():
     plan = Plan(concurrency=(1,), requests=2, max_tokens=2, chat_turns=3, prompt_tokens=(16,))
     asyncio.run(run_benchmark([target], plan, maker))
     warmup, *sent = target.sent
-    first, second, third = sent[0:2], sent[2:4], sent[4:6]  # two conversations, turn by turn
-    for conversation in range(2):
-        turn1, turn2, turn3 = first[conversation], second[conversation], third[conversation]
+    # One stream: each conversation through its three turns before the next one starts.
+    for conversation, (turn1, turn2, turn3) in enumerate((sent[0:3], sent[3:6])):
         assert turn1.tokens == 16 + maker.count("User:\nAssistant:")
-        reply1 = f" reply {2 + conversation}"  # after the warm-up's
+        reply1, reply2 = f" reply {2 + 3 * conversation}", f" reply {3 + 3 * conversation}"  # after the warm-up's
         assert turn2.chat == (("user", turn1.chat[0][1]), ("assistant", reply1), ("user", FOLLOW_UPS[0]))
         assert turn2.text == f"{turn1.text}{reply1}\nUser: {FOLLOW_UPS[0]}\nAssistant:"
-        assert turn3.chat[:3] == turn2.chat and turn3.chat[3:] == (
-            ("assistant", f" reply {4 + conversation}"), ("user", FOLLOW_UPS[1])
-        )
+        assert turn3.chat[:3] == turn2.chat and turn3.chat[3:] == (("assistant", reply2), ("user", FOLLOW_UPS[1]))
         assert turn3.text.startswith(turn2.text) and turn3.tokens == maker.count(turn3.text)
         assert turn2.messages[1] == {"role": "assistant", "content": reply1}
-    assert first[0].chat[0] != first[1].chat[0]
+    assert sent[0].chat[0] != sent[3].chat[0]
     assert warmup.messages == [{"role": "user", "content": warmup.text}]  # an independent prompt
+
+
+def test_conversations_give_each_turn_its_statistics():
+    target = _EchoTarget()
+    plan = Plan(concurrency=(2,), requests=3, max_tokens=2, chat_turns=2, prompt_tokens=(8,))
+    results = asyncio.run(run_benchmark([target], plan, PromptMaker(word_tokenizer())))
+    assert [(result.level.turn, result.rounds[0].requests) for result in results] == [(1, 3), (2, 3)]
+    first, second = (result.rounds[0] for result in results)
+    assert second.prompt_tokens > first.prompt_tokens  # the history, resent
+    assert first.seconds == second.seconds == pytest.approx(3 * 0.2 / 2)  # three requests of 0.2 s, two streams
 
 
 def test_a_level_gives_back_its_results_in_the_order_of_its_prompts():

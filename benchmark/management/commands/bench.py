@@ -80,7 +80,8 @@ class Command(BaseCommand):
         parser.add_argument("--chat-turns", type=int, default=0, metavar="K",
                             help="conversations of K turns, as chat clients send them: a first user message of "
                             f"--prompt-tokens tokens (default {CHAT_MESSAGE_TOKENS}), then at each turn the whole "
-                            "history, with the target's own replies, and a short follow-up question; each turn is "
+                            "history, with the target's own replies, and a short follow-up question; a stream takes "
+                            "each conversation through all its turns; each turn is reported as "
                             "a level (--openai-chat sends them as messages, the other targets as one raw "
                             "'User: ... Assistant: ...' text)")
         parser.add_argument("--seed", type=int, default=0, help="of the random words of --prompt-tokens")
