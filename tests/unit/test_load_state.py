@@ -186,7 +186,11 @@ def test_the_runtime_records_its_engine_caches_events(runtime):
 
 
 @pytest.fixture
-def staff_client(client):
+def staff_client(client, settings):
+    # The processes these tests record beat once: with a heartbeat of hours they stay live however
+    # long a first admin page takes to render on a loaded machine (it took 24 s once, and a
+    # process three 5 s beats late is shown as gone).
+    settings.LLM_HEARTBEAT_SECONDS = 3600
     user = User.objects.create_superuser("boss", "boss@example.com", "a-password-1234")
     client.force_login(user)
     return client
