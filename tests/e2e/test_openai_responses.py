@@ -60,7 +60,6 @@ def test_a_response_and_its_stream_agree(client):
     # The same counts; the stream's prompt, sent second, may come from the prefix cache.
     assert final.usage.model_dump(exclude={"input_tokens_details"}) == response.usage.model_dump(
         exclude={"input_tokens_details"})
-    assert final.usage.input_tokens_details.cached_tokens > 0
     assert final.id != response.id and final.id == events[0].response.id
     assert final.output[0].id == events[2].item.id == events[4].item_id
 
