@@ -129,13 +129,11 @@ def test_the_service_adds_its_bos_token_on_top_of_the_count(bundled_entry, token
 def test_a_conversation_resends_its_history_at_every_turn(tokenizer):
     maker = PromptMaker(tokenizer, seed=3)
     conversation = Conversation(maker, first_message_tokens=32)
-    first = conversation.prompt(1)
-    with pytest.raises(ValueError, match="turn 2 needs the replies of the turns before it"):
-        conversation.prompt(2)
+    first = conversation.prompt()
     conversation.reply(" The sea is wide.")
-    second = conversation.prompt(2)
+    second = conversation.prompt()
     conversation.reply("Yes.")  # a chat's reply, without the continuation's leading space
-    third = conversation.prompt(3)
+    third = conversation.prompt()
     assert second.text == f"{first.text} The sea is wide.\nUser: {FOLLOW_UPS[0]}\nAssistant:"
     assert third.text == f"{second.text} Yes.\nUser: {FOLLOW_UPS[1]}\nAssistant:"
     assert [p.tokens for p in (first, second, third)] == [_tokens(tokenizer, p.text) for p in (first, second, third)]
@@ -145,17 +143,14 @@ def test_a_conversation_resends_its_history_at_every_turn(tokenizer):
 def test_the_workload_never_sends_a_prompt_twice_except_a_conversation_s_history(tokenizer):
     plan = Plan(concurrency=(2,), requests=2, rounds=2, prompt_tokens=(16,), chat_turns=2)
     workload = Workload(plan, PromptMaker(tokenizer))
-    turn1, turn2 = Level(2, 16, 1), Level(2, 16, 2)
-    sent = {(target, r): workload.prompts(turn1, target, r) for target in ("a", "b") for r in (0, 1)}
-    assert len({prompt.text for prompts in sent.values() for prompt in prompts}) == 8
-    for (target, r), prompts in sent.items():
-        replies = [RequestResult(started=0.0, first_text_at=0.1, finished_at=0.2, tokens=1, text=f" {target}{r}{i}")
-                   for i in range(2)]
-        workload.answered(turn1, target, r, replies)
-        later = workload.prompts(turn2, target, r)
-        assert [p.text.startswith(q.text + reply.text) for p, q, reply in zip(later, prompts, replies)] == [True] * 2
+    conversations = [workload.conversations(Level(2, 16, 1)) for _ in range(4)]  # two targets, two rounds
+    firsts = [conversation.prompt() for each in conversations for conversation in each]
+    assert len({prompt.text for prompt in firsts}) == 8
+    for index, conversation in enumerate(c for each in conversations for c in each):
+        conversation.reply(f" reply {index}")
+        assert conversation.prompt().text.startswith(firsts[index].text + f" reply {index}")
     independent = Workload(Plan(concurrency=(1,), requests=3, prompt_tokens=(8,)), PromptMaker(tokenizer))
-    texts = [p.text for r in (0, 1) for p in independent.prompts(Level(1, 8), "a", r)]
+    texts = [p.text for _ in (0, 1) for p in independent.prompts(Level(1, 8))]
     assert len(set(texts)) == 6 and all(_tokens(tokenizer, text) == 8 for text in texts)
     with pytest.raises(ValueError, match="tokenizer"):
         Workload(plan, None)
