@@ -260,8 +260,8 @@ class Plan:
 
 
 class Workload:
-    """The prompts of each level, for each target and round; with a PromptMaker, never the same twice
-    but for a conversation's history, which each turn's answers extend."""
+    """What each level sends: independent prompts, or new conversations (their later turns come
+    from the answers, `Conversation.reply`). With a PromptMaker nothing is made twice in a run."""
 
     def __init__(self, plan: Plan, maker: PromptMaker | None):
         if plan.counts_tokens() and maker is None:
@@ -276,6 +276,7 @@ class Workload:
         return [self._maker.exact(level.prompt_tokens) for _ in range(count)]
 
     def conversations(self, level: Level) -> list[Conversation]:
+        """New conversations for a level's first turn, each opening with a message of `level.prompt_tokens`."""
         return [
             Conversation(self._maker, first_message_tokens=level.prompt_tokens)
             for _ in range(self._plan.requests_at(level))
