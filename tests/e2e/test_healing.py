@@ -51,7 +51,9 @@ def test_a_pod_started_while_postgresql_is_down_becomes_ready_once_it_is_back(tm
             120, "ready once PostgreSQL is back",
         )
         assert MODEL in body["loaded_models"]
-        assert httpx.post(f"{server.url}/api/generate", json={"prompt": "Hi", "max_tokens": 2}).status_code == 200
+        # Served, however busy the machine (httpx's default timeout is 5 s; a CI run once took longer).
+        assert httpx.post(f"{server.url}/api/generate", json={"prompt": "Hi", "max_tokens": 2},
+                          timeout=60).status_code == 200
     finally:
         stop_server(server)
 
