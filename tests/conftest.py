@@ -136,6 +136,14 @@ def _catalog_read_afresh():
 
 
 @pytest.fixture(autouse=True)
+def _node_id_for_schemathesis(request):
+    """schemathesis 4.32.5 renames the test node per operation (for its reports) through the
+    `_nodeid` attribute, which pytest 9.2 no longer has (it keeps `_id`): give it one."""
+    if not hasattr(request.node, "_nodeid"):
+        request.node._nodeid = request.node.nodeid
+
+
+@pytest.fixture(autouse=True)
 def _live_server_helper():
     """Replaces pytest-django's hook for its own in-thread `live_server`: this project's
     `live_server` is a real Daphne process with its own database."""

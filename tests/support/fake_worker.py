@@ -185,7 +185,7 @@ class FakeWorker:
 
     async def detokenize(self, tokens: tuple[int, ...]) -> str:
         self._check_open()
-        return "".join(chr(token) for token in tokens)
+        return "".join(chr(token) for token in tokens if token < VOCAB_SIZE)  # as the engine: no text beyond it
 
     async def count_tokens(self, text: str) -> int:
         return len(await self.tokenize(text))
