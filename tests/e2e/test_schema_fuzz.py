@@ -1,7 +1,7 @@
 """The OpenAPI schema tells the truth: schemathesis fuzzes every operation of /api/schema/.
 
 Requests are generated from the schema that a real Daphne server (with the bundled model)
-serves: valid ones, and invalid ones. Every response must pass the checks below: no 5xx, a
+serves: valid ones, and invalid ones. Every response must pass the checks of tests/support/schema_fuzz.py: no 5xx, a
 documented status code, content type and headers, a body that matches the declared schema
 (for a stream: each event, and the JSON inside it), valid requests not refused (a 400 for a
 request the schema allows is a schema that says too little) and invalid ones not served (one
