@@ -17,8 +17,8 @@ model's streams:
 - worker: the worker process;
 - runner: the engine in the process that imports mistral.rs, with its workarounds
   (the worker's, and the benchmark's in-process target);
-- model_files, gguf_tokenizer, files: the model files on disk (the bundled GGUFs, the
-  exact tokenizer.json built for each GGUF), also used to build the image.
+- model_files, gguf_file, gguf_tokenizer, files: the model files on disk (the bundled GGUFs,
+  their headers, the exact tokenizer.json built for each GGUF), also used to build the image.
 
 The web process never imports `runner` or `worker`. This package's own module imports
 nothing, so that the image's build can use `model_files` alone.

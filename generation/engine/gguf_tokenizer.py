@@ -22,8 +22,7 @@ every id, which holds by construction here.
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from gguf import GGUFReader, LlamaFileType
+from gguf import LlamaFileType
 from tokenizers import (
     AddedToken,
     Regex,
@@ -35,6 +34,7 @@ from tokenizers import (
 )
 
 from generation.engine.files import atomic_output
+from generation.engine.gguf_file import read_header
 
 SENTENCEPIECE = "llama"
 BYTE_LEVEL_BPE = "gpt2"
@@ -72,18 +72,6 @@ class GGUFVocabulary:
     pre: str | None  # byte-level BPE: the name of its word-splitting regexes
 
 
-def _array(reader: GGUFReader, key: str) -> list:
-    field = reader.fields[key]
-    if isinstance(field.parts[field.data[0]], np.ndarray) and field.parts[field.data[0]].dtype == np.uint8:
-        return [bytes(field.parts[i]).decode("utf-8") for i in field.data]
-    return np.concatenate([field.parts[i] for i in field.data]).tolist()
-
-
-def _scalar(reader: GGUFReader, key: str, default=None):
-    field = reader.fields.get(key)
-    return default if field is None else field.contents()
-
-
 def _file_type_name(file_type: int | None) -> str | None:
     """The weights' type as llama.cpp names it (15: Q4_K_M), from `general.file_type`."""
     if file_type is None:
@@ -95,52 +83,52 @@ def _file_type_name(file_type: int | None) -> str | None:
 
 
 def read_vocabulary(gguf_path: str | Path) -> GGUFVocabulary:
-    reader = GGUFReader(str(gguf_path))
-    model = _scalar(reader, "tokenizer.ggml.model")
+    header = read_header(gguf_path)
+    fields = header.metadata
+    model = fields.get("tokenizer.ggml.model")
     if model not in (SENTENCEPIECE, BYTE_LEVEL_BPE):
         raise UnsupportedTokenizer(
             f"{gguf_path}: tokenizer type {model!r}; only SentencePiece ({SENTENCEPIECE!r}) and byte-level BPE "
             f"({BYTE_LEVEL_BPE!r}) GGUF tokenizers are built"
         )
     # llama.cpp never adds a space prefix for BPE, whatever the flag says.
-    if model == SENTENCEPIECE and _scalar(reader, "tokenizer.ggml.add_space_prefix", False):
+    if model == SENTENCEPIECE and fields.get("tokenizer.ggml.add_space_prefix", False):
         raise UnsupportedTokenizer(f"{gguf_path}: tokenizers with a space prefix are not supported")
-    tokens = _array(reader, "tokenizer.ggml.tokens")
-    architecture = _scalar(reader, "general.architecture")
+    tokens = fields["tokenizer.ggml.tokens"]
+    architecture = fields.get("general.architecture")
     special = {
         name: tokens[token_id]
         for name in ("bos", "eos", "eot", "eom", "unknown")
-        if (token_id := _scalar(reader, f"tokenizer.ggml.{name}_token_id")) is not None
+        if (token_id := fields.get(f"tokenizer.ggml.{name}_token_id")) is not None
     }
-    file_type = _scalar(reader, "general.file_type")
     return GGUFVocabulary(
         tokens=tokens,
-        scores=_array(reader, "tokenizer.ggml.scores") if model == SENTENCEPIECE else [],
-        token_types=_array(reader, "tokenizer.ggml.token_type"),
-        unknown_token_id=_scalar(reader, "tokenizer.ggml.unknown_token_id", 0),
+        scores=fields["tokenizer.ggml.scores"] if model == SENTENCEPIECE else [],
+        token_types=fields["tokenizer.ggml.token_type"],
+        unknown_token_id=fields.get("tokenizer.ggml.unknown_token_id", 0),
         metadata={
             "architecture": architecture,
-            "context_length": _scalar(reader, f"{architecture}.context_length"),
+            "context_length": fields.get(f"{architecture}.context_length"),
             "vocab_size": len(tokens),  # the model's logits: the token ids a request's logit_bias may name
             "bos_token": special.get("bos"),
             "eos_token": special.get("eos"),
-            "add_bos_token": bool(_scalar(reader, "tokenizer.ggml.add_bos_token", True)),
-            "chat_template": _scalar(reader, "tokenizer.chat_template"),
+            "add_bos_token": bool(fields.get("tokenizer.ggml.add_bos_token", True)),
+            "chat_template": fields.get("tokenizer.chat_template"),
             # What the admin shows of the file.
-            "name": _scalar(reader, "general.name"),
-            "size_label": _scalar(reader, "general.size_label"),
-            "quantization": _file_type_name(file_type),
-            "parameters": int(sum(int(tensor.n_elements) for tensor in reader.tensors)),
+            "name": fields.get("general.name"),
+            "size_label": fields.get("general.size_label"),
+            "quantization": _file_type_name(fields.get("general.file_type")),
+            "parameters": sum(tensor.n_elements for tensor in header.tensors),
             "end_of_turn_token": special.get("eot"),
             "end_of_message_token": special.get("eom"),
         },
         model=model,
         merges=(
-            [tuple(merge.split(" ", 1)) for merge in _array(reader, "tokenizer.ggml.merges")]
+            [tuple(merge.split(" ", 1)) for merge in fields["tokenizer.ggml.merges"]]
             if model == BYTE_LEVEL_BPE
             else []
         ),
-        pre=_scalar(reader, "tokenizer.ggml.pre"),
+        pre=fields.get("tokenizer.ggml.pre"),
     )
 
 

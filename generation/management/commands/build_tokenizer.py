@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from generation.engine.gguf_tokenizer import UnsupportedTokenizer, write_tokenizer_json
+from generation.engine.gguf_tokenizer import write_tokenizer_json
 
 
 class Command(BaseCommand):
@@ -13,6 +13,6 @@ class Command(BaseCommand):
     def handle(self, *args, gguf_path, output_json, **options):
         try:
             vocabulary = write_tokenizer_json(gguf_path, output_json)
-        except (OSError, UnsupportedTokenizer, KeyError) as exc:
+        except (OSError, ValueError, KeyError) as exc:  # unreadable, not a whole GGUF, a tokenizer not built
             raise CommandError(f"Cannot build a tokenizer from {gguf_path}: {exc}") from exc
         self.stdout.write(f"Wrote {output_json} ({len(vocabulary.tokens)} tokens)")
