@@ -12,7 +12,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from tests.support.server import BASE_MODEL, start_server, stop_server
+from tests.support.server import BASE_MODEL, start_replicas, stop_server
 from tests.support.services import RedisServer
 
 MODEL = "google/gemma-3-270m"
@@ -28,18 +28,10 @@ def redis_url(tmp_path_factory):
 @pytest.fixture(scope="module")
 def two_servers(redis_url, tmp_path_factory):
     """Two servers on one database and one Redis, each with the bundled model loaded."""
-    database = tmp_path_factory.mktemp("shared-db") / "db.sqlite3"
-    servers = []
-    try:
-        for _ in range(2):
-            servers.append(
-                start_server(tmp_path_factory.mktemp("server"), startup_models=(BASE_MODEL,),
-                             DATABASE_URL=f"sqlite:///{database}", REDIS_URL=redis_url)
-            )
-        yield servers
-    finally:
-        for server in servers:
-            stop_server(server)
+    servers = start_replicas(tmp_path_factory, startup_models=(BASE_MODEL,), REDIS_URL=redis_url)
+    yield servers
+    for server in servers:
+        stop_server(server)
 
 
 def loaded_models(server) -> list[str]:

@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from tests.support.server import BASE_MODEL, start_server, stop_server
+from tests.support.server import BASE_MODEL, start_replicas, start_server, stop_server
 from tests.support.services import PostgresServer, RedisServer
 
 MODEL = "google/gemma-3-270m"
@@ -83,12 +83,9 @@ def loaded_models(server) -> list[str]:
 
 def test_catalog_changes_reach_every_process_after_a_redis_restart(tmp_path_factory):
     redis_server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    database = tmp_path_factory.mktemp("shared-db") / "db.sqlite3"
     servers = []
     try:
-        for _ in range(2):
-            servers.append(start_server(tmp_path_factory.mktemp("server"), startup_models=(BASE_MODEL,),
-                                        DATABASE_URL=f"sqlite:///{database}", REDIS_URL=redis_server.url))
+        servers = start_replicas(tmp_path_factory, startup_models=(BASE_MODEL,), REDIS_URL=redis_server.url)
         assert httpx.get(f"{servers[0].url}/health/ready").json()["channel_layer"] == "ok"
         redis_server.stop()
         down = httpx.get(f"{servers[0].url}/health/ready", timeout=10).json()

@@ -161,6 +161,25 @@ def start_server(tmp_path: Path, *, scheme: str = "http", setup: tuple[str, ...]
     return server
 
 
+def start_replicas(tmp_path_factory, count: int = 2, **settings: str) -> list[LiveServer]:
+    """`count` servers on one SQLite database (copied from the migrated one), as replicas of one
+    deployment would be: started at once, returned once all are ready."""
+    database = tmp_path_factory.mktemp("shared-db") / "db.sqlite3"
+    shutil.copyfile(_migrated_database(), database)
+    servers = []
+    try:
+        for _ in range(count):
+            servers.append(start_server(tmp_path_factory.mktemp("replica"), wait=False, migrate=False,
+                                        DATABASE_URL=f"sqlite:///{database}", **settings))
+        for server in servers:
+            wait_until_ready(server.url, server.process)
+    except Exception:
+        for server in servers:
+            stop_server(server)
+        raise
+    return servers
+
+
 def stop_server(server: LiveServer) -> None:
     server.process.terminate()
     try:
