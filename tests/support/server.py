@@ -153,12 +153,17 @@ def start_server(tmp_path: Path, *, scheme: str = "http", setup: tuple[str, ...]
         server.process = subprocess.Popen([sys.executable, "manage.py", "serve"], cwd=ROOT, env=env, stdout=log,
                                           stderr=subprocess.STDOUT)
     if wait:
-        try:
-            wait_until_ready(server.url, server.process, verify=False)
-        except Exception:
-            stop_server(server)
-            raise RuntimeError(server.log.read_text()[-5000:])
+        wait_for_start(server)
     return server
+
+
+def wait_for_start(server: LiveServer) -> None:
+    """Return once the server is ready; if it is not, stop it and raise with the end of its log."""
+    try:
+        wait_until_ready(server.url, server.process, verify=False)
+    except Exception:
+        stop_server(server)
+        raise RuntimeError(server.log.read_text()[-5000:])
 
 
 def start_replicas(tmp_path_factory, count: int = 2, **settings: str) -> list[LiveServer]:
@@ -172,7 +177,7 @@ def start_replicas(tmp_path_factory, count: int = 2, **settings: str) -> list[Li
             servers.append(start_server(tmp_path_factory.mktemp("replica"), wait=False, migrate=False,
                                         DATABASE_URL=f"sqlite:///{database}", **settings))
         for server in servers:
-            wait_until_ready(server.url, server.process)
+            wait_for_start(server)
     except Exception:
         for server in servers:
             stop_server(server)
