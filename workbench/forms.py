@@ -7,7 +7,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from catalog.models import ModelEntry
-from workbench.model_checks import check_files
+from workbench.model_checks import FileReport, check_files
 
 
 class TemplateField(forms.CharField):
@@ -42,6 +42,10 @@ class LinesField(forms.CharField):
         return (initial or []) != self.to_python(data)
 
 
+FILE_FIELDS = {"source", "location", "filename", "tokenizer_json"}
+CHAT_FIELDS = {"capabilities", "chat_template"}
+
+
 class ModelEntryForm(forms.ModelForm):
     capabilities = forms.MultipleChoiceField(
         choices=ModelEntry.Capability.choices,
@@ -69,11 +73,23 @@ class ModelEntryForm(forms.ModelForm):
         super()._post_clean()  # the instance takes the form's values, and the model's own checks run
         # The files are checked once everything else is valid, and only when the fields that
         # name them changed: an entry's other settings stay editable while its file is away.
-        if not self.errors and (self.instance._state.adding or self._names_other_files()):
-            try:
-                check_files(self.instance)
-            except ValidationError as exc:
+        # A change of its chat settings reads the file again for its template.
+        names_files = self.instance._state.adding or bool(FILE_FIELDS & set(self.changed_data))
+        if self.errors or not (names_files or CHAT_FIELDS & set(self.changed_data)):
+            return
+        try:
+            report = check_files(self.instance)
+        except ValidationError as exc:
+            if names_files:
                 self.add_error(None, exc)
+            return
+        if self._chats_without_a_template(report):
+            self.add_error("chat_template", (
+                "The model's file has no chat template: write one here (with its BOS and EOS tokens), "
+                "or take away the chat capability; chat requests would be refused."
+            ))
 
-    def _names_other_files(self) -> bool:
-        return bool({"source", "location", "filename", "tokenizer_json"} & set(self.changed_data))
+    def _chats_without_a_template(self, report: FileReport) -> bool:
+        entry = self.instance
+        return (ModelEntry.Capability.CHAT in entry.capabilities and not entry.chat_template
+                and report.path is not None and not report.metadata.get("chat_template"))

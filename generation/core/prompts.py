@@ -24,8 +24,8 @@ def render_prompt(
     model: ServableModel, request: GenerationRequest, file_format: ChatFormat | None = None
 ) -> RenderedPrompt:
     """The prompt the engine gets: a raw prompt after the BOS token, or the chat rendered with
-    the catalog entry's template, else with the model file's own (`file_format`, known once
-    the model is loaded)."""
+    the catalog entry's template, else with the model file's own (`file_format`: None for a file
+    without one)."""
     if not request.is_chat:
         return RenderedPrompt(model.bos_token + request.prompt)
     chat_format = _chat_format(model, file_format)

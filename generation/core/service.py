@@ -36,6 +36,7 @@ from generation.core.prompts import RenderedPrompt, needs_the_files_template, re
 from generation.core.request import GenerationRequest
 from generation.core.tool_calls import ToolPlan
 from generation.engine.cache import EngineCache
+from generation.engine.model_files import prepared_gguf
 from generation.engine.streams import GenerationStream, one_by_one
 from generation.engine.types import Finished, TextDelta, TokenLogprob
 from generation.lifecycle.runtime import current
@@ -232,9 +233,7 @@ async def prepare_generation(request: GenerationRequest) -> Generation:
         if request.api_key is not None:
             check_model_allowed(api_key=request.api_key, model_id=model.model_id)  # no query (active_key)
         sampling = effective_sampling(model, request)
-        # Rendered now, so that a bad request waits for nothing; with the model file's own
-        # template, once the model is loaded.
-        prompt = None if needs_the_files_template(model, request) else render_prompt(model, request)
+        prompt = await _prompt_before_load(model, request)
         # The slot is taken before the model is loaded: a load is work for the engine too.
         with observation.waiting_for_slot():
             await limiter().acquire()
@@ -251,6 +250,21 @@ async def prepare_generation(request: GenerationRequest) -> Generation:
     except asyncio.CancelledError:
         observation.abandoned()
         raise
+
+
+async def _prompt_before_load(model: ServableModel, request: GenerationRequest) -> RenderedPrompt | None:
+    """The prompt, rendered now so that a bad request waits for nothing and loads no model:
+    with the catalog entry's template, else with its model file's where that file has been
+    prepared on this machine (a request for an entry whose file has no template is refused
+    here). None where the file's template is known only once the model is loaded."""
+    if not needs_the_files_template(model, request):
+        return render_prompt(model, request)
+    config = model.engine
+    prepared = await asyncio.to_thread(
+        prepared_gguf, source=config.source, location=config.location, filename=config.filename,
+        cache_dir=engine_cache().cache_dir,
+    )
+    return None if prepared is None else render_prompt(model, request, prepared.chat_format)
 
 
 async def _admit(

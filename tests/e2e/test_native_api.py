@@ -149,6 +149,10 @@ def test_an_entry_without_a_chat_template_uses_its_gguf_s_own(client, live_serve
         error = assert_error(client.post("/api/chat", json={**chat, "model": "local/gemma-no-template"}), 400,
                              "invalid_request")
         assert "no chat template" in error["message"]
+        # Refused from the file's preparation (done when the default model loaded), without a load.
+        model_metrics = [line for line in client.get("/metrics").text.splitlines() if line.startswith("llm_model_")]
+        assert [line for line in model_metrics if "local/gemma-no-template" in line] == []
+        assert any("local/smollm2-own-template" in line for line in model_metrics)  # loaded, so shown
     finally:
         live_server.manage("shell", "-c", "from catalog.models import ModelEntry; ModelEntry.objects.filter("
                            "model_id__in=['local/smollm2-own-template', 'local/gemma-no-template']).delete()")

@@ -11,8 +11,10 @@ from asgiref.sync import sync_to_async
 from access.services import create_api_key
 from catalog.models import ModelEntry
 from common.errors import EngineFailed
+from generation.engine.model_files import prepare_gguf
 from generation.lifecycle import runtime
 from tests.support.fake_worker import Script
+from tests.support.tiny_gguf import write_tiny_gguf
 from tests.unit.conftest import BASE, CHAT
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -174,6 +176,27 @@ async def test_an_entry_without_a_chat_template_uses_its_model_files_own(api, en
     error = api.error(await api.post("/api/chat", {"model": "local/no-template", "messages": HI}), 400,
                       "invalid_request", "model")
     assert "no chat template" in error["message"]
+
+
+async def test_a_prepared_file_s_template_is_known_before_any_load(api, engine, tmp_path, monkeypatch):
+    """Once a GGUF has been prepared on this machine (by a load, or the admin's check of the file),
+    a request is rendered with its template before the model is loaded, and refused without a
+    load where it has none: a load of the model would evict another for nothing."""
+    cache_dir = tmp_path / "cache"
+    monkeypatch.setattr(runtime.current().engine_cache, "cache_dir", cache_dir)
+    prepare_gguf(write_tiny_gguf(tmp_path / "plain.gguf"), cache_dir)
+    prepare_gguf(write_tiny_gguf(tmp_path / "chat.gguf", chat_template="{{ messages[0].content }}!"), cache_dir)
+    for model_id, filename in (("local/plain", "plain.gguf"), ("local/chat", "chat.gguf")):
+        await sync_to_async(ModelEntry.objects.create)(
+            model_id=model_id, display_name="x", source="gguf_file", location=str(tmp_path), filename=filename,
+            capabilities=["chat"], chat_template="",
+        )
+    error = api.error(await api.post("/api/chat", {"model": "local/plain", "messages": HI}), 400,
+                      "invalid_request", "model")
+    assert "no chat template, nor does its file" in error["message"]
+    assert engine.workers == []  # no load was started
+    assert (await api.post("/api/chat", {"model": "local/chat", "messages": HI})).status_code == 200
+    assert engine.calls[-1].prompt == "Hi!"  # the file's template, not the loaded fake's
 
 
 # --- validation and errors ------------------------------------------------------------------------

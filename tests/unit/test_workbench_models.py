@@ -69,6 +69,27 @@ def test_a_gguf_the_engine_loads_is_saved(admin_client, tmp_path, settings):
     assert ModelEntry.objects.get(model_id="test/tiny").capabilities == ["generate"]
 
 
+def test_a_chat_entry_needs_a_template_where_its_file_has_none(admin_client, tmp_path, settings):
+    settings.LLM_MODEL_CACHE_DIR = tmp_path / "cache"
+    write_tiny_gguf(tmp_path / "tiny.gguf")  # no chat template
+    chat_entry = new_entry(location=str(tmp_path), capabilities=["generate", "chat"])
+    assert "The model's file has no chat template" in errors_of(admin_client.post(ADD_URL, chat_entry))
+    template = "{% for m in messages %}{{ m.content }}{% endfor %}"
+    saved = admin_client.post(ADD_URL, {**chat_entry, "chat_template": template})
+    assert saved.status_code == 302, errors_of(saved)
+    # Taking the template away later is refused as well.
+    url = change_url("test/tiny")
+    fields = {**form_fields(admin_client.get(url).text), "chat_template": "", "_save": "Save"}
+    assert "The model's file has no chat template" in errors_of(admin_client.post(url, fields))
+
+
+def test_a_chat_entry_without_a_template_takes_its_file_s(admin_client, tmp_path, settings):
+    settings.LLM_MODEL_CACHE_DIR = tmp_path / "cache"
+    write_tiny_gguf(tmp_path / "tiny.gguf", chat_template="{{ messages[0].content }}")
+    response = admin_client.post(ADD_URL, new_entry(location=str(tmp_path), capabilities=["generate", "chat"]))
+    assert response.status_code == 302, errors_of(response)
+
+
 def test_a_hugging_face_file_not_in_the_cache_while_offline_is_refused_with_what_to_do(admin_client, settings):
     settings.HF_HUB_OFFLINE = True
     response = admin_client.post(ADD_URL, new_entry(source="hf_gguf", location="some-org/no-such-repo-GGUF"))
