@@ -219,10 +219,11 @@ SMALL_BODY_LIMIT = 4096
 
 PRESETS = {
     # The bundled models, no API key: one generation at a time, one waiting place, a short
-    # queue timeout (the 429s are tested), fast SSE keep-alives.
+    # queue timeout (the 429s are tested), fast SSE keep-alives; room for a third model, so that
+    # the entries tests add for a while evict no bundled model (its reload cost up to 8 s).
     "default": Preset(settings={
         "LLM_MAX_CONCURRENT_REQUESTS": "1", "LLM_MAX_QUEUED_REQUESTS": "1", "LLM_QUEUE_TIMEOUT_SECONDS": "20",
-        "LLM_SSE_KEEPALIVE_SECONDS": "0.05",
+        "LLM_SSE_KEEPALIVE_SECONDS": "0.05", "LLM_MAX_LOADED_MODELS": "3",
     }, setup=(superuser(ADMIN_USER),)),
     # LLM_REQUIRE_API_KEY on, and a second catalog entry (OTHER_MODEL).
     "keyed": Preset(settings={"LLM_REQUIRE_API_KEY": "true"}, setup=(OTHER_MODEL, superuser(ADMIN_USER))),
