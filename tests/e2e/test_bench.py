@@ -29,6 +29,7 @@ def test_bench_against_the_live_server_and_the_engine_in_process_and_in_a_worker
         "--native", f"native={live_server.url}",
         "--direct",
         "--worker",
+        "--model", "HuggingFaceTB/SmolLM2-135M-Instruct",  # the engine loaded twice more, in 1.5 s (Gemma: 8 s)
         "--concurrency", "1", "2",  # the live server runs one generation and queues one
         "--requests", "2",
         "--max-tokens", "4",
