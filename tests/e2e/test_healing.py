@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from tests.support.server import BASE_MODEL, start_replicas, start_server, stop_server
+from tests.support.server import BASE_MODEL, SMALL_MODEL, start_replicas, start_server, stop_server
 from tests.support.services import PostgresServer, RedisServer
 
 MODEL = "google/gemma-3-270m"
@@ -62,7 +62,8 @@ def test_no_request_fails_after_a_postgresql_restart(tmp_path, postgres):
     postgres.start()
     # The first request after the restart waits for a new connection: the 3 s default bound
     # is too short for one on this busy 2-core machine (about 1 s measured, alone).
-    server = start_server(tmp_path, DATABASE_URL=postgres.url, DATABASE_POOL_TIMEOUT="10")
+    server = start_server(tmp_path, startup_models=(SMALL_MODEL,), DATABASE_URL=postgres.url,
+                          DATABASE_POOL_TIMEOUT="10")
     try:
         for _ in range(5):  # the pool holds connections now
             assert httpx.get(f"{server.url}/v1/models", timeout=10).status_code == 200
@@ -71,7 +72,8 @@ def test_no_request_fails_after_a_postgresql_restart(tmp_path, postgres):
         # Every pooled connection is dead; each request must get a live one.
         statuses = [httpx.get(f"{server.url}/v1/models", timeout=10).status_code for _ in range(10)]
         assert statuses == [200] * 10
-        generated = httpx.post(f"{server.url}/api/generate", json={"prompt": "Hi", "max_tokens": 2}, timeout=60)
+        generation = {"prompt": "Hi", "max_tokens": 2, "model": SMALL_MODEL}
+        generated = httpx.post(f"{server.url}/api/generate", json=generation, timeout=60)
         assert generated.status_code == 200
     finally:
         stop_server(server)

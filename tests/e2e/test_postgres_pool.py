@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.server import start_server, stop_server
+from tests.support.server import SMALL_MODEL, start_server, stop_server
 from tests.support.services import PostgresServer
 
 REQUESTS = 30
@@ -33,14 +33,16 @@ def connections_opened(log_path: Path) -> int:
 def connections_for_requests(tmp_path: Path, postgres, **env: str) -> int:
     """Connections PostgreSQL accepted while a server answered REQUESTS catalog reads."""
     url, log_path = postgres
-    server = start_server(tmp_path, DATABASE_URL=url, DATABASE_POOL_MAX_SIZE=str(POOL_SIZE), **env)
+    server = start_server(tmp_path, startup_models=(SMALL_MODEL,), DATABASE_URL=url,
+                          DATABASE_POOL_MAX_SIZE=str(POOL_SIZE), **env)
     try:
         time.sleep(1)  # the pool's first connections
         before = connections_opened(log_path)
         for _ in range(REQUESTS):
             response = httpx.get(f"{server.url}/v1/models", timeout=30)
             assert response.status_code == 200 and response.json()["data"], response.text
-        generated = httpx.post(f"{server.url}/api/generate", json={"prompt": "Hello", "max_tokens": 2}, timeout=120)
+        generation = {"prompt": "Hello", "max_tokens": 2, "model": SMALL_MODEL}
+        generated = httpx.post(f"{server.url}/api/generate", json=generation, timeout=120)
         assert generated.status_code == 200, generated.text
         return connections_opened(log_path) - before
     finally:
