@@ -168,7 +168,10 @@ def prepared_gguf(*, source: str, location: str, filename: str, cache_dir: Path)
     elif source == "hf_gguf":
         from huggingface_hub import try_to_load_from_cache
 
-        cached = try_to_load_from_cache(location, filename)
+        try:
+            cached = try_to_load_from_cache(location, filename)
+        except ValueError:  # not a repository id: its load says so
+            return None
         if not isinstance(cached, str):
             return None
         path = Path(cached)

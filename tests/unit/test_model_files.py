@@ -47,6 +47,7 @@ def test_nothing_is_found_where_no_file_is_on_this_machine(tmp_path):
     assert find(tmp_path, source="safetensors", location=tmp_path) is None
     assert find(tmp_path, source="bundled", location="no-such-package") is None
     assert find(tmp_path, source="hf_gguf", location="nobody/nothing", filename="x.gguf") is None
+    assert find(tmp_path, source="hf_gguf", location="not a repository id", filename="x.gguf") is None
     # The bundled Gemma is assembled by its first load, not by a look for its preparation.
     assert find(tmp_path, source="bundled", location=model_files.GEMMA_PACKAGE) is None
     assert not (tmp_path / "bundled").exists()
