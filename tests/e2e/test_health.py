@@ -6,7 +6,7 @@ import time
 import httpx
 import pytest
 
-from tests.support.server import start_server, stop_server
+from tests.support.server import SMALL_MODEL, start_server, stop_server
 
 BROKEN_STARTUP_ENTRY = (
     "from catalog.models import ModelEntry; ModelEntry.objects.create(model_id='local/broken', "
@@ -30,7 +30,9 @@ def wait_for(url, predicate, timeout=240):
 
 @pytest.fixture(scope="module")
 def server_with_a_broken_startup_model(tmp_path_factory):
-    server = start_server(tmp_path_factory.mktemp("broken"), setup=(BROKEN_STARTUP_ENTRY,), wait=False)
+    """The broken entry and SmolLM2 (a load of 1.5 s) at start-up."""
+    server = start_server(tmp_path_factory.mktemp("broken"), startup_models=(SMALL_MODEL,),
+                          setup=(BROKEN_STARTUP_ENTRY,), wait=False)
     yield server
     stop_server(server)
 
@@ -42,7 +44,7 @@ def test_a_startup_model_that_fails_to_load_makes_the_service_unready(server_wit
     body = ready.json()
     assert body["status"] == "error" and body["llm_models_loaded"] is False
     assert "broken.gguf" in body["errors"]["local/broken"]
-    assert sorted(body["loaded_models"]) == ["HuggingFaceTB/SmolLM2-135M-Instruct", "google/gemma-3-270m"]
+    assert body["loaded_models"] == [SMALL_MODEL]
 
 
 def test_the_broken_model_is_a_clear_503_and_the_others_keep_serving(server_with_a_broken_startup_model):
@@ -52,7 +54,8 @@ def test_the_broken_model_is_a_clear_503_and_the_others_keep_serving(server_with
     assert broken.json()["error"]["code"] == "model_unavailable"
     assert "broken.gguf" in broken.json()["error"]["message"]
     assert "/nonexistent" not in broken.json()["error"]["message"]  # no server paths: they are in the log
-    working = httpx.post(f"{url}/api/generate", json={"prompt": "Hello", "max_tokens": 2}, timeout=60)
+    working = httpx.post(f"{url}/api/generate", json={"prompt": "Hello", "max_tokens": 2, "model": SMALL_MODEL},
+                         timeout=60)
     assert working.status_code == 200
     assert httpx.get(f"{url}/health/live").status_code == 200
 
