@@ -198,6 +198,14 @@ async def test_a_failed_load_is_not_retried_before_its_backoff(tmp_path):
 
 
 @pytest.fixture(scope="module")
+def small_config(bundled_config):
+    """The bundled SmolLM2's engine settings, for tests of loads and reloads: it loads in 1.5 s, Gemma in 8."""
+    from generation.engine.model_files import SMOLLM2_PACKAGE
+
+    return dataclasses.replace(bundled_config, model_id="HuggingFaceTB/SmolLM2-135M-Instruct", location=SMOLLM2_PACKAGE)
+
+
+@pytest.fixture(scope="module")
 def fresh_cache(tmp_path_factory):
     from django.conf import settings
 
@@ -207,34 +215,34 @@ def fresh_cache(tmp_path_factory):
         cache.unload(model_id)
 
 
-async def test_concurrent_first_requests_load_the_model_once(fresh_cache, bundled_config):
-    models = await asyncio.gather(*(fresh_cache.get(bundled_config) for _ in range(10)))
-    assert fresh_cache.load_counts[bundled_config.model_id] == 1
+async def test_concurrent_first_requests_load_the_model_once(fresh_cache, small_config):
+    models = await asyncio.gather(*(fresh_cache.get(small_config) for _ in range(10)))
+    assert fresh_cache.load_counts[small_config.model_id] == 1
     assert all(model is models[0] for model in models)
-    assert (await fresh_cache.get(bundled_config)) is models[0]
+    assert (await fresh_cache.get(small_config)) is models[0]
 
 
-async def test_a_changed_configuration_reloads_and_the_least_recently_used_is_evicted(fresh_cache, bundled_config):
+async def test_a_changed_configuration_reloads_and_the_least_recently_used_is_evicted(fresh_cache, small_config):
     from generation.engine import model_files
 
-    original = await fresh_cache.get(bundled_config)
-    gguf = model_files.bundled_gguf(model_files.GEMMA_PACKAGE, fresh_cache.cache_dir)
+    original = await fresh_cache.get(small_config)
+    gguf = model_files.bundled_gguf(model_files.SMOLLM2_PACKAGE, fresh_cache.cache_dir)
     other = dataclasses.replace(
-        bundled_config, model_id="local/gemma-copy", source="gguf_file", location=str(gguf.parent), filename=gguf.name
+        small_config, model_id="local/smollm2-copy", source="gguf_file", location=str(gguf.parent), filename=gguf.name
     )
     copy = await fresh_cache.get(other)
-    assert fresh_cache.loaded_model_ids() == ["local/gemma-copy"]  # max_loaded=1: the bundled one went
-    text, finished = await generate(copy, "<bos>The capital of France is", max_tokens=4)
+    assert fresh_cache.loaded_model_ids() == ["local/smollm2-copy"]  # max_loaded=1: the bundled one went
+    text, finished = await generate(copy, "The capital of France is", max_tokens=4)
     assert finished.completion_tokens == 4
 
     changed = dataclasses.replace(other, max_seqs=2, prefix_cache_n=4)
     reloaded = await fresh_cache.get(changed)
     assert reloaded is not copy and reloaded.config.max_seqs == 2
-    assert fresh_cache.load_counts["local/gemma-copy"] == 2
-    assert original.config == bundled_config
+    assert fresh_cache.load_counts["local/smollm2-copy"] == 2
+    assert original.config == small_config
     # The new settings are the engine's: its prefix cache, on now, gives a second turn the first
     # turn's prompt (mistral.rs's usage.prompt_tokens_details.cached_tokens).
-    first_turn = "<bos>Once upon a time, in a quiet village by the sea, there lived an old fisherman who"
+    first_turn = "Once upon a time, in a quiet village by the sea, there lived an old fisherman who"
     text, first = await generate(reloaded, first_turn, max_tokens=3)
     _, second = await generate(reloaded, first_turn + text + " and then, one morning, the sea", max_tokens=3)
     assert first.cached_prompt_tokens == 0
@@ -295,18 +303,14 @@ async def test_after_a_mix_that_makes_the_engine_panic_the_next_request_is_serve
     assert (await engine_cache.get(bundled_model.config)).pid == pid
 
 
-async def test_a_worker_over_its_memory_limit_is_replaced_without_a_gap(bundled_config):
+async def test_a_worker_over_its_memory_limit_is_replaced_without_a_gap(small_config):
     """The bound for what the engine never gives back (its prefix cache grows by about 10 MB per generation): a
     loaded worker of SmolLM2 (loaded in 1.5 s, Gemma in 8) holds about 450 MB, over a limit of 100 MB. Its
     replacement loads while it serves, then takes its requests, even one whose caller got the old worker before
     the swap; the replacement, over the limit as it starts, is kept (replacing it again would not help)."""
     from django.conf import settings
 
-    from generation.engine.model_files import SMOLLM2_PACKAGE
-
-    config = dataclasses.replace(
-        bundled_config, model_id="HuggingFaceTB/SmolLM2-135M-Instruct", location=SMOLLM2_PACKAGE, prefix_cache_n=4
-    )
+    config = dataclasses.replace(small_config, prefix_cache_n=4)
     cache = EngineCache(cache_dir=settings.LLM_MODEL_CACHE_DIR, max_loaded=1, worker_max_rss_mb=100)
     try:
         first = await cache.get(config)
