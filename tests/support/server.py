@@ -128,8 +128,8 @@ def load_only_at_startup(database_url: str, model_ids: tuple[str, ...]) -> None:
         database.execute(f"UPDATE catalog_modelentry SET load_at_startup = (model_id IN ({marks}))", model_ids)
 
 
-def only_at_startup(model_ids: tuple[str, ...]) -> str:
-    """`load_only_at_startup` as set-up code, for a database that is not SQLite."""
+def startup_models_setup(model_ids: tuple[str, ...]) -> str:
+    """The set-up code that does what `load_only_at_startup` does, for a database that is not SQLite."""
     return ("from catalog.models import ModelEntry; "
             "ModelEntry.objects.update(load_at_startup=False); "
             f"ModelEntry.objects.filter(model_id__in={list(model_ids)!r}).update(load_at_startup=True)")
@@ -152,7 +152,7 @@ def start_server(tmp_path: Path, *, scheme: str = "http", setup: tuple[str, ...]
     if startup_models is not None and env["DATABASE_URL"].startswith("sqlite:///"):
         load_only_at_startup(env["DATABASE_URL"], startup_models)
     elif startup_models is not None:
-        setup = (only_at_startup(startup_models), *setup)
+        setup = (startup_models_setup(startup_models), *setup)
     if setup:
         server.manage("shell", "-c", "\n".join(setup))
     STARTED.append(tmp_path.name)
