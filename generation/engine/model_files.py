@@ -77,19 +77,28 @@ def bundled_gguf(package: str, cache_dir: Path) -> Path:
     raise FileNotFoundError(f"no bundled model package {package!r} (bundled: {', '.join(BUNDLED_PACKAGES)})")
 
 
-def local_gguf(*, source: str, location: str, filename: str, cache_dir: Path) -> Path | None:
+def local_gguf(*, source: str, location: str, filename: str, cache_dir: Path, fetch: bool = True) -> Path | None:
     """The GGUF file of a catalog source on this machine (None for safetensors).
 
-    A Hugging Face source is fetched into the Hugging Face cache (needs HF_HUB_OFFLINE off).
+    A Hugging Face source is fetched into the Hugging Face cache (needs HF_HUB_OFFLINE off), and
+    the bundled Gemma assembled; with `fetch` off, neither: a file not on this machine yet is a
+    FileNotFoundError.
     """
     if source == "safetensors":
         return None
     if source == "bundled":
-        path = bundled_gguf(location, cache_dir)
-    elif source == "hf_gguf":
+        path = _gemma_path(cache_dir) if location == GEMMA_PACKAGE and not fetch else bundled_gguf(location, cache_dir)
+    elif source == "hf_gguf" and fetch:
         from huggingface_hub import hf_hub_download
 
         path = Path(hf_hub_download(location, filename))
+    elif source == "hf_gguf":
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(location, filename)
+        if not isinstance(cached, str):
+            raise FileNotFoundError(f"{location}/{filename} is not in the Hugging Face cache")
+        path = Path(cached)
     else:
         path = Path(location) / filename
     if not path.is_file():
@@ -158,31 +167,18 @@ def prepared_gguf(*, source: str, location: str, filename: str, cache_dir: Path)
     """The preparation of a catalog source's GGUF where that file is on this machine and has
     been prepared already; None otherwise (and for safetensors). Nothing is downloaded,
     assembled or built: it costs a hash of the file's start, once per version of the file."""
-    if source == "safetensors":
+    try:
+        path = local_gguf(source=source, location=location, filename=filename, cache_dir=cache_dir, fetch=False)
+    except (FileNotFoundError, ValueError):  # not here yet, or no repository id: its load says so
         return None
-    if source == "bundled":
-        try:
-            path = _gemma_path(cache_dir) if location == GEMMA_PACKAGE else bundled_gguf(location, cache_dir)
-        except FileNotFoundError:
-            return None
-    elif source == "hf_gguf":
-        from huggingface_hub import try_to_load_from_cache
-
-        try:
-            cached = try_to_load_from_cache(location, filename)
-        except ValueError:  # not a repository id: its load says so
-            return None
-        if not isinstance(cached, str):
-            return None
-        path = Path(cached)
-    else:
-        path = Path(location) / filename
+    if path is None:
+        return None
     try:
         tokenizer_json, metadata_json = _preparation_folder(path, cache_dir)
         if not (tokenizer_json.exists() and metadata_json.exists()):
             return None
         return _preparation(tokenizer_json, metadata_json)
-    except OSError:  # the file is not there
+    except OSError:  # the file went away
         return None
 
 
