@@ -17,6 +17,7 @@ from catalog.sampling import SamplingParams
 from generation.engine.types import Finished, TextDelta
 from generation.engine.cache import EngineCache
 from tests.support.direct_engine import direct_completions
+from tests.support.server import SMALL_MODEL
 
 GREEDY = dict(temperature=0.0)
 
@@ -202,7 +203,7 @@ def small_config(bundled_config):
     """The bundled SmolLM2's engine settings, for tests of loads and reloads: it loads in 1.5 s, Gemma in 8."""
     from generation.engine.model_files import SMOLLM2_PACKAGE
 
-    return dataclasses.replace(bundled_config, model_id="HuggingFaceTB/SmolLM2-135M-Instruct", location=SMOLLM2_PACKAGE)
+    return dataclasses.replace(bundled_config, model_id=SMALL_MODEL, location=SMOLLM2_PACKAGE)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.promql import promql_metric_names
-from tests.support.server import ROOT
+from tests.support.server import ROOT, SMALL_MODEL
 from tests.support.sse_client import stream_events
 
 MODEL = "google/gemma-3-270m"
@@ -166,7 +166,7 @@ def test_in_flight_and_queued_gauges_and_a_cancelled_stream(client, live_server)
 
 
 # The model reloaded by a change of its engine settings: SmolLM2, whose load takes 1.5 s (Gemma's 8).
-RELOADED = "HuggingFaceTB/SmolLM2-135M-Instruct"
+RELOADED = SMALL_MODEL
 
 
 def set_engine_seed(live_server, seed) -> None:

@@ -23,13 +23,13 @@ import httpx
 import pytest
 
 from tests.support.processes import rss_mb, total_rss_mb, worker_pids
-from tests.support.server import start_server, stop_server
+from tests.support.server import SMALL_MODEL, start_server, stop_server
 from tests.support.workers import ready
 
 GENERATIONS = 100
 LIMIT_MB = 700
 SAMPLE_EVERY = 10
-MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+MODEL = SMALL_MODEL
 # What one generation can add past the limit before its worker is replaced, and the ten generations between
 # two samples while the replacement loads (about 12 MB each, measured on the 2-core machine).
 OVER_THE_LIMIT_MB = 150

@@ -10,23 +10,19 @@ import pytest
 
 from tests.support.admin_forms import admin_session
 from tests.support.processes import alive, rss_mb, total_rss_mb, worker_pids
-from tests.support.server import ADMIN_PASSWORD, ADMIN_USER, start_server, stop_server, superuser
+from tests.support.server import ADMIN_PASSWORD, ADMIN_USER, SMALL_MODEL, start_server, stop_server, superuser
 from tests.support.workers import COPY, bundled_gguf, copy_entry, in_background, ready, set_enabled, wait_until
 
 CYCLES = 10
 # The model cycled: the smaller bundled one, whose load takes 1.5 s where Gemma's takes 8 (the
 # web process's side of a cycle, where memory could be left behind, is the same for any model).
-CYCLED = "HuggingFaceTB/SmolLM2-135M-Instruct"
-ONLY_THE_CYCLED_MODEL_AT_STARTUP = (
-    f"from catalog.models import ModelEntry; "
-    f"ModelEntry.objects.exclude(model_id={CYCLED!r}).update(load_at_startup=False)"
-)
+CYCLED = SMALL_MODEL
 
 
 @pytest.fixture(scope="module")
 def cycling_server(tmp_path_factory):
-    setup = (ONLY_THE_CYCLED_MODEL_AT_STARTUP, copy_entry(COPY, bundled_gguf()), superuser(ADMIN_USER))
-    server = start_server(tmp_path_factory.mktemp("cycles"), setup=setup)
+    setup = (copy_entry(COPY, bundled_gguf()), superuser(ADMIN_USER))
+    server = start_server(tmp_path_factory.mktemp("cycles"), startup_models=(CYCLED,), setup=setup)
     yield server
     stop_server(server)
 
